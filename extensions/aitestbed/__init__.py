@@ -1,0 +1,33 @@
+"""AI Testbed Portal.
+
+In a notebook session::
+
+    import aitestbed
+    aitestbed.quota_panel()            # your projects and allocations, as a widget
+    aitestbed.PortalClient().me()      # the same, as data
+
+Subpackages by where they run: ``aitestbed.notebook`` (in every user session),
+``aitestbed.hub`` (inside JupyterHub), ``aitestbed.portal`` (the portal service),
+``aitestbed.settings`` (site settings, read by hub and portal). Importing this package
+imports none of them until a name below is used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["PortalClient", "PortalError", "quota_panel"]
+
+_LAZY = {
+    "PortalClient": "aitestbed.notebook.client",
+    "PortalError": "aitestbed.notebook.client",
+    "quota_panel": "aitestbed.notebook.widgets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'aitestbed' has no attribute {name!r}")

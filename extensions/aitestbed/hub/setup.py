@@ -1,0 +1,162 @@
+"""One call wires the portal into a JupyterHub configuration: ``setup_portal(c, settings)``.
+
+``hub_config/jupyterhub_config.py`` loads the site settings and calls this; everything the
+hub needs (login, spawner, the portal and idle-culler services, roles, ports, state files)
+is decided here from the settings, so the config file stays a few lines long.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from aitestbed.settings import DATABASE_URL_ENV, SETTINGS_ENV, Settings, SettingsError
+
+PORTAL_SERVICE = "portal"
+CULLER_SERVICE = "idle-culler"
+PORTAL_URL_ENV = "AITESTBED_PORTAL_URL"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def find_proxy_command() -> list[str]:
+    """configurable-http-proxy: the project's local npm install first, then $PATH."""
+    local = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+    if local.exists():
+        return [str(local)]
+    found = shutil.which("configurable-http-proxy")
+    if found:
+        return [found]
+    raise SettingsError(
+        "configurable-http-proxy was not found: run `make setup` (npm install) first."
+    )
+
+
+def read_or_create_secret(path: Path, nbytes: int = 32) -> str:
+    """A hex secret kept in ``path`` (mode 600), created on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(nbytes)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value
+
+
+def portal_service_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.site.portal_port}"
+
+
+def user_scopes() -> list[str]:
+    """What every user holds: their own things, and access to the portal service."""
+    return ["self", f"access:services!service={PORTAL_SERVICE}"]
+
+
+def server_token_scopes() -> list[str]:
+    """The session's $JUPYTERHUB_API_TOKEN: the usual server scopes plus the portal."""
+    return [
+        "users:activity!user",
+        "access:servers!server",
+        f"access:services!service={PORTAL_SERVICE}",
+    ]
+
+
+def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The hub-managed services and the roles they hold."""
+    env = {SETTINGS_ENV: str(settings.path)}
+    if os.environ.get(DATABASE_URL_ENV):
+        env[DATABASE_URL_ENV] = os.environ[DATABASE_URL_ENV]
+    service_list: list[dict[str, Any]] = [
+        {
+            "name": PORTAL_SERVICE,
+            "display": True,
+            "url": portal_service_url(settings),
+            "command": [sys.executable, "-m", "aitestbed.portal", "serve"],
+            "environment": env,
+            "oauth_no_confirm": True,
+        }
+    ]
+    roles: list[dict[str, Any]] = [{"name": "user", "scopes": user_scopes()}]
+    if settings.site.idle_timeout_seconds > 0:
+        service_list.append(
+            {
+                "name": CULLER_SERVICE,
+                "command": [
+                    sys.executable,
+                    "-m",
+                    "jupyterhub_idle_culler",
+                    f"--timeout={settings.site.idle_timeout_seconds}",
+                ],
+            }
+        )
+        roles.append(
+            {
+                "name": CULLER_SERVICE,
+                "services": [CULLER_SERVICE],
+                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            }
+        )
+    return service_list, roles
+
+
+def _setup_authenticator(c: Any, settings: Settings) -> None:
+    auth = settings.authentication
+    if auth.kind != "demo":
+        raise SettingsError(
+            f"{settings.path}: authentication.kind {auth.kind!r} is not available in this "
+            "version of the portal; use 'demo'."
+        )
+    c.JupyterHub.authenticator_class = "aitestbed.hub.demo_auth.DemoAuthenticator"
+    c.DemoAuthenticator.password_hashes = {u.name: u.password_hash for u in auth.demo_users}
+    c.Authenticator.allowed_users = {u.name for u in auth.demo_users}
+    c.Authenticator.admin_users = set(settings.site.operators)
+
+
+def _setup_local_spawner(c: Any, settings: Settings) -> None:
+    c.JupyterHub.spawner_class = "aitestbed.hub.local_spawner.PortalLocalSpawner"
+    c.PortalLocalSpawner.home_dir_template = str(settings.site.state_dir / "homes" / "{username}")
+    c.Spawner.cmd = [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
+    c.Spawner.default_url = "/lab"
+    c.Spawner.start_timeout = settings.site.session_start_timeout_seconds
+    c.Spawner.http_timeout = settings.site.session_start_timeout_seconds
+    c.Spawner.server_token_scopes = server_token_scopes()
+    c.Spawner.environment = {
+        PORTAL_URL_ENV: f"{portal_service_url(settings)}/services/{PORTAL_SERVICE}/"
+    }
+    if os.geteuid() == 0:
+        # Embedded default as root (containers, CI): sessions run as the hub's user.
+        c.Spawner.args = ["--allow-root"]
+
+
+def setup_portal(c: Any, settings: Settings) -> None:
+    """Configure JupyterHub ``c`` for the portal described by ``settings``."""
+    site = settings.site
+    state = site.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    c.JupyterHub.bind_url = site.bind_url
+    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{site.hub_port}"
+    c.JupyterHub.db_url = site.hub_database_url
+    c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+    c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
+    c.JupyterHub.template_vars = {"announcement_login": settings.authentication.login_hint}
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{site.proxy_api_port}"
+    c.ConfigurableHTTPProxy.command = find_proxy_command()
+    c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+    c.ConfigurableHTTPProxy.auth_token = os.environ.get(
+        "CONFIGPROXY_AUTH_TOKEN"
+    ) or read_or_create_secret(state / "proxy_auth_token")
+    _setup_authenticator(c, settings)
+    if site.mode == "embedded":
+        _setup_local_spawner(c, settings)
+    else:
+        raise SettingsError(
+            f"{settings.path}: site.mode {site.mode!r} is not available in this version of the "
+            "portal; use 'embedded'."
+        )
+    service_list, roles = services(settings)
+    c.JupyterHub.services = service_list
+    c.JupyterHub.load_roles = roles

@@ -1,0 +1,102 @@
+"""Client of the portal API for code running in a user's session.
+
+It finds the portal and the credentials in the environment JupyterHub gives every session:
+
+- ``$AITESTBED_PORTAL_URL``: the portal service (set by the hub); when missing it is
+  derived from ``$JUPYTERHUB_API_URL`` (``.../hub/api`` -> ``.../services/portal/``);
+- ``$JUPYTERHUB_API_TOKEN``: the session's own token, which the hub lets reach the portal.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from typing import Any
+
+import requests
+
+PORTAL_URL_ENV = "AITESTBED_PORTAL_URL"
+DEFAULT_TIMEOUT = 10.0
+
+
+class PortalError(RuntimeError):
+    """The portal could not be reached or refused the request; the message says why."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def discover_portal_url(environ: dict[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    url = env.get(PORTAL_URL_ENV)
+    if url:
+        return url if url.endswith("/") else url + "/"
+    api = env.get("JUPYTERHUB_API_URL", "").rstrip("/")
+    if api.endswith("/hub/api"):
+        return api.removesuffix("hub/api") + "services/portal/"
+    raise PortalError(
+        f"Cannot find the portal: set {PORTAL_URL_ENV} (it is set in portal sessions)."
+    )
+
+
+class PortalClient:
+    """Talks to the portal API with the session's token."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.url = url if url is not None else discover_portal_url()
+        if not self.url.endswith("/"):
+            self.url += "/"
+        self.token = token if token is not None else os.environ.get("JUPYTERHUB_API_TOKEN")
+        if not self.token:
+            raise PortalError("No token: JUPYTERHUB_API_TOKEN is not set in this environment.")
+        self.timeout = timeout
+        self.http = session or requests.Session()
+
+    def _get(self, path: str) -> Any:
+        try:
+            response = self.http.get(
+                self.url + path,
+                headers={"Authorization": f"token {self.token}"},
+                timeout=self.timeout,
+            )
+        except requests.RequestException as error:
+            raise PortalError(f"The portal at {self.url} cannot be reached: {error}") from None
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text[:200]
+            raise PortalError(
+                f"The portal refused {path} ({response.status_code}): {detail}",
+                status=response.status_code,
+            )
+        return response.json()
+
+    def health(self) -> dict[str, Any]:
+        return self._get("api/health")
+
+    def me(self) -> dict[str, Any]:
+        """Your name, whether you are an operator, and your projects with allocations."""
+        return self._get("api/me")
+
+    def projects(self) -> list[dict[str, Any]]:
+        return self._get("api/projects")
+
+    def project(self, slug: str) -> dict[str, Any]:
+        return self._get(f"api/projects/{requests.utils.quote(slug, safe='')}")
+
+
+def allocation_elapsed(valid_from: str, valid_until: str, today: date | None = None) -> float:
+    """Share of the allocation period that has passed, clamped to 0..1."""
+    start, end = date.fromisoformat(valid_from), date.fromisoformat(valid_until)
+    today = today or date.today()
+    total = (end - start).days + 1
+    return min(max(((today - start).days + 1) / total, 0.0), 1.0) if total > 0 else 1.0

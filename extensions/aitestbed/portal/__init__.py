@@ -1,0 +1,1 @@
+"""Portal service: REST API and pages with their own database."""

@@ -1,0 +1,201 @@
+"""The portal service's web application: REST API (with OpenAPI) and its first page.
+
+Routes live under the service prefix the hub gives (``/services/portal/``) because the proxy
+forwards the full path. ``create_app`` is pure wiring; the decisions (who sees which project)
+are in ``queries``.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import date
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from aitestbed.portal import queries, schemas
+from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity, Identity, identify
+from aitestbed.portal.db import session_factory
+
+SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+try:
+    VERSION = version("aitestbed")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    VERSION = "0.0.0"
+
+
+def _db(request: Request):
+    factory: sessionmaker[Session] = request.app.state.sessions
+    with factory() as session:
+        yield session
+
+
+def _today() -> date:
+    return date.today()
+
+
+CurrentUser = Annotated[Identity, Depends(identify)]
+DbSession = Annotated[Session, Depends(_db)]
+Today = Annotated[date, Depends(_today)]
+
+
+def api_router() -> APIRouter:
+    router = APIRouter(prefix="/api")
+    problems = {401: {"model": schemas.Problem}, 403: {"model": schemas.Problem}}
+
+    @router.get("/health", response_model=schemas.Health, tags=["service"])
+    def health(request: Request) -> schemas.Health:
+        """Liveness and database reachability; needs no token."""
+        try:
+            with request.app.state.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            database = "ok"
+        except Exception:  # any driver error means the same to a probe
+            database = "unreachable"
+        status = "ok" if database == "ok" else "degraded"
+        return schemas.Health(status=status, database=database, version=VERSION)
+
+    @router.get("/me", response_model=schemas.Me, responses=problems, tags=["users"])
+    def me(
+        identity: CurrentUser,
+        session: DbSession,
+        today: Today,
+    ) -> schemas.Me:
+        """The calling user, whether they are an operator, and their projects."""
+        return queries.me(session, identity, today)
+
+    @router.get(
+        "/projects",
+        response_model=list[schemas.ProjectSummary],
+        responses=problems,
+        tags=["projects"],
+    )
+    def list_projects(
+        identity: CurrentUser,
+        session: DbSession,
+        today: Today,
+    ) -> list[schemas.ProjectSummary]:
+        """Projects the caller belongs to; operators see every project."""
+        return queries.visible_projects(session, identity, today)
+
+    @router.get(
+        "/projects/{slug}",
+        response_model=schemas.ProjectDetail,
+        responses={**problems, 404: {"model": schemas.Problem}},
+        tags=["projects"],
+    )
+    def get_project(
+        slug: Annotated[str, Path(pattern=SLUG_PATTERN, max_length=63)],
+        identity: CurrentUser,
+        session: DbSession,
+        today: Today,
+    ) -> schemas.ProjectDetail:
+        """One project with its members; 404 unless the caller is a member or an operator."""
+        detail = queries.project_detail(session, identity, slug, today)
+        if detail is None:
+            raise HTTPException(404, f"No project {slug!r} that you can see.")
+        return detail
+
+    @router.get(
+        "/flavors", response_model=list[schemas.FlavorOut], responses=problems, tags=["catalog"]
+    )
+    def list_flavors(_identity: CurrentUser, session: DbSession) -> list[schemas.FlavorOut]:
+        """The hardware flavors in the catalog."""
+        return queries.flavors(session)
+
+    @router.get(
+        "/images", response_model=list[schemas.ImageOut], responses=problems, tags=["catalog"]
+    )
+    def list_images(_identity: CurrentUser, session: DbSession) -> list[schemas.ImageOut]:
+        """The curated images in the catalog."""
+        return queries.images(session)
+
+    return router
+
+
+def pages_router(site_name: str) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/oauth_callback")
+    async def oauth_callback(request: Request, code: str = "", state: str = ""):
+        identity: HubIdentity = request.app.state.identity
+        expected = request.cookies.get(STATE_COOKIE)
+        nonce, _, next_url = state.partition(":")
+        if not code or not expected or nonce != expected:
+            raise HTTPException(403, "Login failed: the OAuth state does not match. Try again.")
+        token = await identity.token_for_code(code)
+        prefix = request.app.state.prefix
+        if not next_url.startswith(prefix):
+            next_url = prefix
+        response = RedirectResponse(next_url, status_code=302)
+        secure = request.url.scheme == "https"
+        response.set_cookie(
+            TOKEN_COOKIE, token, httponly=True, samesite="lax", secure=secure, path=prefix
+        )
+        response.delete_cookie(STATE_COOKIE, path=prefix)
+        return response
+
+    @router.get("/", response_class=HTMLResponse)
+    async def home(request: Request, session: DbSession):
+        resolver: HubIdentity = request.app.state.identity
+        prefix = request.app.state.prefix
+        token = request.cookies.get(TOKEN_COOKIE)
+        who = await resolver.resolve(token) if token else None
+        if who is None:
+            url, state = resolver.authorize_redirect(prefix)
+            response = RedirectResponse(url, status_code=302)
+            response.set_cookie(STATE_COOKIE, state, httponly=True, samesite="lax", path=prefix)
+            return response
+        data = queries.me(session, who, _today())
+        rows = "".join(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:g}</td><td>{}</td><td>{}</td></tr>".format(
+                html.escape(p.title),
+                html.escape(p.status),
+                html.escape(p.role or "operator"),
+                p.allocation.gpu_hours,
+                p.allocation.max_concurrent_gpus,
+                p.allocation.valid_until.isoformat(),
+            )
+            for p in data.projects
+        )
+        body = (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(site_name)}"
+            "</title></head><body>"
+            f"<h1>{html.escape(site_name)}</h1><p>Signed in as <b>{html.escape(data.name)}</b>"
+            f"{' (operator)' if data.operator else ''}.</p>"
+            "<table><thead><tr><th>Project</th><th>Status</th><th>Role</th><th>GPU-hours</th>"
+            f"<th>Max GPUs</th><th>Valid until</th></tr></thead><tbody>{rows}</tbody></table>"
+            f"<p><a href='{html.escape(prefix)}api/docs'>API documentation</a></p></body></html>"
+        )
+        return HTMLResponse(body)
+
+    return router
+
+
+def create_app(
+    *, engine: Engine, identity: HubIdentity, prefix: str, site_name: str = "AI Testbed Portal"
+) -> FastAPI:
+    """The portal application, mounted under ``prefix`` (ends with a slash)."""
+    if not prefix.endswith("/"):
+        prefix += "/"
+    app = FastAPI(
+        title=f"{site_name} API",
+        version=VERSION,
+        description="Projects, allocations and the catalog of the AI Testbed Portal. "
+        "Authenticate with a JupyterHub token: `Authorization: token <token>`.",
+        openapi_url=f"{prefix}api/openapi.json",
+        docs_url=f"{prefix}api/docs",
+        redoc_url=None,
+    )
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    app.state.identity = identity
+    app.state.prefix = prefix
+    app.include_router(api_router(), prefix=prefix.rstrip("/"))
+    app.include_router(pages_router(site_name), prefix=prefix.rstrip("/"))
+    return app

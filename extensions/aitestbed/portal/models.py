@@ -1,0 +1,162 @@
+"""The portal's domain tables (SQLAlchemy 2 declarative).
+
+The portal owns everything JupyterHub does not: projects and their allocations, who belongs
+to which project with which role, and the catalog of flavors and images. Later features add
+their own tables beside these (courses, datasets, jobs, usage records); each table holds one
+concern and refers to projects and users by key, so a new table never changes an old one.
+
+Alembic migrations in ``migrations/`` are the source of the schema in a database; a test
+checks that they and these models agree.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Role(enum.StrEnum):
+    """A user's role in one project."""
+
+    MEMBER = "member"
+    MANAGER = "manager"
+
+
+class User(Base):
+    """A person known to the portal (the JupyterHub user of the same name)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    is_operator: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+
+
+class Project(Base):
+    """An allocated project: who may compute, how much, and until when."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    # The allocation, kept on the project row: one project has exactly one at a time.
+    gpu_hours_budget: Mapped[float] = mapped_column(Float, default=0.0)
+    max_concurrent_gpus: Mapped[int] = mapped_column(Integer, default=0)
+    storage_quota_gb: Mapped[int] = mapped_column(Integer, default=0)
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)
+    slurm_account: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Slugs of the flavors and images members may start; NULL means every one in the catalog.
+    allowed_flavors: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    allowed_images: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="project", cascade="all, delete-orphan"
+    )
+
+    def is_active(self, today: date) -> bool:
+        """Whether the allocation is valid on ``today`` (both ends inclusive)."""
+        return self.valid_from <= today <= self.valid_until
+
+    def status(self, today: date) -> str:
+        if today < self.valid_from:
+            return "not-yet-valid"
+        if today > self.valid_until:
+            return "expired"
+        return "active"
+
+
+class Membership(Base):
+    """A user's role in a project."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (
+        UniqueConstraint("user_id", "project_id", name="uq_memberships_user_project"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    role: Mapped[Role] = mapped_column(
+        Enum(Role, name="membership_role", values_callable=lambda e: [m.value for m in e]),
+        default=Role.MEMBER,
+    )
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+    project: Mapped[Project] = relationship(back_populates="memberships")
+
+
+class Flavor(Base):
+    """A hardware size a session or job can have."""
+
+    __tablename__ = "flavors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    cpu: Mapped[float] = mapped_column(Float)
+    memory: Mapped[str] = mapped_column(String(32))
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    gpu_product: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    mig_profile: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    shm: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    max_lifetime_hours: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # False once the settings no longer list it: kept for history, never offered again.
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Image(Base):
+    """A curated environment a session or job can run."""
+
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    image: Mapped[str] = mapped_column(String(300))
+    frameworks: Mapped[list[str]] = mapped_column(JSON, default=list)
+    cuda: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    gpu_capable: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -1,0 +1,115 @@
+"""Read-side decisions of the portal: who sees which project, in which shape."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from aitestbed.portal import models, schemas
+from aitestbed.portal.auth import Identity
+
+
+def is_operator(session: Session, identity: Identity) -> bool:
+    """Hub admins and the users the settings name as operators."""
+    if identity.hub_admin:
+        return True
+    flag = session.scalar(select(models.User.is_operator).where(models.User.name == identity.name))
+    return bool(flag)
+
+
+def _allocation(project: models.Project) -> schemas.Allocation:
+    return schemas.Allocation(
+        gpu_hours=project.gpu_hours_budget,
+        max_concurrent_gpus=project.max_concurrent_gpus,
+        storage_quota_gb=project.storage_quota_gb,
+        valid_from=project.valid_from,
+        valid_until=project.valid_until,
+        slurm_account=project.slurm_account,
+    )
+
+
+def _summary(project: models.Project, role: str | None, today: date) -> schemas.ProjectSummary:
+    return schemas.ProjectSummary(
+        slug=project.slug,
+        title=project.title,
+        status=project.status(today),
+        role=role,
+        allocation=_allocation(project),
+    )
+
+
+def _memberships(session: Session, name: str) -> list[models.Membership]:
+    return list(
+        session.scalars(
+            select(models.Membership)
+            .join(models.User)
+            .where(models.User.name == name)
+            .options(selectinload(models.Membership.project))
+        )
+    )
+
+
+def visible_projects(
+    session: Session, identity: Identity, today: date
+) -> list[schemas.ProjectSummary]:
+    roles = {m.project.slug: m.role.value for m in _memberships(session, identity.name)}
+    if is_operator(session, identity):
+        projects = session.scalars(select(models.Project).order_by(models.Project.slug))
+        return [_summary(p, roles.get(p.slug), today) for p in projects]
+    memberships = sorted(_memberships(session, identity.name), key=lambda m: m.project.slug)
+    return [_summary(m.project, m.role.value, today) for m in memberships]
+
+
+def me(session: Session, identity: Identity, today: date) -> schemas.Me:
+    memberships = sorted(_memberships(session, identity.name), key=lambda m: m.project.slug)
+    return schemas.Me(
+        name=identity.name,
+        operator=is_operator(session, identity),
+        projects=[_summary(m.project, m.role.value, today) for m in memberships],
+    )
+
+
+def project_detail(
+    session: Session, identity: Identity, slug: str, today: date
+) -> schemas.ProjectDetail | None:
+    """The project, or None when it does not exist or the caller may not see it.
+
+    Both cases look the same to the caller, so project names of other tenants do not leak.
+    """
+    project = session.scalar(
+        select(models.Project)
+        .where(models.Project.slug == slug)
+        .options(selectinload(models.Project.memberships).selectinload(models.Membership.user))
+    )
+    if project is None:
+        return None
+    role = next((m.role.value for m in project.memberships if m.user.name == identity.name), None)
+    if role is None and not is_operator(session, identity):
+        return None
+    summary = _summary(project, role, today)
+    return schemas.ProjectDetail(
+        **summary.model_dump(),
+        description=project.description,
+        allowed_flavors=project.allowed_flavors,
+        allowed_images=project.allowed_images,
+        members=[
+            schemas.ProjectMember(user=m.user.name, role=m.role.value)
+            for m in sorted(project.memberships, key=lambda m: m.user.name)
+        ],
+    )
+
+
+def flavors(session: Session) -> list[schemas.FlavorOut]:
+    rows = session.scalars(
+        select(models.Flavor).where(models.Flavor.enabled).order_by(models.Flavor.id)
+    )
+    return [schemas.FlavorOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+def images(session: Session) -> list[schemas.ImageOut]:
+    rows = session.scalars(
+        select(models.Image).where(models.Image.enabled).order_by(models.Image.id)
+    )
+    return [schemas.ImageOut.model_validate(row, from_attributes=True) for row in rows]

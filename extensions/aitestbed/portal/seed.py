@@ -1,0 +1,98 @@
+"""Bring the portal database in line with the site settings (idempotent).
+
+Flavors and images: the settings are the catalog; entries no longer listed are disabled,
+never deleted, so history that names them stays readable. Projects listed in the settings
+are created or updated; projects are never deleted here. Memberships listed are added or
+their role updated; memberships made elsewhere (access requests, group sync) are kept.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aitestbed import settings as site_settings
+from aitestbed.portal import models
+
+
+def get_or_create_user(session: Session, name: str) -> models.User:
+    user = session.scalar(select(models.User).where(models.User.name == name))
+    if user is None:
+        user = models.User(name=name, is_operator=False)
+        session.add(user)
+        session.flush()
+    return user
+
+
+def _sync_catalog(session: Session, model, entries, fields) -> None:
+    existing = {row.slug: row for row in session.scalars(select(model))}
+    listed = set()
+    for entry in entries:
+        values = {name: getattr(entry, name) for name in fields}
+        if "frameworks" in values:
+            values["frameworks"] = list(values["frameworks"])
+        row = existing.get(entry.slug)
+        if row is None:
+            row = model(slug=entry.slug)
+            session.add(row)
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.enabled = True
+        listed.add(entry.slug)
+    for slug, row in existing.items():
+        if slug not in listed:
+            row.enabled = False
+
+
+FLAVOR_FIELDS = (
+    "display_name",
+    "description",
+    "cpu",
+    "memory",
+    "gpus",
+    "gpu_product",
+    "mig_profile",
+    "shm",
+    "max_lifetime_hours",
+)
+IMAGE_FIELDS = ("display_name", "description", "image", "frameworks", "cuda", "gpu_capable")
+
+
+def _sync_project(session: Session, spec: site_settings.Project) -> None:
+    project = session.scalar(select(models.Project).where(models.Project.slug == spec.slug))
+    if project is None:
+        project = models.Project(slug=spec.slug)
+        session.add(project)
+    allocation = spec.allocation
+    project.title = spec.title
+    project.description = spec.description
+    project.gpu_hours_budget = allocation.gpu_hours
+    project.max_concurrent_gpus = allocation.max_concurrent_gpus
+    project.storage_quota_gb = allocation.storage_quota_gb
+    project.valid_from = allocation.valid_from
+    project.valid_until = allocation.valid_until
+    project.slurm_account = allocation.slurm_account
+    project.allowed_flavors = list(spec.flavors) if spec.flavors is not None else None
+    project.allowed_images = list(spec.images) if spec.images is not None else None
+    session.flush()
+    by_user_id = {m.user_id: m for m in project.memberships}
+    for member in spec.members:
+        user = get_or_create_user(session, member.user)
+        membership = by_user_id.get(user.id)
+        if membership is None:
+            project.memberships.append(models.Membership(user=user, role=member.role))
+        else:
+            membership.role = models.Role(member.role)
+
+
+def sync_settings(session: Session, settings: site_settings.Settings) -> None:
+    """Write the settings' catalog, projects, members and operators into the database."""
+    _sync_catalog(session, models.Flavor, settings.flavors, FLAVOR_FIELDS)
+    _sync_catalog(session, models.Image, settings.images, IMAGE_FIELDS)
+    for project in settings.projects:
+        _sync_project(session, project)
+    operators = set(settings.site.operators)
+    for name in operators:
+        get_or_create_user(session, name)
+    for user in session.scalars(select(models.User)):
+        user.is_operator = user.name in operators

@@ -1,0 +1,52 @@
+"""Start-up of the portal service: database ready, settings applied, then serve."""
+
+from __future__ import annotations
+
+import logging
+import os
+from urllib.parse import urlparse
+
+from sqlalchemy import Engine
+
+from aitestbed.portal.db import make_engine, migrate, session_factory, transaction
+from aitestbed.portal.seed import sync_settings
+from aitestbed.settings import Settings
+
+log = logging.getLogger("aitestbed.portal")
+
+
+def prepare_database(settings: Settings) -> Engine:
+    """Migrate the portal database to the current schema and apply the site settings."""
+    engine = make_engine(settings.site.database_url)
+    migrate(engine)
+    with transaction(session_factory(engine)) as session:
+        sync_settings(session, settings)
+    return engine
+
+
+def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integration tests
+    """Run as a JupyterHub-managed service (reads the JUPYTERHUB_SERVICE_* environment)."""
+    import uvicorn
+    from jupyterhub.services.auth import HubOAuth
+
+    from aitestbed.portal.app import create_app
+    from aitestbed.portal.auth import HubIdentity
+
+    service_url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/portal/")
+    engine = prepare_database(settings)
+    app = create_app(
+        engine=engine,
+        identity=HubIdentity(HubOAuth(cache_max_age=60)),
+        prefix=prefix,
+        site_name=settings.site.name,
+    )
+    log.info("Portal service listening on %s%s", service_url.netloc, prefix)
+    uvicorn.run(
+        app,
+        host=service_url.hostname or "127.0.0.1",
+        port=service_url.port or 80,
+        log_level="info",
+        access_log=False,
+        proxy_headers=True,
+    )

@@ -1,0 +1,334 @@
+"""Site settings: the one YAML file an operator edits.
+
+The file is validated against ``schema.json`` (beside this module) and then against the
+rules a schema cannot express (references between sections, date order, duplicate slugs).
+Any problem stops the start with one :class:`SettingsError` whose message names the file,
+the key path and the problem, for example::
+
+    Invalid site settings in /etc/aitestbed/settings.yaml:
+      - projects[0].allocation.valid_until: '2027-02-30' is not a valid date (YYYY-MM-DD).
+
+The result is a tree of frozen dataclasses; nothing else in the project reads the YAML.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from datetime import date
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SETTINGS_ENV = "AITESTBED_SETTINGS"
+DATABASE_URL_ENV = "AITESTBED_DATABASE_URL"
+MAX_REPORTED_PROBLEMS = 10
+
+
+class SettingsError(Exception):
+    """The settings file is missing, unreadable or invalid; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Flavor:
+    slug: str
+    display_name: str
+    cpu: float
+    memory: str
+    description: str = ""
+    gpus: int = 0
+    gpu_product: str | None = None
+    mig_profile: str | None = None
+    shm: str | None = None
+    max_lifetime_hours: float | None = None
+    capacity: int | None = None
+
+    @property
+    def uses_gpu(self) -> bool:
+        return self.gpus > 0 or self.mig_profile is not None
+
+
+@dataclass(frozen=True)
+class Image:
+    slug: str
+    display_name: str
+    image: str
+    description: str = ""
+    frameworks: tuple[str, ...] = ()
+    cuda: str | None = None
+    gpu_capable: bool = False
+
+
+@dataclass(frozen=True)
+class Allocation:
+    gpu_hours: float
+    max_concurrent_gpus: int
+    valid_from: date
+    valid_until: date
+    storage_quota_gb: int = 0
+    slurm_account: str | None = None
+
+
+@dataclass(frozen=True)
+class Member:
+    user: str
+    role: str = "member"
+
+
+@dataclass(frozen=True)
+class Project:
+    slug: str
+    title: str
+    allocation: Allocation
+    description: str = ""
+    flavors: tuple[str, ...] | None = None
+    images: tuple[str, ...] | None = None
+    members: tuple[Member, ...] = ()
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    name: str
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class Authentication:
+    kind: str = "demo"
+    login_hint: str = ""
+    demo_users: tuple[DemoUser, ...] = ()
+    oidc: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    state_dir: Path
+    mode: str = "embedded"
+    bind_url: str = "http://127.0.0.1:8000"
+    hub_port: int = 8081
+    portal_port: int = 8090
+    proxy_api_port: int = 8001
+    database_url: str = ""
+    hub_database_url: str = ""
+    operators: tuple[str, ...] = ()
+    idle_timeout_seconds: int = 3600
+    session_start_timeout_seconds: int = 120
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path
+    site: Site
+    authentication: Authentication
+    flavors: tuple[Flavor, ...]
+    images: tuple[Image, ...]
+    projects: tuple[Project, ...] = ()
+
+    def flavor(self, slug: str) -> Flavor | None:
+        return next((f for f in self.flavors if f.slug == slug), None)
+
+    def image(self, slug: str) -> Image | None:
+        return next((i for i in self.images if i.slug == slug), None)
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the settings file (also the source of the reference docs)."""
+    text = resources.files(__package__).joinpath("schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+class _StringDatesLoader(yaml.SafeLoader):
+    """SafeLoader that keeps dates as text, so the schema sees what the operator wrote."""
+
+
+_StringDatesLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def key_path(parts: Any) -> str:
+    """Render a jsonschema path deque as ``projects[0].allocation.gpu_hours``."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _schema_problems(document: Any) -> list[tuple[str, str]]:
+    validator = jsonschema.Draft202012Validator(schema())
+    problems = []
+    for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path))):
+        message = error.message
+        hint = error.schema.get("description") if isinstance(error.schema, dict) else None
+        if error.validator in ("pattern", "enum", "type") and hint:
+            message = f"{message} ({hint})"
+        problems.append((key_path(error.absolute_path), message))
+    return problems
+
+
+def _parse_date(value: str, where: str, problems: list[tuple[str, str]]) -> date | None:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        problems.append((where, f"{value!r} is not a valid date (YYYY-MM-DD)."))
+        return None
+
+
+def _duplicates(items: list[dict[str, Any]], key: str, section: str, problems) -> None:
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        value = item[key]
+        if value in seen:
+            problems.append((f"{section}[{index}].{key}", f"{value!r} is defined twice."))
+        seen.add(value)
+
+
+def _semantic_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """Rules between sections; runs only on a document that passed the schema."""
+    problems: list[tuple[str, str]] = []
+    _duplicates(doc["flavors"], "slug", "flavors", problems)
+    _duplicates(doc["images"], "slug", "images", problems)
+    _duplicates(doc.get("projects", []), "slug", "projects", problems)
+    for index, flavor in enumerate(doc["flavors"]):
+        if flavor.get("mig_profile") and flavor.get("gpus", 0):
+            problems.append(
+                (f"flavors[{index}]", "a flavor has either whole GPUs or a MIG slice, not both.")
+            )
+    flavor_slugs = {f["slug"] for f in doc["flavors"]}
+    image_slugs = {i["slug"] for i in doc["images"]}
+    for index, project in enumerate(doc.get("projects", [])):
+        where = f"projects[{index}]"
+        allocation = project["allocation"]
+        start = _parse_date(allocation["valid_from"], f"{where}.allocation.valid_from", problems)
+        end = _parse_date(allocation["valid_until"], f"{where}.allocation.valid_until", problems)
+        if start and end and end < start:
+            problems.append(
+                (f"{where}.allocation.valid_until", f"{end} is before valid_from {start}.")
+            )
+        for section, known in (("flavors", flavor_slugs), ("images", image_slugs)):
+            for position, slug in enumerate(project.get(section, [])):
+                if slug not in known:
+                    problems.append(
+                        (
+                            f"{where}.{section}[{position}]",
+                            f"no {section[:-1]} {slug!r} is defined.",
+                        )
+                    )
+        members = [m["user"] for m in project.get("members", [])]
+        for position, user in enumerate(members):
+            if user in members[:position]:
+                problems.append((f"{where}.members[{position}].user", f"{user!r} is listed twice."))
+    auth = doc.get("authentication", {"kind": "demo"})
+    if auth["kind"] == "demo":
+        _duplicates(auth.get("demo_users", []), "name", "authentication.demo_users", problems)
+    return problems
+
+
+def _build(doc: dict[str, Any], path: Path) -> Settings:
+    site_doc = dict(doc["site"])
+    state_dir = Path(os.path.expanduser(site_doc.pop("state_dir", "state")))
+    if not state_dir.is_absolute():
+        state_dir = (path.parent / state_dir).resolve()
+    site_doc["operators"] = tuple(site_doc.get("operators", ()))
+    site = Site(state_dir=state_dir, **site_doc)
+    if not site.database_url:
+        site = replace(site, database_url=f"sqlite:///{state_dir / 'portal.sqlite'}")
+    if not site.hub_database_url:
+        site = replace(site, hub_database_url=f"sqlite:///{state_dir / 'jupyterhub.sqlite'}")
+    auth_doc = dict(doc.get("authentication", {"kind": "demo"}))
+    auth = Authentication(
+        kind=auth_doc["kind"],
+        login_hint=auth_doc.get("login_hint", ""),
+        demo_users=tuple(DemoUser(**u) for u in auth_doc.get("demo_users", [])),
+        oidc=auth_doc.get("oidc", {}),
+    )
+    flavors = tuple(Flavor(**f) for f in doc["flavors"])
+    images = tuple(
+        Image(**{**i, "frameworks": tuple(i.get("frameworks", ()))}) for i in doc["images"]
+    )
+    projects = []
+    for p in doc.get("projects", []):
+        a = p["allocation"]
+        allocation = Allocation(
+            **{
+                **a,
+                "valid_from": date.fromisoformat(a["valid_from"]),
+                "valid_until": date.fromisoformat(a["valid_until"]),
+            }
+        )
+        projects.append(
+            Project(
+                slug=p["slug"],
+                title=p["title"],
+                description=p.get("description", ""),
+                allocation=allocation,
+                flavors=tuple(p["flavors"]) if "flavors" in p else None,
+                images=tuple(p["images"]) if "images" in p else None,
+                members=tuple(Member(**m) for m in p.get("members", [])),
+            )
+        )
+    return Settings(
+        path=path,
+        site=site,
+        authentication=auth,
+        flavors=flavors,
+        images=images,
+        projects=tuple(projects),
+    )
+
+
+def _format(path: Path, problems: list[tuple[str, str]]) -> str:
+    lines = [f"Invalid site settings in {path}:"]
+    lines += [f"  - {where}: {what}" for where, what in problems[:MAX_REPORTED_PROBLEMS]]
+    if len(problems) > MAX_REPORTED_PROBLEMS:
+        lines.append(f"  ... and {len(problems) - MAX_REPORTED_PROBLEMS} more problems.")
+    lines.append("Fix the file and start again (reference: docs/settings.md).")
+    return "\n".join(lines)
+
+
+def parse_settings(text: str, path: Path) -> Settings:
+    """Validate settings text; ``path`` is used in messages and to resolve relative paths."""
+    try:
+        doc = yaml.load(text, Loader=_StringDatesLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(parse)"
+        problem = getattr(error, "problem", None) or str(error)
+        raise SettingsError(_format(path, [(where, f"not valid YAML: {problem}.")])) from None
+    if not isinstance(doc, dict):
+        raise SettingsError(_format(path, [("(top level)", "the file must hold a mapping.")]))
+    problems = _schema_problems(doc)
+    if not problems:
+        problems = _semantic_problems(doc)
+    if problems:
+        raise SettingsError(_format(path, problems))
+    settings = _build(doc, path)
+    override = os.environ.get(DATABASE_URL_ENV)
+    if override:
+        settings = replace(settings, site=replace(settings.site, database_url=override))
+    return settings
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load the settings file given, else the one named by $AITESTBED_SETTINGS."""
+    chosen = path or os.environ.get(SETTINGS_ENV)
+    if not chosen:
+        raise SettingsError(
+            f"No site settings file given: set {SETTINGS_ENV} to the path of your settings.yaml."
+        )
+    resolved = Path(chosen).expanduser().resolve()
+    try:
+        text = resolved.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SettingsError(
+            f"Cannot read site settings {resolved}: {error.strerror or error}."
+        ) from None
+    return parse_settings(text, resolved)

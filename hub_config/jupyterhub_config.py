@@ -1,0 +1,21 @@
+"""JupyterHub configuration of the AI Testbed Portal.
+
+Everything comes from the site settings file ($AITESTBED_SETTINGS, default: settings.yaml
+beside this file); edit that, not this.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+from aitestbed.hub.setup import setup_portal
+from aitestbed.settings import SETTINGS_ENV, SettingsError, load_settings
+
+c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
+
+os.environ.setdefault(SETTINGS_ENV, str(Path(__file__).with_name("settings.yaml")))
+try:
+    setup_portal(c, load_settings())
+except SettingsError as error:
+    print(error, file=sys.stderr)
+    sys.exit(2)
