@@ -74,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     url = settings.site.bind_url.rstrip("/")
     try:
         deadline = time.monotonic() + 90
-        while not (
-            _answers(f"{url}/hub/health") and _answers(f"{url}/services/portal/api/health")
-        ):
+        while not (_answers(f"{url}/hub/health") and _answers(f"{url}/services/portal/api/health")):
             if hub.poll() is not None:
                 print(f"JupyterHub exited with code {hub.returncode}; see above.", file=sys.stderr)
                 return hub.returncode or 1

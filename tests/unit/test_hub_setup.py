@@ -1,0 +1,107 @@
+"""What ``setup_portal`` makes of the settings: login, spawner, services and least-privilege
+roles. The running result is covered by the integration tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+
+import pytest
+from traitlets.config import Config
+
+from aitestbed.hub.demo_auth import DemoAuthenticator, hash_password, verify_password
+from aitestbed.hub.setup import read_or_create_secret, setup_portal
+from aitestbed.settings import SettingsError, load_settings
+from tests.conftest import EXAMPLE_SETTINGS
+
+
+@pytest.fixture
+def settings(tmp_path):
+    loaded = load_settings(EXAMPLE_SETTINGS)
+    return dataclasses.replace(
+        loaded, site=dataclasses.replace(loaded.site, state_dir=tmp_path / "state")
+    )
+
+
+def test_hub_configuration_from_settings(settings, tmp_path):
+    c = Config()
+    setup_portal(c, settings)
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
+    assert c.JupyterHub.authenticator_class == "aitestbed.hub.demo_auth.DemoAuthenticator"
+    assert set(c.DemoAuthenticator.password_hashes) == {"alice", "bob", "carol", "olivia"}
+    assert c.Authenticator.admin_users == {"olivia"}
+    assert c.JupyterHub.spawner_class == "aitestbed.hub.local_spawner.PortalLocalSpawner"
+    assert "access:services!service=portal" in c.Spawner.server_token_scopes
+    assert c.Spawner.environment["AITESTBED_PORTAL_URL"] == (
+        "http://127.0.0.1:8090/services/portal/"
+    )
+    assert ("--allow-root" in c.Spawner.args) == (os.geteuid() == 0)
+    assert c.JupyterHub.template_vars["announcement_login"].startswith("Demo accounts")
+    # The proxy token is generated once and kept private.
+    token_file = tmp_path / "state" / "proxy_auth_token"
+    assert c.ConfigurableHTTPProxy.auth_token == token_file.read_text()
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+
+
+def test_services_and_their_roles_are_least_privilege(settings):
+    c = Config()
+    setup_portal(c, settings)
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert set(services) == {"portal", "idle-culler"}
+    assert services["portal"]["url"] == "http://127.0.0.1:8090"
+    assert "--timeout=3600" in services["idle-culler"]["command"]
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert roles["idle-culler"]["scopes"] == [
+        "list:users",
+        "read:users:activity",
+        "read:servers",
+        "delete:servers",
+    ]
+    assert roles["user"]["scopes"] == ["self", "access:services!service=portal"]
+    # The portal service holds no role: it only asks the hub who a token belongs to.
+    assert not any("portal" in r.get("services", []) for r in c.JupyterHub.load_roles)
+
+
+def test_culler_off_when_timeout_is_zero(settings):
+    settings = dataclasses.replace(
+        settings, site=dataclasses.replace(settings.site, idle_timeout_seconds=0)
+    )
+    c = Config()
+    setup_portal(c, settings)
+    assert [s["name"] for s in c.JupyterHub.services] == ["portal"]
+
+
+def test_unavailable_modes_are_refused_clearly(settings):
+    oidc = dataclasses.replace(
+        settings, authentication=dataclasses.replace(settings.authentication, kind="oidc")
+    )
+    with pytest.raises(SettingsError, match="authentication.kind 'oidc' is not available"):
+        setup_portal(Config(), oidc)
+    kube = dataclasses.replace(settings, site=dataclasses.replace(settings.site, mode="kubernetes"))
+    with pytest.raises(SettingsError, match="site.mode 'kubernetes' is not available"):
+        setup_portal(Config(), kube)
+
+
+def test_secret_file_is_created_once(tmp_path):
+    first = read_or_create_secret(tmp_path / "s")
+    assert read_or_create_secret(tmp_path / "s") == first and len(first) == 64
+
+
+def test_password_hashes():
+    stored = hash_password("correct horse", iterations=1000)
+    assert stored.startswith("pbkdf2_sha256$1000$")
+    assert verify_password("correct horse", stored)
+    assert not verify_password("Correct horse", stored)
+    assert hash_password("x", iterations=1000) != hash_password("x", iterations=1000)  # salted
+    for broken in ("", "plain", "md5$1$a$b", "pbkdf2_sha256$x$a$b", "pbkdf2_sha256$1$!!$b"):
+        assert not verify_password("x", broken)
+
+
+async def test_demo_authenticator_checks_hashes():
+    auth = DemoAuthenticator(password_hashes={"alice": hash_password("pw", iterations=1000)})
+    assert await auth.authenticate(None, {"username": "alice", "password": "pw"}) == "alice"
+    assert await auth.authenticate(None, {"username": "alice", "password": "nope"}) is None
+    assert await auth.authenticate(None, {"username": "bob", "password": "pw"}) is None
+    assert await auth.authenticate(None, {"username": "alice", "password": "x" * 5000}) is None
+    assert await auth.authenticate(None, {}) is None

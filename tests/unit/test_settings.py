@@ -1,0 +1,175 @@
+"""Site settings: the shipped examples are valid, and each kind of mistake stops the start
+with one message naming the file, the key path and the problem."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aitestbed.settings import SettingsError, load_settings, parse_settings
+from tests.harness import REPO, VENV_BIN
+
+HUB_CONFIG_DIR = REPO / "hub_config"
+
+
+def _check(doc: dict, tmp_path: Path) -> str:
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SettingsError) as raised:
+        load_settings(path)
+    message = str(raised.value)
+    assert message.startswith(f"Invalid site settings in {path}:")
+    return message
+
+
+@pytest.mark.parametrize("name", ["settings.yaml", "settings.production.example.yaml"])
+def test_shipped_examples_are_valid(name):
+    settings = load_settings(HUB_CONFIG_DIR / name)
+    assert settings.flavors and settings.images and settings.projects
+
+
+def test_embedded_default_resolves_paths_and_defaults():
+    settings = load_settings(HUB_CONFIG_DIR / "settings.yaml")
+    assert settings.site.state_dir == (REPO / "state").resolve()
+    assert settings.site.database_url == f"sqlite:///{REPO.resolve() / 'state' / 'portal.sqlite'}"
+    acme = next(p for p in settings.projects if p.slug == "acme-vision")
+    assert acme.allocation.valid_until == date(2027, 2, 28)
+    assert acme.flavors is None  # omitted means every flavor
+    assert settings.flavor("a100-1g-10gb").uses_gpu
+    assert not settings.flavor("cpu-small").uses_gpu
+
+
+def _mutate(doc, path, value):
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "where", "problem"),
+    [
+        (("site", "flavours"), 1, "site", "'flavours' was unexpected"),
+        (("flavors", 0, "slug"), "CPU Small", "flavors[0].slug", "Lower-case letters"),
+        (("flavors", 0, "memory"), "4GB", "flavors[0].memory", "Kubernetes quantity"),
+        (("flavors", 0, "gpus"), -1, "flavors[0].gpus", "less than the minimum of 0"),
+        (("flavors", 0, "gpus"), "two", "flavors[0].gpus", "is not of type 'integer'"),
+        (("site", "bind_url"), "127.0.0.1:8000", "site.bind_url", "does not match"),
+        (("site", "mode"), "cloud", "site.mode", "is not one of"),
+        (
+            ("projects", 0, "allocation", "valid_until"),
+            "2027-02-30",
+            "projects[0].allocation.valid_until",
+            "'2027-02-30' is not a valid date",
+        ),
+        (
+            ("projects", 0, "allocation", "valid_until"),
+            "2025-01-01",
+            "projects[0].allocation.valid_until",
+            "is before valid_from",
+        ),
+        (
+            ("projects", 1, "flavors"),
+            ["cpu-small", "h200x8"],
+            "projects[1].flavors[1]",
+            "no flavor 'h200x8' is defined",
+        ),
+        (
+            ("projects", 1, "images"),
+            ["tensorflow"],
+            "projects[1].images[0]",
+            "no image 'tensorflow' is defined",
+        ),
+        (("flavors", 1, "gpus"), 1, "flavors[1]", "either whole GPUs or a MIG slice"),
+        (
+            ("authentication", "demo_users", 0, "password_hash"),
+            "alice-demo",
+            "authentication.demo_users[0].password_hash",
+            "aitestbed-hash-password",
+        ),
+        (
+            ("projects", 0, "members", 1, "role"),
+            "owner",
+            "projects[0].members[1].role",
+            "is not one of",
+        ),
+    ],
+)
+def test_each_mistake_names_key_path_and_problem(
+    settings_doc, tmp_path, path, value, where, problem
+):
+    doc = copy.deepcopy(settings_doc)
+    _mutate(doc, path, value)
+    message = _check(doc, tmp_path)
+    line = next((ln for ln in message.splitlines() if ln.startswith(f"  - {where}:")), None)
+    assert line is not None, message
+    assert problem in line, message
+
+
+def test_duplicate_slugs_are_refused(settings_doc, tmp_path):
+    settings_doc["images"].append(dict(settings_doc["images"][0]))
+    message = _check(settings_doc, tmp_path)
+    assert "images[2].slug: 'python-cpu' is defined twice." in message
+
+
+def test_missing_required_section(settings_doc, tmp_path):
+    del settings_doc["flavors"]
+    assert "(top level): 'flavors' is a required property" in _check(settings_doc, tmp_path)
+
+
+def test_all_problems_are_reported_together(settings_doc, tmp_path):
+    settings_doc["flavors"][0]["memory"] = "lots"
+    settings_doc["images"][0]["slug"] = "Bad Slug"
+    message = _check(settings_doc, tmp_path)
+    assert "flavors[0].memory" in message and "images[0].slug" in message
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    path = tmp_path / "settings.yaml"
+    path.write_text("site:\n  name: x\n flavors: [\n")
+    with pytest.raises(SettingsError, match=r"line \d+, column \d+: not valid YAML"):
+        load_settings(path)
+
+
+def test_not_a_mapping(tmp_path):
+    with pytest.raises(SettingsError, match="the file must hold a mapping"):
+        parse_settings("- just\n- a list\n", tmp_path / "s.yaml")
+
+
+def test_missing_file_and_missing_variable(tmp_path, monkeypatch):
+    with pytest.raises(SettingsError, match="Cannot read site settings .*nope.yaml"):
+        load_settings(tmp_path / "nope.yaml")
+    monkeypatch.delenv("AITESTBED_SETTINGS", raising=False)
+    with pytest.raises(SettingsError, match="set AITESTBED_SETTINGS"):
+        load_settings()
+
+
+def test_database_url_from_environment_overrides_file(monkeypatch):
+    monkeypatch.setenv("AITESTBED_DATABASE_URL", "postgresql://portal:secret@db/portal")
+    settings = load_settings(HUB_CONFIG_DIR / "settings.yaml")
+    assert settings.site.database_url == "postgresql://portal:secret@db/portal"
+
+
+def test_hub_refuses_to_start_with_one_clear_message(settings_doc, tmp_path):
+    """The real jupyterhub command with a broken file: exit 2, the message, no traceback."""
+    settings_doc["flavors"][0]["memory"] = "4GB"
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump(settings_doc))
+    result = subprocess.run(
+        [str(VENV_BIN / "jupyterhub"), "-f", str(HUB_CONFIG_DIR / "jupyterhub_config.py")],
+        env={"AITESTBED_SETTINGS": str(path), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"Invalid site settings in {path}:" in result.stderr
+    assert "flavors[0].memory: '4GB' does not match" in result.stderr
+    assert "Traceback" not in result.stderr
