@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import requests
 import yaml
+from aitestbed.hub.demo import stop_process_group
 from aitestbed.hub.demo_auth import hash_password
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,13 +93,7 @@ class Portal:
         return session
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=20)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        stop_process_group(self.process, timeout=20)
 
 
 def wait_until(check, *, timeout: float, interval: float = 0.2, what: str = "condition"):

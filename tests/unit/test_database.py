@@ -6,12 +6,6 @@ import copy
 from datetime import date
 
 import pytest
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import inspect, select
-from sqlalchemy.exc import IntegrityError
-
 from aitestbed.portal import models
 from aitestbed.portal.db import (
     alembic_config,
@@ -22,6 +16,12 @@ from aitestbed.portal.db import (
 )
 from aitestbed.portal.seed import sync_settings
 from aitestbed.settings import parse_settings
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
+
 from tests.conftest import EXAMPLE_SETTINGS
 
 

@@ -8,11 +8,11 @@ import os
 import stat
 
 import pytest
-from traitlets.config import Config
-
 from aitestbed.hub.demo_auth import DemoAuthenticator, hash_password, verify_password
 from aitestbed.hub.setup import read_or_create_secret, setup_portal
 from aitestbed.settings import SettingsError, load_settings
+from traitlets.config import Config
+
 from tests.conftest import EXAMPLE_SETTINGS
 
 
@@ -76,10 +76,10 @@ def test_unavailable_modes_are_refused_clearly(settings):
     oidc = dataclasses.replace(
         settings, authentication=dataclasses.replace(settings.authentication, kind="oidc")
     )
-    with pytest.raises(SettingsError, match="authentication.kind 'oidc' is not available"):
+    with pytest.raises(SettingsError, match=r"authentication\.kind 'oidc' is not available"):
         setup_portal(Config(), oidc)
     kube = dataclasses.replace(settings, site=dataclasses.replace(settings.site, mode="kubernetes"))
-    with pytest.raises(SettingsError, match="site.mode 'kubernetes' is not available"):
+    with pytest.raises(SettingsError, match=r"site\.mode 'kubernetes' is not available"):
         setup_portal(Config(), kube)
 
 

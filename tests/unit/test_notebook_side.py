@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import ipywidgets
 import pytest
-
 from aitestbed.notebook.client import (
     PortalClient,
     PortalError,
@@ -20,6 +19,7 @@ from aitestbed.notebook.client import (
     discover_portal_url,
 )
 from aitestbed.notebook.widgets import QuotaPanel
+
 from tests.harness import free_port
 
 ME = {
@@ -47,7 +47,7 @@ ME = {
 class _Portal(BaseHTTPRequestHandler):
     """A tiny stand-in portal: checks the token header and answers /api/me."""
 
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):
         if self.headers.get("Authorization") != "token good":
             self._reply(403, {"detail": "This token is not valid for the portal."})
         elif self.path == "/services/portal/api/me":

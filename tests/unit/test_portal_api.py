@@ -4,12 +4,12 @@ table of known tokens (the real hub check is covered by the integration tests)."
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
-
 from aitestbed.portal.app import create_app
 from aitestbed.portal.auth import TOKEN_COOKIE, Identity
 from aitestbed.portal.service import prepare_database
 from aitestbed.settings import load_settings
+from fastapi.testclient import TestClient
+
 from tests.conftest import EXAMPLE_SETTINGS
 
 PREFIX = "/services/portal/"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from aitestbed.settings import SettingsError, load_settings, parse_settings
+
 from tests.harness import REPO, VENV_BIN
 
 HUB_CONFIG_DIR = REPO / "hub_config"
@@ -142,7 +142,7 @@ def test_not_a_mapping(tmp_path):
 
 
 def test_missing_file_and_missing_variable(tmp_path, monkeypatch):
-    with pytest.raises(SettingsError, match="Cannot read site settings .*nope.yaml"):
+    with pytest.raises(SettingsError, match=r"Cannot read site settings .*nope\.yaml"):
         load_settings(tmp_path / "nope.yaml")
     monkeypatch.delenv("AITESTBED_SETTINGS", raising=False)
     with pytest.raises(SettingsError, match="set AITESTBED_SETTINGS"):

@@ -32,15 +32,13 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
     """Stop the hub and everything in its process group (proxy, services, sessions)."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=timeout)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
 
@@ -97,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nStopping the portal ...", flush=True)
         return 0
     finally:
-        _stop(hub)
+        stop_process_group(hub)
         print("Stopped.", flush=True)
 
 
