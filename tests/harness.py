@@ -7,7 +7,6 @@ own process group, so a test that fails still leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import socket
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import requests
 import yaml
-from aitestbed.hub.demo import stop_process_group
+from aitestbed.hub.demo import start_hub, stop_process_group
 from aitestbed.hub.demo_auth import hash_password
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,8 +113,6 @@ def wait_until(check, *, timeout: float, interval: float = 0.2, what: str = "con
 def running_portal(
     workdir: Path,
     users: dict[str, str],
-    *,
-    extra_env: dict[str, str] | None = None,
     **site: object,
 ) -> Iterator[Portal]:
     """Start hub + proxy + portal with ``users``; stop everything afterwards."""
@@ -123,17 +120,8 @@ def running_portal(
     settings_path = workdir / "settings.yaml"
     settings_path.write_text(yaml.safe_dump(test_settings(workdir / "state", users, **site)))
     log_path = workdir / "hub.log"
-    env = {**os.environ, "AITESTBED_SETTINGS": str(settings_path), **(extra_env or {})}
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(VENV_BIN / "jupyterhub"), "-f", str(HUB_CONFIG)],
-            cwd=workdir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = start_hub(settings_path, cwd=workdir, stdout=log)
     portal = Portal(settings_path, process, log_path)
     try:
 

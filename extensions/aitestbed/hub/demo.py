@@ -33,14 +33,46 @@ def _answers(url: str) -> bool:
 
 
 def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
-    """Stop the hub and everything in its process group (proxy, services, sessions)."""
+    """Stop the hub, then anything left in its process group (proxy, services, sessions).
+
+    The hub alone gets SIGTERM first so it can stop its sessions, services and proxy in
+    order; whatever is still there after ``timeout`` is killed.
+    """
     if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+        process.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=timeout)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+
+
+def _default_signals() -> None:
+    """Run in the hub's child process: undo an inherited "ignore SIGINT".
+
+    A launcher started in the background inherits an ignored SIGINT and passes it on; the
+    hub stops its services and sessions with SIGINT, and would wait out their timeouts.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_hub(settings_path: Path, *, cwd: Path, stdout=None) -> subprocess.Popen:
+    """Start JupyterHub with the portal's configuration in a process group of its own."""
+    env = {**os.environ, SETTINGS_ENV: str(settings_path)}
+    bin_dir = Path(sys.executable).parent
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.Popen(
+        [str(bin_dir / "jupyterhub"), "-f", str(HUB_CONFIG)],
+        cwd=cwd,
+        env=env,
+        stdout=stdout,
+        stderr=subprocess.STDOUT if stdout is not None else None,
+        start_new_session=True,
+        preexec_fn=_default_signals,
+    )
+
+
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,18 +89,13 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"Preparing the portal database in {settings.site.state_dir} ...", flush=True)
     prepare_database(settings).dispose()
-    env = {**os.environ, SETTINGS_ENV: str(settings.path)}
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     print("Starting JupyterHub, the proxy, the portal service and the idle culler ...", flush=True)
-    hub = subprocess.Popen(
-        [str(Path(bin_dir) / "jupyterhub"), "-f", str(HUB_CONFIG)],
-        cwd=settings.site.state_dir,
-        env=env,
-        start_new_session=True,
-    )
-    # Ctrl-C reaches only this process (the hub has its own session); stop the hub's group.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    hub = start_hub(settings.path, cwd=settings.site.state_dir)
+    # Ctrl-C reaches only this process (the hub has its own session), so this process stops
+    # the hub's group. Handlers are set explicitly: a launcher started in the background
+    # inherits an ignored SIGINT.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     url = settings.site.bind_url.rstrip("/")
     try:
         deadline = time.monotonic() + 90
