@@ -173,3 +173,10 @@ def test_hub_refuses_to_start_with_one_clear_message(settings_doc, tmp_path):
     assert f"Invalid site settings in {path}:" in result.stderr
     assert "flavors[0].memory: '4GB' does not match" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_settings_reference_is_generated_from_the_schema():
+    from aitestbed.settings.reference import render
+
+    committed = (REPO / "docs" / "settings.md").read_text()
+    assert committed == render(), "regenerate: python -m aitestbed.settings.reference"

@@ -45,8 +45,11 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the database schema to ``revision`` (creates it on an empty database)."""
+def migrate(engine: Engine, revision: str = "heads") -> None:
+    """Bring the database schema to ``revision`` (creates it on an empty database).
+
+    The default, every head, lets features add migrations on branches of their own.
+    """
     command.upgrade(alembic_config(engine), revision)
 
 
