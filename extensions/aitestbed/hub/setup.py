@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aitestbed.hub.hooks import HookChain
 from aitestbed.settings import DATABASE_URL_ENV, SETTINGS_ENV, Settings, SettingsError
 
 PORTAL_SERVICE = "portal"
@@ -47,6 +48,13 @@ def read_or_create_secret(path: Path, nbytes: int = 32) -> str:
     return value
 
 
+def portal_api_token(settings: Settings) -> str:
+    """The portal service's hub API token, which the hub also uses to call the portal."""
+    return os.environ.get("AITESTBED_PORTAL_API_TOKEN") or read_or_create_secret(
+        settings.site.state_dir / "portal_api_token"
+    )
+
+
 def portal_service_url(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.site.portal_port}"
 
@@ -78,6 +86,7 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
             "command": [sys.executable, "-m", "aitestbed.portal", "serve"],
             "environment": env,
             "oauth_no_confirm": True,
+            "api_token": portal_api_token(settings),
         }
     ]
     roles: list[dict[str, Any]] = [{"name": "user", "scopes": user_scopes()}]
@@ -116,13 +125,25 @@ def _setup_authenticator(c: Any, settings: Settings) -> None:
     c.Authenticator.admin_users = set(settings.site.operators)
 
 
+def _setup_policy(c: Any, settings: Settings, chain: HookChain) -> None:
+    """Every start is admitted by the portal; every stop closes its usage record."""
+    c.PolicySpawnerMixin.portal_url = f"{portal_service_url(settings)}/services/{PORTAL_SERVICE}/"
+    c.PolicySpawnerMixin.portal_token = portal_api_token(settings)
+    c.PolicySpawnerMixin.session_start_timeout = settings.site.session_start_timeout_seconds
+    c.Spawner.http_timeout = settings.site.session_start_timeout_seconds
+    chain.add_pre_spawn("admission", lambda spawner: spawner.admit_session())
+    chain.add_post_stop("usage-record", lambda spawner: spawner.close_session())
+
+
 def _setup_local_spawner(c: Any, settings: Settings) -> None:
     c.JupyterHub.spawner_class = "aitestbed.hub.local_spawner.PortalLocalSpawner"
     c.PortalLocalSpawner.home_dir_template = str(settings.site.state_dir / "homes" / "{username}")
+    c.PortalLocalSpawner.projects_root = str(settings.site.state_dir / "projects")
+    c.PortalLocalSpawner.flavor_capacity = {
+        f.slug: f.capacity for f in settings.flavors if f.capacity is not None
+    }
     c.Spawner.cmd = [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
     c.Spawner.default_url = "/lab"
-    c.Spawner.start_timeout = settings.site.session_start_timeout_seconds
-    c.Spawner.http_timeout = settings.site.session_start_timeout_seconds
     c.Spawner.server_token_scopes = server_token_scopes()
     c.Spawner.environment = {
         PORTAL_URL_ENV: f"{portal_service_url(settings)}/services/{PORTAL_SERVICE}/"
@@ -157,6 +178,9 @@ def setup_portal(c: Any, settings: Settings) -> None:
             f"{settings.path}: site.mode {site.mode!r} is not available in this version of the "
             "portal; use 'embedded'."
         )
+    chain = HookChain()
+    _setup_policy(c, settings, chain)
+    chain.install(c)
     service_list, roles = services(settings)
     c.JupyterHub.services = service_list
     c.JupyterHub.load_roles = roles

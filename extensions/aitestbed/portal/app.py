@@ -8,18 +8,20 @@ are in ``queries``.
 from __future__ import annotations
 
 import html
-from datetime import date
+from datetime import UTC, date, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from aitestbed.portal import queries, schemas
 from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity, Identity, identify
 from aitestbed.portal.db import session_factory
+from aitestbed.portal.sessions import sessions_router
+from aitestbed.portal.usage import usage_csv
 
 SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
@@ -115,6 +117,30 @@ def api_router() -> APIRouter:
         """The curated images in the catalog."""
         return queries.images(session)
 
+    @router.get(
+        "/usage", response_model=list[schemas.ProjectUsageOut], responses=problems, tags=["usage"]
+    )
+    def usage(identity: CurrentUser, session: DbSession) -> list[schemas.ProjectUsageOut]:
+        """Allocation, GPU-hours used and running sessions of your projects (operators: all)."""
+        return queries.project_usage(session, identity, datetime.now(UTC))
+
+    @router.get(
+        "/usage.csv",
+        response_class=PlainTextResponse,
+        responses={**problems, 200: {"content": {"text/csv": {}}}},
+        tags=["usage"],
+    )
+    def usage_export(identity: CurrentUser, session: DbSession) -> PlainTextResponse:
+        """Every project's usage as CSV, for operators."""
+        if not queries.is_operator(session, identity):
+            raise HTTPException(403, "Only operators can export the usage of all projects.")
+        rows = [u.model_dump() for u in queries.project_usage(session, identity, datetime.now(UTC))]
+        return PlainTextResponse(
+            usage_csv(rows),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="usage.csv"'},
+        )
+
     return router
 
 
@@ -178,7 +204,12 @@ def pages_router(site_name: str) -> APIRouter:
 
 
 def create_app(
-    *, engine: Engine, identity: HubIdentity, prefix: str, site_name: str = "AI Testbed Portal"
+    *,
+    engine: Engine,
+    identity: HubIdentity,
+    prefix: str,
+    site_name: str = "AI Testbed Portal",
+    internal_token: str | None = None,
 ) -> FastAPI:
     """The portal application, mounted under ``prefix`` (ends with a slash)."""
     if not prefix.endswith("/"):
@@ -196,6 +227,8 @@ def create_app(
     app.state.sessions = session_factory(engine)
     app.state.identity = identity
     app.state.prefix = prefix
+    app.state.internal_token = internal_token
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
+    app.include_router(sessions_router(), prefix=prefix.rstrip("/"))
     app.include_router(pages_router(site_name), prefix=prefix.rstrip("/"))
     return app

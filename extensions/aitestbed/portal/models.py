@@ -160,3 +160,29 @@ class Image(Base):
     cuda: Mapped[str | None] = mapped_column(String(16), nullable=True)
     gpu_capable: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class SessionRecord(Base):
+    """One notebook session: who ran which flavor for which project, from when to when.
+
+    GPU-hours are charged from these: ``gpus`` is the flavor's GPU equivalent (a MIG slice
+    counts as its share of one GPU), ``gpu_hours`` is set when the session stops.
+    """
+
+    __tablename__ = "session_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    server_name: Mapped[str] = mapped_column(String(255), default="")
+    flavor: Mapped[str] = mapped_column(String(63))
+    image: Mapped[str] = mapped_column(String(63))
+    gpus: Mapped[float] = mapped_column(Float, default=0.0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    gpu_hours: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    user: Mapped[User] = relationship()
+    project: Mapped[Project] = relationship()

@@ -78,3 +78,15 @@ class ImageOut(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+class ProjectUsageOut(BaseModel):
+    slug: str
+    title: str
+    gpu_hours_budget: float
+    gpu_hours_used: float = Field(description="Charged so far, running sessions up to now.")
+    max_concurrent_gpus: int
+    gpus_in_use: float
+    running_sessions: int
+    valid_from: date
+    valid_until: date

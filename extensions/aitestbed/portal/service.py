@@ -40,6 +40,7 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         identity=HubIdentity(HubOAuth(cache_max_age=60)),
         prefix=prefix,
         site_name=settings.site.name,
+        internal_token=os.environ.get("JUPYTERHUB_API_TOKEN"),
     )
     log.info("Portal service listening on %s%s", service_url.netloc, prefix)
     uvicorn.run(
