@@ -20,7 +20,7 @@ from traitlets import Dict, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from aitestbed.hub.portal_client import HubPortalClient, PortalRefused, PortalUnavailable
-from aitestbed.hub.spawn_form import render_spawn_form
+from aitestbed.hub.spawn_form import form_choice, render_spawn_form
 from aitestbed.hub.start_queue import StartQueue
 from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState
 from aitestbed.policy.options import ProjectOptions, complete_request, spawn_options
@@ -139,7 +139,7 @@ class PolicySpawnerMixin(LoggingConfigurable):
         return render_spawn_form(options, self.capacity(running), self.session_choice)
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
-        return clean_user_options({k: v for k, v in formdata.items() if k in OPTION_KEYS})
+        return clean_user_options(form_choice(formdata))
 
     # -- the pre-spawn and post-stop steps (registered in the hook chain) ------------------
 

@@ -1,5 +1,9 @@
 """The spawn page's form, rendered on the server from the policy's options.
 
+Each project has its own block of image and flavor choices (``image-<project>``,
+``flavor-<project>``); only the chosen project's block is enabled, so only its choices are
+submitted. :func:`form_choice` turns the submitted form into ``project/flavor/image``.
+
 JupyterHub puts this inside its own spawn page (Bootstrap 5), so it uses the hub's look.
 Everything that comes from the settings or the database is escaped.
 """
@@ -94,7 +98,8 @@ def _project_block(
         first = False
         parts.append(
             "<label class='aitb-card'>"
-            f"<input type='radio' name='image' value='{escape(image.slug)}'"
+            f"<input type='radio' name='image-{escape(project.slug)}'"
+            f" value='{escape(image.slug)}'"
             f"{' checked' if checked else ''}>"
             f"<b>{escape(image.display_name)}</b><br>"
             f"<span class='aitb-muted'>{escape(image.description)}</span><br>"
@@ -114,7 +119,8 @@ def _project_block(
         parts.append(
             f"<label class='aitb-card{'' if available else ' disabled'}'"
             f" title='{escape(reason)}'>"
-            f"<input type='radio' name='flavor' value='{escape(flavor.slug)}'"
+            f"<input type='radio' name='flavor-{escape(project.slug)}'"
+            f" value='{escape(flavor.slug)}'"
             f"{' checked' if checked else ''}{'' if available else ' data-off=1 disabled'}>"
             f"<b>{escape(flavor.display_name)}</b><br>"
             f"<span class='aitb-muted'>{escape(flavor_summary(flavor))}"
@@ -158,3 +164,16 @@ def render_spawn_form(
     parts += [_project_block(o, capacity, selected) for o in projects]
     parts.append(SCRIPT)
     return "".join(parts)
+
+
+def form_choice(formdata: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    """The submitted form as the ``project``/``flavor``/``image`` options of a start."""
+    choice: dict[str, list[str]] = {}
+    project = formdata.get("project")
+    if project:
+        choice["project"] = project
+        for key in ("flavor", "image"):
+            value = formdata.get(f"{key}-{project[0]}")
+            if value:
+                choice[key] = value
+    return choice

@@ -134,7 +134,10 @@ def api_router() -> APIRouter:
         """Every project's usage as CSV, for operators."""
         if not queries.is_operator(session, identity):
             raise HTTPException(403, "Only operators can export the usage of all projects.")
-        rows = [u.model_dump() for u in queries.project_usage(session, identity, datetime.now(UTC))]
+        rows = [
+            {"project": u.slug, **u.model_dump()}
+            for u in queries.project_usage(session, identity, datetime.now(UTC))
+        ]
         return PlainTextResponse(
             usage_csv(rows),
             media_type="text/csv",
