@@ -146,3 +146,19 @@ def test_usage_api_and_csv(portal):
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert [r["project"] for r in rows] == ["acme-vision", "uni-nlp"]
     assert rows[0]["gpus_in_use"] == "1.0" and rows[0]["gpu_hours_budget"] == "2000.0"
+
+
+def test_usage_page_for_members_and_operators(portal):
+    from aitestbed.portal.auth import TOKEN_COOKIE
+
+    client, _ = portal
+    start(client)
+    client.cookies.set(TOKEN_COOKIE, "t-alice")
+    page = client.get(PREFIX).text
+    assert "ACME Vision (startup)" in page and "University NLP lab" not in page
+    assert "1 / 4" in page and "Export usage as CSV" not in page
+    client.cookies.set(TOKEN_COOKIE, "t-olivia")
+    page = client.get(PREFIX).text
+    assert "University NLP lab" in page and "operator: all projects" in page
+    assert "api/usage.csv" in page
+    client.cookies.clear()

@@ -22,7 +22,8 @@ from traitlets.config import LoggingConfigurable
 from aitestbed.hub.portal_client import HubPortalClient, PortalRefused, PortalUnavailable
 from aitestbed.hub.spawn_form import form_choice, render_spawn_form
 from aitestbed.hub.start_queue import StartQueue
-from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState
+from aitestbed.policy.admission import admit
+from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState, SpawnRequest
 from aitestbed.policy.options import ProjectOptions, complete_request, spawn_options
 
 OPTION_KEYS = ("project", "flavor", "image")
@@ -147,12 +148,24 @@ class PolicySpawnerMixin(LoggingConfigurable):
         """Resolve the choice, have the portal admit and record it, then apply it."""
         chosen = clean_user_options(dict(self.user_options or {}))
         try:
-            options, running = await self.policy_options()
+            context = await self.portal().spawn_context(self.user.name)
         except PortalUnavailable:
             raise web.HTTPError(503, UNAVAILABLE) from None
+        projects, flavors, images, running = parse_context(context)
+        options = spawn_options(projects, flavors, images, date.today())
         chosen, problem = complete_request(options, chosen)
         if problem:
             raise web.HTTPError(403, problem)
+        # Refuse early with the policy's reason; the portal decides again when it records.
+        decision = admit(
+            SpawnRequest(chosen["project"], chosen["flavor"], chosen["image"]),
+            projects,
+            {f.slug: f for f in flavors},
+            {i.slug: i for i in images},
+            date.today(),
+        )
+        if not decision.allowed:
+            raise web.HTTPError(403, decision.reason)
         capacity = self.capacity(running).get(chosen["flavor"])
         if capacity is not None and capacity[0] <= 0:
             raise web.HTTPError(
@@ -257,6 +270,6 @@ class PolicySpawnerMixin(LoggingConfigurable):
         self.session_choice = state.get("session_choice", {})
 
     def clear_state(self):
+        # The hub clears state before it runs the post-stop hooks: keep the record id so
+        # the "usage-record" step can close it, and the choice to preselect the form.
         super().clear_state()
-        # The choice is kept (it preselects the form next time); the record is closed.
-        self.session_record_id = None

@@ -26,6 +26,13 @@ class Decision:
 ALLOW = Decision(True)
 
 
+def not_a_member(slug: str) -> Decision:
+    return Decision.refuse(
+        "not-a-member",
+        f"You are not a member of a project {slug[:63]!r}; choose one of your projects.",
+    )
+
+
 def check_flavor(project: ProjectState, flavor: FlavorSpec | None, slug: str) -> Decision:
     if flavor is None or not flavor.enabled:
         return Decision.refuse(

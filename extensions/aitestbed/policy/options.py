@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from aitestbed.policy.admission import check_period, check_quota
+from aitestbed.policy.admission import check_period, check_quota, not_a_member
 from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState
 
 
@@ -80,7 +80,7 @@ def complete_request(
         result["project"] = active[0].project.slug
     project = next((o for o in options if o.project.slug == result["project"]), None)
     if project is None:
-        return result, ""  # admission explains
+        return result, not_a_member(result["project"]).reason
     if "image" not in result and project.images:
         result["image"] = project.images[0].slug
     if "flavor" not in result:

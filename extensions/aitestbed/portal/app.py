@@ -7,7 +7,6 @@ are in ``queries``.
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, date, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from aitestbed.portal import queries, schemas
 from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity, Identity, identify
 from aitestbed.portal.db import session_factory
+from aitestbed.portal.pages import usage_page
 from aitestbed.portal.sessions import sessions_router
 from aitestbed.portal.usage import usage_csv
 
@@ -180,27 +180,9 @@ def pages_router(site_name: str) -> APIRouter:
             response = RedirectResponse(url, status_code=302)
             response.set_cookie(STATE_COOKIE, state, httponly=True, samesite="lax", path=prefix)
             return response
-        data = queries.me(session, who, _today())
-        rows = "".join(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:g}</td><td>{}</td><td>{}</td></tr>".format(
-                html.escape(p.title),
-                html.escape(p.status),
-                html.escape(p.role or "operator"),
-                p.allocation.gpu_hours,
-                p.allocation.max_concurrent_gpus,
-                p.allocation.valid_until.isoformat(),
-            )
-            for p in data.projects
-        )
-        body = (
-            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(site_name)}"
-            "</title></head><body>"
-            f"<h1>{html.escape(site_name)}</h1><p>Signed in as <b>{html.escape(data.name)}</b>"
-            f"{' (operator)' if data.operator else ''}.</p>"
-            "<table><thead><tr><th>Project</th><th>Status</th><th>Role</th><th>GPU-hours</th>"
-            f"<th>Max GPUs</th><th>Valid until</th></tr></thead><tbody>{rows}</tbody></table>"
-            f"<p><a href='{html.escape(prefix)}api/docs'>API documentation</a></p></body></html>"
-        )
+        me = queries.me(session, who, _today())
+        usage = queries.project_usage(session, who, datetime.now(UTC))
+        body = usage_page(site_name, me, usage, prefix)
         return HTMLResponse(body)
 
     return router
