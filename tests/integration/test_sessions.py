@@ -115,6 +115,7 @@ def test_spawn_page_start_with_chosen_project_and_usage(portal):
 def test_spawn_page_shows_the_refusal_reason(portal):
     session = portal.login("alice", USERS["alice"])
     page = session.get(f"{portal.url}/hub/spawn", timeout=60)
+    assert "No free capacity for this flavor right now." in page.text  # a100x1: capacity 0
     form = {
         "project": "acme-vision",
         "flavor-acme-vision": "a100x1",
