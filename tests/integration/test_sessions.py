@@ -134,3 +134,30 @@ def test_user_without_project_is_told_why(portal):
     response = session.post(f"{portal.url}/hub/api/users/carol/server", timeout=90)
     assert response.status_code == 403
     assert "no active project" in response.json()["message"]
+
+
+def test_portal_closes_records_of_sessions_the_hub_no_longer_runs(tmp_path, monkeypatch):
+    """A record left open (its session ended while nobody could tell the portal) is closed
+    by the portal's reconciliation with the hub, which runs at start and periodically."""
+    monkeypatch.setenv("AITESTBED_RECONCILE_SECONDS", "1")
+    with running_portal(tmp_path, {"alice": "pw"}) as running:
+        token = (tmp_path / "state" / "portal_api_token").read_text()
+        record = requests.post(
+            f"{running.portal_url}api/internal/sessions",
+            json={
+                "user": "alice",
+                "project": "acme-vision",
+                "flavor": "cpu-small",
+                "image": "python-cpu",
+            },
+            headers={"Authorization": f"token {token}"},
+            timeout=30,
+        )
+        assert record.status_code == 201
+        session = running.login("alice", "pw")
+        user_token = _token(running, session, "alice")
+        wait_until(
+            lambda: _usage(running, user_token)["acme-vision"]["running_sessions"] == 0,
+            timeout=30,
+            what="the stale record to be closed",
+        )

@@ -162,3 +162,19 @@ def test_usage_page_for_members_and_operators(portal):
     assert "University NLP lab" in page and "operator: all projects" in page
     assert "api/usage.csv" in page
     client.cookies.clear()
+
+
+def test_reconcile_closes_records_of_servers_the_hub_no_longer_runs(portal):
+    from aitestbed.portal.reconcile import close_stale, running_servers, stale_records
+
+    assert stale_records([(1, "a", ""), (2, "b", ""), (3, "a", "gpu")], {("a", "")}) == [2, 3]
+    hub_users = [{"name": "alice", "servers": {"": {}}}, {"name": "bob", "servers": {}}]
+    assert running_servers(hub_users) == {("alice", "")}
+    client, engine = portal
+    alice = start(client).json()["id"]
+    bob = start(client, user="bob").json()["id"]
+    with session_factory(engine)() as session, session.begin():
+        assert close_stale(session, {("alice", "")}, datetime.now(UTC)) == [bob]
+    with session_factory(engine)() as session:
+        assert session.get(models.SessionRecord, alice).stopped_at is None
+        assert session.get(models.SessionRecord, bob).gpu_hours is not None

@@ -76,8 +76,9 @@ def server_token_scopes() -> list[str]:
 def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The hub-managed services and the roles they hold."""
     env = {SETTINGS_ENV: str(settings.path)}
-    if os.environ.get(DATABASE_URL_ENV):
-        env[DATABASE_URL_ENV] = os.environ[DATABASE_URL_ENV]
+    for name in (DATABASE_URL_ENV, "AITESTBED_RECONCILE_SECONDS"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
     service_list: list[dict[str, Any]] = [
         {
             "name": PORTAL_SERVICE,
@@ -89,7 +90,15 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
             "api_token": portal_api_token(settings),
         }
     ]
-    roles: list[dict[str, Any]] = [{"name": "user", "scopes": user_scopes()}]
+    roles: list[dict[str, Any]] = [
+        {"name": "user", "scopes": user_scopes()},
+        # Read-only: the portal closes usage records of servers the hub no longer runs.
+        {
+            "name": PORTAL_SERVICE,
+            "services": [PORTAL_SERVICE],
+            "scopes": ["list:users", "read:servers"],
+        },
+    ]
     if settings.site.idle_timeout_seconds > 0:
         service_list.append(
             {
