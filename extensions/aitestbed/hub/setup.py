@@ -78,6 +78,8 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
             "command": [sys.executable, "-m", "aitestbed.portal", "serve"],
             "environment": env,
             "oauth_no_confirm": True,
+            # The first start migrates the database; a busy machine needs more than 30 s.
+            "timeout": 120,
         }
     ]
     roles: list[dict[str, Any]] = [{"name": "user", "scopes": user_scopes()}]
