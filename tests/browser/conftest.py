@@ -34,9 +34,13 @@ def artifacts_dir() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium (the system's, never a downloaded one) for the session."""
+    """One headless Chromium (the system's, never a downloaded one) per test module.
+
+    Per module, not per session: the sync Playwright API runs an event loop in this thread
+    while it is open, which would stop later asyncio tests from running.
+    """
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed (the browser tests drive the system Chromium)")
     from playwright.sync_api import sync_playwright
