@@ -7,7 +7,9 @@ own process group, so a test that fails still leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -93,6 +95,10 @@ class Portal:
 
     def stop(self) -> None:
         stop_process_group(self.process, timeout=20)
+        # A hub that exited early leaves its proxy behind (it runs in a session of its own).
+        pid_file = self.settings_path.parent / "state" / "proxy.pid"
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
 
 
 def wait_until(check, *, timeout: float, interval: float = 0.2, what: str = "condition"):

@@ -88,6 +88,8 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
             "environment": env,
             "oauth_no_confirm": True,
             "api_token": portal_api_token(settings),
+            # The first start migrates the database; a busy machine needs more than 30 s.
+            "timeout": 120,
         }
     ]
     roles: list[dict[str, Any]] = [
