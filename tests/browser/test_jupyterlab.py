@@ -57,6 +57,9 @@ def _log_in_to_lab(page: Page, portal) -> None:
     page.locator("input[name=username]").fill(NAME)
     page.locator("input[name=password]").fill(PASSWORD)
     page.locator("form [type=submit]").click()
+    # The spawn page offers alice's one project with its defaults selected: press Start.
+    page.wait_for_url(re.compile(r".*/hub/spawn"), timeout=WAIT_MS)
+    page.locator("#spawn_form [type=submit]").click()
     # The hub spawns the server (spawn-pending page) and then redirects into the session.
     page.wait_for_url(re.compile(rf"^{re.escape(portal.url)}/user/{NAME}/lab"), timeout=WAIT_MS)
 
