@@ -105,15 +105,23 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
 
 def _setup_authenticator(c: Any, settings: Settings) -> None:
     auth = settings.authentication
-    if auth.kind != "demo":
-        raise SettingsError(
-            f"{settings.path}: authentication.kind {auth.kind!r} is not available in this "
-            "version of the portal; use 'demo'."
-        )
+    if auth.kind == "oidc":
+        from aitestbed.hub.oidc import configure_oidc
+
+        configure_oidc(c, settings)
+        return
     c.JupyterHub.authenticator_class = "aitestbed.hub.demo_auth.DemoAuthenticator"
     c.DemoAuthenticator.password_hashes = {u.name: u.password_hash for u in auth.demo_users}
     c.Authenticator.allowed_users = {u.name for u in auth.demo_users}
     c.Authenticator.admin_users = set(settings.site.operators)
+
+
+def _setup_project_gate(c: Any, settings: Settings) -> None:
+    """Users without an active project land on the portal's access page, not a server."""
+    from aitestbed.hub.project_gate import make_default_url, make_pre_spawn_hook
+
+    c.Spawner.pre_spawn_hook = make_pre_spawn_hook(settings.site.database_url)
+    c.JupyterHub.default_url = make_default_url(settings.site.database_url)
 
 
 def _setup_local_spawner(c: Any, settings: Settings) -> None:
@@ -150,6 +158,7 @@ def setup_portal(c: Any, settings: Settings) -> None:
         "CONFIGPROXY_AUTH_TOKEN"
     ) or read_or_create_secret(state / "proxy_auth_token")
     _setup_authenticator(c, settings)
+    _setup_project_gate(c, settings)
     if site.mode == "embedded":
         _setup_local_spawner(c, settings)
     else:
