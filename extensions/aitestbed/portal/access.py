@@ -17,8 +17,9 @@ import html
 from collections.abc import Callable
 from datetime import date
 from typing import Annotated
+from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -151,6 +152,21 @@ def login_redirect(request: Request, next_url: str) -> RedirectResponse:
     return response
 
 
+MAX_FORM_BYTES = 16_384
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """A small urlencoded form (the pages post nothing else); the last value of a key wins."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != (
+        "application/x-www-form-urlencoded"
+    ):
+        raise HTTPException(415, "Send the form as application/x-www-form-urlencoded.")
+    raw = await request.body()
+    if len(raw) > MAX_FORM_BYTES:
+        raise HTTPException(413, "The form is too large.")
+    return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+
+
 def _check_form(token: str | None, submitted: str) -> None:
     if not token or not hmac.compare_digest(form_token(token), submitted):
         raise HTTPException(403, "This form has expired or did not come from the portal; reload.")
@@ -228,18 +244,15 @@ def access_pages_router(site_name: str) -> APIRouter:
         return _page(site_name, title, "".join(parts))
 
     @router.post("/access")
-    async def access_submit(
-        request: Request,
-        reason: Annotated[str, Form(max_length=2000)],
-        form_token_: Annotated[str, Form(alias="form_token")],
-        project: Annotated[str, Form(max_length=63)] = "",
-    ):
+    async def access_submit(request: Request):
+        form = await read_form(request)
         identity, token = await page_identity(request)
         if identity is None:
             raise HTTPException(401, "Your login has expired; reload the page to log in again.")
-        _check_form(token, form_token_)
+        _check_form(token, form.get("form_token", ""))
+        project = form.get("project", "").strip()
         try:
-            body = schemas.AccessRequestIn(project=project.strip() or None, reason=reason)
+            body = schemas.AccessRequestIn(project=project or None, reason=form.get("reason", ""))
         except ValueError:
             raise HTTPException(
                 422, "Give the project as its short name (lower-case letters, digits, dashes)."
@@ -281,19 +294,14 @@ def access_pages_router(site_name: str) -> APIRouter:
         return _page(site_name, "Pending access requests", body)
 
     @router.post("/requests/{request_id}/{decision}")
-    async def decide(
-        request: Request,
-        request_id: int,
-        decision: str,
-        form_token_: Annotated[str, Form(alias="form_token")],
-        project: Annotated[str, Form(max_length=63)] = "",
-        role: Annotated[str, Form()] = "member",
-        note: Annotated[str, Form(max_length=2000)] = "",
-    ):
+    async def decide(request: Request, request_id: int, decision: str):
+        form = await read_form(request)
+        project, role = form.get("project", ""), form.get("role", "member")
+        note = form.get("note", "")
         identity, token = await page_identity(request)
         if identity is None:
             raise HTTPException(401, "Your login has expired; reload the page to log in again.")
-        _check_form(token, form_token_)
+        _check_form(token, form.get("form_token", ""))
         if not _operator(request, identity):
             raise HTTPException(403, "Only operators decide access requests.")
         if decision == "approve":
