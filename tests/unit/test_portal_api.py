@@ -151,5 +151,9 @@ def test_openapi_documents_every_api_route(client):
             "api/projects/{slug}",
             "api/flavors",
             "api/images",
+            "api/access-requests",
+            "api/access-requests/{request_id}",
+            "api/access-requests/{request_id}/approve",
+            "api/access-requests/{request_id}/decline",
         )
     }
