@@ -53,7 +53,9 @@ def node_available() -> bool:
 
 
 @contextlib.contextmanager
-def running_provider(workdir: Path, hub_url: str, client_secret: str) -> Iterator[Provider]:
+def running_provider(
+    workdir: Path, hub_url: str, client_secret: str, *, access_token_ttl: int = 3600
+) -> Iterator[Provider]:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     users_file = workdir / "users.json"
@@ -65,6 +67,7 @@ def running_provider(workdir: Path, hub_url: str, client_secret: str) -> Iterato
         "redirect_uris": [f"{hub_url}/hub/oauth_callback"],
         "post_logout_redirect_uris": [f"{hub_url}/hub/login"],
         "users_file": str(users_file),
+        "access_token_ttl": access_token_ttl,
     }
     config_path = workdir / "provider.json"
     config_path.write_text(json.dumps(config))

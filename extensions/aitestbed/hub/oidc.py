@@ -310,6 +310,10 @@ class PortalOIDCAuthenticator(GenericOAuthenticator):
         if not isinstance(refreshed, dict):
             return refreshed
         if not await self.check_allowed(user.name, refreshed):
+            # JupyterHub 6.1 reads this attribute on a failed refresh of a cookie-authenticated
+            # request before it is ever set; without it the refusal surfaces as an error log.
+            if handler is not None and not hasattr(handler, "_token_authenticated"):
+                handler._token_authenticated = False
             return False  # log in again, and be refused there with the clear message
         await self._sync_portal(refreshed)
         return refreshed
