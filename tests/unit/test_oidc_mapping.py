@@ -63,6 +63,10 @@ def test_conditions():
     # A string "true" is not the boolean true: no accidental grants from sloppy claims.
     assert not matches(OidcMatch(claim="email_verified", value=True), info, groups)
     assert not matches(OidcMatch(), info, groups)
+    numbers = {"levels": [1, 2], "level": 1}
+    assert matches(OidcMatch(claim="levels", value=2), numbers, frozenset())
+    assert not matches(OidcMatch(claim="levels", value=True), numbers, frozenset())
+    assert not matches(OidcMatch(claim="level", value=True), numbers, frozenset())
 
 
 def test_member_of_allowed_group_gets_groups_roles_and_projects():

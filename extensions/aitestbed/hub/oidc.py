@@ -62,9 +62,9 @@ def matches(condition: OidcMatch, userinfo: Mapping[str, Any], groups: frozenset
     if condition.claim is None:
         return False
     value = userinfo.get(condition.claim)
-    if isinstance(value, list | tuple):
-        return condition.value in value
-    return value == condition.value and type(value) is type(condition.value)
+    values = value if isinstance(value, list | tuple) else [value]
+    # Same type as well as equal: True == 1 in Python, but a claim 1 is not the value true.
+    return any(v == condition.value and type(v) is type(condition.value) for v in values)
 
 
 def _any(conditions: Iterable[OidcMatch], userinfo, groups) -> bool:

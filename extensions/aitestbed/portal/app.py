@@ -171,7 +171,13 @@ def pages_router(site_name: str) -> APIRouter:
             f"{' (operator)' if data.operator else ''}.</p>"
             "<table><thead><tr><th>Project</th><th>Status</th><th>Role</th><th>GPU-hours</th>"
             f"<th>Max GPUs</th><th>Valid until</th></tr></thead><tbody>{rows}</tbody></table>"
-            f"<p><a href='{html.escape(prefix)}api/docs'>API documentation</a></p></body></html>"
+            + (
+                ""
+                if data.projects or data.operator
+                else f"<p>You belong to no project yet: <a href='{html.escape(prefix)}access'>"
+                "request access</a>.</p>"
+            )
+            + f"<p><a href='{html.escape(prefix)}api/docs'>API documentation</a></p></body></html>"
         )
         return HTMLResponse(body)
 
