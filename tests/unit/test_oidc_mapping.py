@@ -13,6 +13,7 @@ from aitestbed.hub.oidc import (
     matches,
     provider_groups,
     provider_logout_url,
+    public_base_url,
     read_client_secret,
     resolve_endpoints,
 )
@@ -189,3 +190,13 @@ async def test_authenticator_applies_the_mapping():
     # Site operators (admin_users) stay admins and allowed whatever the provider says.
     site_op = await auth.update_auth_model(_auth_model("root-op", {}, auth))
     assert site_op["admin"] is True and await auth.check_allowed("root-op", site_op)
+
+
+def test_public_url_for_callback_and_logout():
+    plain = Oidc(client_id="c")
+    assert public_base_url(plain, "http://127.0.0.1:8000/") == "http://127.0.0.1:8000"
+    assert public_base_url(plain, "http://0.0.0.0:8000") is None  # only requests know it
+    behind_proxy = Oidc(client_id="c", callback_url="https://portal.example.org/hub/oauth_callback")
+    assert public_base_url(behind_proxy, "http://0.0.0.0:8000") == "https://portal.example.org"
+    odd = Oidc(client_id="c", callback_url="https://portal.example.org/sso/cb")
+    assert public_base_url(odd, "http://127.0.0.1:8000") is None

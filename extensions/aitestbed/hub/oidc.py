@@ -28,7 +28,7 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlparse
 
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLogoutHandler
@@ -165,6 +165,25 @@ def provider_logout_url(
     return f"{end_session_url}{separator}{urlencode(params)}"
 
 
+CALLBACK_PATH = "/hub/oauth_callback"
+
+
+def public_base_url(oidc: Oidc, bind_url: str) -> str | None:
+    """The portal's public URL as the provider sees it, or None when it cannot be known here.
+
+    From ``callback_url`` when set; else from ``site.bind_url`` unless that is a wildcard
+    address (0.0.0.0 behind a reverse proxy), where only the request knows the public host.
+    """
+    if oidc.callback_url:
+        if oidc.callback_url.endswith(CALLBACK_PATH):
+            return oidc.callback_url.removesuffix(CALLBACK_PATH)
+        return None
+    host = urlparse(bind_url).hostname or ""
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - recognising a wildcard, not binding
+        return None
+    return bind_url.rstrip("/")
+
+
 # --- edges: discovery, secret -------------------------------------------------------------
 
 
@@ -231,7 +250,8 @@ class ProviderLogoutHandler(OAuthLogoutHandler):
                 provider_logout_url(
                     auth.end_session_url,
                     client_id=auth.client_id,
-                    post_logout_redirect_uri=auth.post_logout_redirect_url,
+                    post_logout_redirect_uri=auth.post_logout_redirect_url
+                    or f"{self.request.protocol}://{self.request.host}{self.settings['login_url']}",
                     id_token=self._id_token,
                 )
             )
@@ -273,7 +293,9 @@ class PortalOIDCAuthenticator(GenericOAuthenticator):
 
     post_logout_redirect_url = Unicode(
         "",
-        help="Where the provider sends the browser after logout, e.g. https://portal/hub/login.",
+        help="""Where the provider sends the browser after logout, e.g.
+        https://portal.example.org/hub/login. Empty: the hub's login page on the host the
+        logout request came to.""",
     ).tag(config=True)
 
     def _grants(self, auth_state: Mapping[str, Any]) -> Grants:
@@ -349,7 +371,7 @@ def configure_oidc(c: Any, settings: Settings) -> None:
         raise SettingsError("authentication.oidc is required when kind is oidc.")
     discovery = fetch_discovery(oidc.issuer) if oidc.issuer else None
     endpoints = resolve_endpoints(oidc, discovery)
-    public = settings.site.bind_url.rstrip("/")
+    public = public_base_url(oidc, settings.site.bind_url)
     state_dir = settings.site.state_dir
 
     c.JupyterHub.authenticator_class = "aitestbed.hub.oidc.PortalOIDCAuthenticator"
@@ -359,7 +381,9 @@ def configure_oidc(c: Any, settings: Settings) -> None:
     auth.authorize_url = endpoints.authorize_url
     auth.token_url = endpoints.token_url
     auth.userdata_url = endpoints.userinfo_url
-    auth.oauth_callback_url = oidc.callback_url or f"{public}/hub/oauth_callback"
+    if oidc.callback_url or public:
+        auth.oauth_callback_url = oidc.callback_url or f"{public}{CALLBACK_PATH}"
+    # else: OAuthenticator builds the callback URL from each login request's own host.
     auth.scope = list(oidc.scopes)
     auth.username_claim = oidc.username_claim
     auth.enable_pkce = oidc.pkce
@@ -372,7 +396,7 @@ def configure_oidc(c: Any, settings: Settings) -> None:
     auth.portal_database_url = settings.site.database_url
     if oidc.end_provider_session and endpoints.end_session_url:
         auth.end_session_url = endpoints.end_session_url
-        auth.post_logout_redirect_url = f"{public}/hub/login"
+        auth.post_logout_redirect_url = f"{public}/hub/login" if public else ""
     auth.admin_users = set(settings.site.operators)
     auth.manage_groups = True
     auth.enable_auth_state = True
