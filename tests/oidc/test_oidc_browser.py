@@ -45,6 +45,8 @@ def sso(tmp_path_factory):
     with running_provider(workdir / "provider", hub_url, SECRET) as provider:
         provider.set_user("dana", "dana-pw", ["aitestbed-users", "acme-vision-users"])
         provider.set_user("frank", "frank-pw", ["acme-vision-users"])
+        provider.set_user("nora", "nora-pw", ["aitestbed-users"])  # no project yet
+        provider.set_user("olga", "olga-pw", ["aitestbed-users", "aitestbed-operators"])
         with running_portal(
             workdir / "portal",
             {},
@@ -55,16 +57,21 @@ def sso(tmp_path_factory):
 
 
 @pytest.fixture
-def page():
+def browser():
     from playwright.sync_api import sync_playwright
 
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         try:
-            yield browser.new_context().new_page()
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    return browser.new_context().new_page()
 
 
 def _sign_in(page, portal, name, password):
@@ -100,3 +107,31 @@ def test_browser_user_outside_allowed_groups_sees_clear_page(sso, page):
     heading.wait_for(timeout=60_000)
     assert "not allowed to use this portal" in heading.inner_text()
     assert "allowed group" in page.locator("p", has_text="not allowed").first.inner_text()
+
+
+def test_browser_access_request_and_operator_approval(sso, browser):
+    portal, _provider = sso
+    nora = browser.new_context().new_page()
+    _sign_in(nora, portal, "nora", "nora-pw")
+    nora.wait_for_url("**/services/portal/access", timeout=60_000)
+    assert "no active project" in nora.locator("#status").inner_text()
+    nora.locator("input[name=project]").fill("acme-vision")
+    nora.locator("textarea[name=reason]").fill("Training a defect detector")
+    nora.get_by_role("button", name="Request access").click()
+    nora.locator("li.access-request[data-status=pending]").wait_for(timeout=30_000)
+
+    olga = browser.new_context().new_page()
+    _sign_in(olga, portal, "olga", "olga-pw")
+    olga.wait_for_load_state()
+    olga.goto(f"{portal.portal_url}requests", timeout=60_000)
+    request = olga.locator("li.pending-request", has_text="nora")
+    assert "Training a defect detector" in request.inner_text()
+    request.locator("input[name=note]").first.fill("welcome aboard")
+    request.get_by_role("button", name="Approve").click()
+    olga.get_by_text("No pending requests.").wait_for(timeout=30_000)
+
+    nora.reload()
+    outcome = nora.locator("li.access-request[data-status=approved]")
+    assert "member of acme-vision" in outcome.inner_text()
+    assert "welcome aboard" in outcome.inner_text()
+    assert "active project" in nora.locator("#status").inner_text()
