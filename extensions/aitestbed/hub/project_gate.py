@@ -9,11 +9,13 @@ refused with the same explanation. Operators (hub admins) are never held here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from tornado import web
 
 from aitestbed.hub.portal_db import in_portal_db, user_has_active_project
+from aitestbed.portal.directory import has_active_project
 
 ACCESS_PAGE = "services/portal/access"
 
@@ -21,7 +23,7 @@ ACCESS_PAGE = "services/portal/access"
 def no_project_message(access_url: str) -> str:
     return (
         "You belong to no active project yet, so no server can start. "
-        f"Ask for access on {access_url} ; you can start a server once an operator approves."
+        f"Ask for access at {access_url} - you can start one once an operator approves."
     )
 
 
@@ -33,10 +35,6 @@ def make_pre_spawn_hook(database_url: str, base_url: str = "/") -> Callable[[Any
         user = spawner.user
         if user.admin:
             return
-        from datetime import date
-
-        from aitestbed.portal.directory import has_active_project
-
         today = date.today()
         if not await in_portal_db(database_url, lambda s: has_active_project(s, user.name, today)):
             raise web.HTTPError(403, no_project_message(access_url))
