@@ -50,8 +50,9 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ ! -x node_modules/.bin/configurable-http-proxy ]; then
-  say "Installing configurable-http-proxy (npm, into node_modules)"
+if [ ! -x node_modules/.bin/configurable-http-proxy ] \
+  || { [ "$want_test" = 1 ] && [ ! -f node_modules/oidc-provider/package.json ]; }; then
+  say "Installing configurable-http-proxy and the test OIDC provider (npm, into node_modules)"
   npm ci --no-audit --no-fund --loglevel=error
 fi
 

@@ -119,12 +119,20 @@ def wait_until(check, *, timeout: float, interval: float = 0.2, what: str = "con
 def running_portal(
     workdir: Path,
     users: dict[str, str],
+    *,
+    sections: dict | None = None,
     **site: object,
 ) -> Iterator[Portal]:
-    """Start hub + proxy + portal with ``users``; stop everything afterwards."""
+    """Start hub + proxy + portal with ``users``; stop everything afterwards.
+
+    ``sections`` replaces whole top-level settings sections (e.g. ``authentication``);
+    keyword arguments override keys of ``site``.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     settings_path = workdir / "settings.yaml"
-    settings_path.write_text(yaml.safe_dump(test_settings(workdir / "state", users, **site)))
+    doc = test_settings(workdir / "state", users, **site)
+    doc.update(sections or {})
+    settings_path.write_text(yaml.safe_dump(doc))
     log_path = workdir / "hub.log"
     with log_path.open("wb") as log:
         process = start_hub(settings_path, cwd=workdir, stdout=log)
@@ -139,7 +147,7 @@ def running_portal(
             return hub.status_code == 200 and api.status_code == 200
 
         try:
-            wait_until(ready, timeout=60, what="hub and portal service")
+            wait_until(ready, timeout=180, what="hub and portal service")
         except (TimeoutError, RuntimeError) as error:
             raise RuntimeError(f"{error}\n--- hub log ---\n{portal.log()[-4000:]}") from None
         yield portal

@@ -155,4 +155,8 @@ def test_openapi_documents_every_api_route(client):
         "api/internal/spawn-context/{user}",
         "api/internal/sessions",
         "api/internal/sessions/{record_id}/stop",
+        "api/access-requests",
+        "api/access-requests/{request_id}",
+        "api/access-requests/{request_id}/approve",
+        "api/access-requests/{request_id}/decline",
     }

@@ -125,11 +125,11 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
 
 def _setup_authenticator(c: Any, settings: Settings) -> None:
     auth = settings.authentication
-    if auth.kind != "demo":
-        raise SettingsError(
-            f"{settings.path}: authentication.kind {auth.kind!r} is not available in this "
-            "version of the portal; use 'demo'."
-        )
+    if auth.kind == "oidc":
+        from aitestbed.hub.oidc import configure_oidc
+
+        configure_oidc(c, settings)
+        return
     c.JupyterHub.authenticator_class = "aitestbed.hub.demo_auth.DemoAuthenticator"
     c.DemoAuthenticator.password_hashes = {u.name: u.password_hash for u in auth.demo_users}
     c.Authenticator.allowed_users = {u.name for u in auth.demo_users}
@@ -144,6 +144,14 @@ def _setup_policy(c: Any, settings: Settings, chain: HookChain) -> None:
     c.Spawner.http_timeout = settings.site.session_start_timeout_seconds
     chain.add_pre_spawn("admission", lambda spawner: spawner.admit_session())
     chain.add_post_stop("usage-record", lambda spawner: spawner.close_session())
+
+
+def _setup_project_gate(c: Any, settings: Settings, chain: HookChain) -> None:
+    """Users without an active project land on the portal's access page, not a server."""
+    from aitestbed.hub.project_gate import make_default_url, make_pre_spawn_hook
+
+    chain.add_pre_spawn("project-gate", make_pre_spawn_hook(settings.site.database_url))
+    c.JupyterHub.default_url = make_default_url(settings.site.database_url)
 
 
 def _setup_local_spawner(c: Any, settings: Settings) -> None:
@@ -190,6 +198,7 @@ def setup_portal(c: Any, settings: Settings) -> None:
             "portal; use 'embedded'."
         )
     chain = HookChain()
+    _setup_project_gate(c, settings, chain)
     _setup_policy(c, settings, chain)
     chain.install(c)
     service_list, roles = services(settings)

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from aitestbed.portal import queries, schemas
+from aitestbed.portal.access import access_api_router, access_pages_router
 from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity, Identity, identify
 from aitestbed.portal.db import session_factory
 from aitestbed.portal.pages import usage_page
@@ -216,4 +217,6 @@ def create_app(
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
     app.include_router(sessions_router(), prefix=prefix.rstrip("/"))
     app.include_router(pages_router(site_name), prefix=prefix.rstrip("/"))
+    app.include_router(access_api_router(), prefix=prefix.rstrip("/"))
+    app.include_router(access_pages_router(site_name), prefix=prefix.rstrip("/"))
     return app

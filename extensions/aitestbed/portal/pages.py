@@ -36,7 +36,9 @@ def usage_page(
         "</tr>"
         for u in usage
     )
-    empty = "<p>You belong to no project yet. Ask an operator for access.</p>"
+    empty = (
+        f"<p>You belong to no project yet: <a href='{escape(prefix)}access'>request access</a>.</p>"
+    )
     table = (
         "<table><thead><tr><th>Project</th><th>GPU-hours used / budget</th>"
         "<th>GPUs in use / cap</th><th>Running sessions</th><th>Allocation period</th></tr>"

@@ -65,9 +65,13 @@ def visible_projects(
 
 def me(session: Session, identity: Identity, today: date) -> schemas.Me:
     memberships = sorted(_memberships(session, identity.name), key=lambda m: m.project.slug)
+    instructor = session.scalar(
+        select(models.User.is_instructor).where(models.User.name == identity.name)
+    )
     return schemas.Me(
         name=identity.name,
         operator=is_operator(session, identity),
+        instructor=bool(instructor),
         projects=[_summary(m.project, m.role.value, today) for m in memberships],
     )
 
