@@ -46,7 +46,7 @@ component: {{ .component }}
 {{- end -}}
 
 {{- define "aitestbed.image" -}}
-{{- printf "%s:%s" .repository .tag -}}
+{{- printf "%s:%s" .repository .tag -}}{{ with .digest }}@{{ . }}{{ end }}
 {{- end -}}
 
 {{/* Pod-level security context shared by the chart's own pods. */}}
