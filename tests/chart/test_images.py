@@ -16,7 +16,15 @@ IMAGES = ROOT / "images"
 CATALOG = yaml.safe_load((IMAGES / "catalog.yaml").read_text())
 DOCKERFILES = sorted(IMAGES.glob("*/Dockerfile"))
 # The keys of an image in the site settings schema; the catalog adds how it is built.
-SETTINGS_KEYS = ("slug", "display_name", "description", "image", "frameworks", "cuda", "gpu_capable")
+SETTINGS_KEYS = (
+    "slug",
+    "display_name",
+    "description",
+    "image",
+    "frameworks",
+    "cuda",
+    "gpu_capable",
+)
 
 
 def as_settings(entry: dict) -> dict:
@@ -31,7 +39,9 @@ def hadolint() -> str:
 def test_dockerfile_is_clean_under_hadolint(dockerfile):
     done = subprocess.run(
         [hadolint(), "--failure-threshold", "info", str(dockerfile)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -49,8 +59,12 @@ def parent_image(dockerfile: Path) -> str:
 
 
 def installs_the_notebook_package(dockerfile: Path) -> bool:
-    return re.search(r'pip install[^\n]*(\\\n[^\n]*)*"/tmp/aitestbed\[notebook\]"',
-                     dockerfile.read_text()) is not None
+    return (
+        re.search(
+            r'pip install[^\n]*(\\\n[^\n]*)*"/tmp/aitestbed\[notebook\]"', dockerfile.read_text()
+        )
+        is not None
+    )
 
 
 def test_every_catalog_image_has_a_dockerfile_that_installs_the_notebook_package():
@@ -60,9 +74,9 @@ def test_every_catalog_image_has_a_dockerfile_that_installs_the_notebook_package
     for entry in CATALOG["images"]:
         dockerfile = ROOT / entry["dockerfile"]
         assert dockerfile.is_file(), entry["slug"]
-        assert installs_the_notebook_package(dockerfile) or parent_image(dockerfile) == base["image"], (
-            f"{entry['slug']}: neither installs aitestbed[notebook] nor builds FROM the base"
-        )
+        assert (
+            installs_the_notebook_package(dockerfile) or parent_image(dockerfile) == base["image"]
+        ), f"{entry['slug']}: neither installs aitestbed[notebook] nor builds FROM the base"
         # Each image proves at build time that the notebook side imports.
         assert "import aitestbed.notebook" in dockerfile.read_text(), entry["slug"]
 
@@ -87,8 +101,9 @@ def test_catalog_images_are_pinned_and_described():
 def test_the_chart_values_carry_exactly_the_catalog():
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert values["settings"]["images"] == [as_settings(e) for e in CATALOG["images"]]
-    assert values["hub"]["image"]["repository"] + ":" + values["hub"]["image"]["tag"] == (
-        CATALOG["hub"]["image"]
+    assert (
+        values["hub"]["image"]["repository"] + ":" + values["hub"]["image"]["tag"]
+        == (CATALOG["hub"]["image"])
     )
 
 
@@ -107,7 +122,7 @@ def test_the_pre_puller_pulls_exactly_the_catalog(renders):
 
 
 def test_the_embedded_default_offers_only_catalog_images():
-    """The embedded default runs the local environment (image refs unused) but names the same images."""
+    """The embedded default runs the local environment (refs unused) but names catalog images."""
     embedded = yaml.safe_load((ROOT / "hub_config" / "settings.yaml").read_text())
     catalog = {entry["slug"]: entry for entry in CATALOG["images"]}
     for image in embedded["images"]:

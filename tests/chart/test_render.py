@@ -17,9 +17,9 @@ from .conftest import (
     MATRIX,
     NAMESPACE,
     WORKLOADS,
-    Render,
     containers,
     run_helm,
+    template,
 )
 
 pytestmark = pytest.mark.chart
@@ -30,7 +30,9 @@ METADATA = "169.254.169.254/32"
 
 @pytest.mark.parametrize("name", MATRIX)
 def test_helm_lint_passes(helm, renders, name):
-    done = run_helm(helm, "lint", str(CHART), "--strict", "--values", str(renders[name].values_file))
+    done = run_helm(
+        helm, "lint", str(CHART), "--strict", "--values", str(renders[name].values_file)
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -115,7 +117,6 @@ def test_generated_secrets_have_the_shapes_jupyterhub_needs(renders):
 def test_a_settings_change_restarts_the_hub(helm, renders, tmp_path):
     values = tmp_path / "v.yaml"
     values.write_text(yaml.safe_dump({"settings": {"site": {"name": "Another name"}}}))
-    from .conftest import template
 
     other = [d for d in yaml.safe_load_all(template(helm, values).stdout) if d]
     hub = next(o for o in other if o["kind"] == "Deployment" and o["metadata"]["name"] == HUB)
@@ -144,7 +145,10 @@ def test_external_postgresql_urls_come_only_from_the_secret(renders):
     assert "--JupyterHub.db_url=$(AITESTBED_HUB_DATABASE_URL)" in container["args"]
     assert "p@ss" not in r.one("ConfigMap", f"{FULLNAME}-settings")["data"]["settings.yaml"]
     policy = r.one("NetworkPolicy", HUB)
-    assert {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"port": 5432, "protocol": "TCP"}]} in policy["spec"]["egress"]
+    assert {
+        "to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
+        "ports": [{"port": 5432, "protocol": "TCP"}],
+    } in policy["spec"]["egress"]
 
 
 def test_oidc_client_secret_is_a_mounted_file(renders):
@@ -162,10 +166,16 @@ def test_slurm_gets_a_generated_jwt_key_and_network_access(renders):
     r = renders["slurm-enabled"]
     data = r.one("Secret", f"{FULLNAME}-secrets")["data"]
     assert len(base64.b64decode(data["slurm-jwt-key"])) >= 32
-    slurm_rule = {"to": [{"ipBlock": {"cidr": "10.1.2.3/32"}}], "ports": [{"port": 6820, "protocol": "TCP"}]}
+    slurm_rule = {
+        "to": [{"ipBlock": {"cidr": "10.1.2.3/32"}}],
+        "ports": [{"port": 6820, "protocol": "TCP"}],
+    }
     assert slurm_rule in r.one("NetworkPolicy", HUB)["spec"]["egress"]
     assert slurm_rule in r.one("NetworkPolicy", f"{FULLNAME}-singleuser")["spec"]["egress"]
-    assert slurm_rule not in renders["defaults"].one("NetworkPolicy", f"{FULLNAME}-singleuser")["spec"]["egress"]
+    assert (
+        slurm_rule
+        not in renders["defaults"].one("NetworkPolicy", f"{FULLNAME}-singleuser")["spec"]["egress"]
+    )
 
 
 def test_ingress_serves_tls_with_cert_manager(renders):
@@ -199,14 +209,20 @@ def test_placeholders_have_the_lowest_priority_and_never_preempt(renders):
     assert pod["priorityClassName"] == f"{FULLNAME}-placeholder"
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
-    assert r.one("PodDisruptionBudget", f"{FULLNAME}-placeholder")["spec"]["maxUnavailable"] == "100%"
+    assert (
+        r.one("PodDisruptionBudget", f"{FULLNAME}-placeholder")["spec"]["maxUnavailable"] == "100%"
+    )
 
 
 def test_user_pods_talk_only_to_hub_proxy_dns_and_never_to_the_metadata_address(renders):
     policy = renders["defaults"].one("NetworkPolicy", f"{FULLNAME}-singleuser")["spec"]
-    assert policy["podSelector"] == {"matchLabels": {"app": "aitestbed", "component": "singleuser-server"}}
+    assert policy["podSelector"] == {
+        "matchLabels": {"app": "aitestbed", "component": "singleuser-server"}
+    }
     assert policy["policyTypes"] == ["Ingress", "Egress"]
-    sources = [peer["podSelector"]["matchLabels"]["component"] for peer in policy["ingress"][0]["from"]]
+    sources = [
+        peer["podSelector"]["matchLabels"]["component"] for peer in policy["ingress"][0]["from"]
+    ]
     assert sorted(sources) == ["hub", "proxy"]
     assert not any("ipBlock" in str(rule) for rule in policy["egress"])  # no CIDR by default
     internet = renders["everything"].one("NetworkPolicy", f"{FULLNAME}-singleuser")["spec"]
@@ -220,7 +236,10 @@ def test_every_cidr_that_contains_the_metadata_address_excepts_it(renders):
                 for peer in rule.get("to", []):
                     block = peer.get("ipBlock")
                     if block and block["cidr"] in ("0.0.0.0/0", "169.0.0.0/8", "169.254.0.0/16"):
-                        assert block["except"] == [METADATA], (render.name, policy["metadata"]["name"])
+                        assert block["except"] == [METADATA], (
+                            render.name,
+                            policy["metadata"]["name"],
+                        )
 
 
 def test_kubespawner_rbac_is_namespaced_and_minimal(renders):
@@ -235,8 +254,15 @@ def test_kubespawner_rbac_is_namespaced_and_minimal(renders):
 
 def test_notes_tell_the_operator_what_to_do(helm, renders):
     done = run_helm(
-        helm, "install", "portal", str(CHART), "--dry-run=client", "--namespace", NAMESPACE,
-        "--values", str(renders["slurm-enabled"].values_file),
+        helm,
+        "install",
+        "portal",
+        str(CHART),
+        "--dry-run=client",
+        "--namespace",
+        NAMESPACE,
+        "--values",
+        str(renders["slurm-enabled"].values_file),
     )
     assert done.returncode == 0, done.stderr
     notes = done.stdout.split("NOTES:", 1)[1]
@@ -248,7 +274,6 @@ def test_notes_tell_the_operator_what_to_do(helm, renders):
 def test_helm_template_refuses_an_oidc_login_without_a_client_secret(helm, tmp_path):
     values = tmp_path / "v.yaml"
     values.write_text(yaml.safe_dump({"settings": {"authentication": {"kind": "oidc"}}}))
-    from .conftest import template
 
     done = template(helm, values)
     assert done.returncode != 0
@@ -258,10 +283,18 @@ def test_helm_template_refuses_an_oidc_login_without_a_client_secret(helm, tmp_p
 def test_yamllint_accepts_the_chart_values_and_the_catalog():
     done = subprocess.run(
         [
-            sys.executable, "-m", "yamllint", "-d", "{extends: relaxed, rules: {line-length: {max: 120}}}", "--strict",
-            str(CHART / "values.yaml"), str(CHART / ".checkov.yaml"),
+            sys.executable,
+            "-m",
+            "yamllint",
+            "-d",
+            "{extends: relaxed, rules: {line-length: {max: 120}}}",
+            "--strict",
+            str(CHART / "values.yaml"),
+            str(CHART / ".checkov.yaml"),
             str(CHART.parent.parent / "images" / "catalog.yaml"),
         ],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr

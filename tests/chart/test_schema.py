@@ -56,10 +56,16 @@ INVALID = {
         {"hub": {"resources": {"requests": {"cpu": 1, "memory": "1Gi"}, "limits": None}}},
         "/hub/resources",
     ),
-    "bad CIDR": ({"singleuser": {"networkPolicy": {"egressCIDRs": ["10.0.0.0/33"]}}}, "egressCIDRs"),
+    "bad CIDR": (
+        {"singleuser": {"networkPolicy": {"egressCIDRs": ["10.0.0.0/33"]}}},
+        "egressCIDRs",
+    ),
     "ingress without hosts": ({"ingress": {"enabled": True}}, "/ingress/hosts"),
     "slurm without slurmrestd": ({"slurm": {"enabled": True}}, "/slurm/restdCIDRs"),
-    "external database without host": ({"externalDatabase": {"enabled": True}}, "/externalDatabase/host"),
+    "external database without host": (
+        {"externalDatabase": {"enabled": True}},
+        "/externalDatabase/host",
+    ),
     "bad service type": ({"proxy": {"service": {"type": "ExternalName"}}}, "/proxy/service/type"),
     "unknown settings key": ({"settings": {"site": {"nmae": "x"}}}, "/settings/site"),
     "settings flavor memory": (

@@ -1,4 +1,4 @@
-"""checkov finds nothing in the rendered chart, except the skips listed in helm/aitestbed/.checkov.yaml."""
+"""checkov finds nothing in the rendered chart but the skips in helm/aitestbed/.checkov.yaml."""
 
 from __future__ import annotations
 
@@ -27,9 +27,20 @@ def checkov_report(checkov, renders, tmp_path_factory):
     for name, render in renders.items():
         (directory / f"{name}.yaml").write_text(render.text)
     done = subprocess.run(
-        [checkov, "--config-file", str(CONFIG), "--directory", str(directory),
-         "--output", "json", "--quiet", "--compact"],
-        capture_output=True, text=True, timeout=600,
+        [
+            checkov,
+            "--config-file",
+            str(CONFIG),
+            "--directory",
+            str(directory),
+            "--output",
+            "json",
+            "--quiet",
+            "--compact",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.stdout, done.stderr
     report = json.loads(done.stdout)
@@ -50,9 +61,20 @@ def test_every_skip_is_still_needed(checkov, renders, tmp_path):
     """Without the config, checkov fails exactly the skipped checks on the default render."""
     (tmp_path / "defaults.yaml").write_text(renders["defaults"].text)
     done = subprocess.run(
-        [checkov, "--framework", "kubernetes", "--directory", str(tmp_path),
-         "--output", "json", "--quiet", "--compact"],
-        capture_output=True, text=True, timeout=600,
+        [
+            checkov,
+            "--framework",
+            "kubernetes",
+            "--directory",
+            str(tmp_path),
+            "--output",
+            "json",
+            "--quiet",
+            "--compact",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     report = json.loads(done.stdout)
     report = report[0] if isinstance(report, list) else report
