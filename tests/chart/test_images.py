@@ -128,3 +128,8 @@ def test_the_embedded_default_offers_only_catalog_images():
     for image in embedded["images"]:
         assert image["slug"] in catalog, image["slug"]
         assert image["gpu_capable"] == catalog[image["slug"]]["gpu_capable"], image["slug"]
+
+
+def test_the_build_context_leaves_out_local_environments():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", ".tools", "node_modules", ".git"} <= set(ignored)

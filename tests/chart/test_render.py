@@ -9,6 +9,7 @@ import sys
 import kubernetes_validate
 import pytest
 import yaml
+from aitestbed.settings import parse_settings
 
 from .conftest import (
     CHART,
@@ -103,6 +104,15 @@ def test_hub_is_a_recreated_singleton_reading_the_settings_configmap(renders):
     assert settings["site"]["state_dir"] == "/srv/aitestbed/state"
     assert [i["slug"] for i in settings["images"]] == ["python-cpu", "pytorch", "tensorflow"]
     assert r.one("PersistentVolumeClaim", f"{FULLNAME}-hub-state")
+
+
+@pytest.mark.parametrize("name", MATRIX)
+def test_the_rendered_settings_are_what_the_hub_loads(renders, name, tmp_path):
+    """The ConfigMap passes the hub's own settings loader (schema and cross-references)."""
+    text = renders[name].one("ConfigMap", f"{FULLNAME}-settings")["data"]["settings.yaml"]
+    settings = parse_settings(text, tmp_path / "settings.yaml")
+    assert settings.site.mode == "kubernetes"
+    assert [image.slug for image in settings.images] == ["python-cpu", "pytorch", "tensorflow"]
 
 
 def test_generated_secrets_have_the_shapes_jupyterhub_needs(renders):
