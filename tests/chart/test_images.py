@@ -133,3 +133,39 @@ def test_the_embedded_default_offers_only_catalog_images():
 def test_the_build_context_leaves_out_local_environments():
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".tools", "node_modules", ".git"} <= set(ignored)
+
+
+def pinned_install(dockerfile: Path) -> list[str]:
+    """The requirements of the Dockerfile's `pip install -c constraints.txt ...` step."""
+    text = dockerfile.read_text().replace("\\\n", " ")
+    match = re.search(r"pip install --no-cache-dir -c \S+constraints\.txt (.*?)(&&|$)", text, re.M)
+    assert match, f"{dockerfile}: no pip install with the project's constraints"
+    return [arg.strip('"').replace("/tmp/aitestbed[", ".[") for arg in match.group(1).split()]
+
+
+@pytest.mark.parametrize("image", ["notebook-base", "hub"])
+def test_the_pinned_python_packages_of_an_image_resolve_with_the_project_constraints(image):
+    """pip resolves the image's pinned set (from PyPI, nothing installed): a conflict fails here
+    instead of in `docker build`."""
+    requirements = pinned_install(IMAGES / image / "Dockerfile")
+    assert all("==" in r or r.startswith(".[") for r in requirements), requirements
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-c",
+            "requirements/constraints.txt",
+            *requirements,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
