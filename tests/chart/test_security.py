@@ -63,6 +63,7 @@ def test_every_skip_is_still_needed(checkov, renders, tmp_path):
     done = subprocess.run(
         [
             checkov,
+            "--skip-download",
             "--framework",
             "kubernetes",
             "--directory",
