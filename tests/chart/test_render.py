@@ -37,14 +37,16 @@ def test_helm_lint_passes(helm, renders, name):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.parametrize("version", ["1.27.0", KUBERNETES_VERSION, "1.35.0"])
 @pytest.mark.parametrize("name", MATRIX)
-def test_every_manifest_is_valid_kubernetes_in_strict_mode(renders, name):
+def test_every_manifest_is_valid_kubernetes_in_strict_mode(renders, name, version):
+    """From the oldest Kubernetes the chart supports (Chart.yaml kubeVersion) to a recent one."""
     validated = 0
     for obj in renders[name].objects:
         if obj["apiVersion"].startswith("monitoring.coreos.com/"):
             continue  # a CRD of the Prometheus Operator: not in the Kubernetes schemas
         try:
-            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+            kubernetes_validate.validate(obj, version, strict=True)
         except kubernetes_validate.ValidationError as error:
             pytest.fail(f"{obj['kind']} {obj['metadata']['name']}: {error.message} at {error.path}")
         validated += 1
