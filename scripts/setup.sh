@@ -50,6 +50,19 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+if [ "$want_test" = 1 ]; then
+  # checkov (security scan of the generated pod manifests, tests/kube) pins an older
+  # `packaging` than the portal, so it gets an environment of its own.
+  checkov_version=3.3.30
+  checkov_stamp=".venv-checkov/.installed-checkov-$checkov_version"
+  if [ ! -f "$checkov_stamp" ]; then
+    say "Installing checkov $checkov_version into .venv-checkov"
+    "$python_bin" -m venv .venv-checkov
+    .venv-checkov/bin/python -m pip install -q "checkov==$checkov_version"
+    touch "$checkov_stamp"
+  fi
+fi
+
 if [ ! -x node_modules/.bin/configurable-http-proxy ]; then
   say "Installing configurable-http-proxy (npm, into node_modules)"
   npm ci --no-audit --no-fund --loglevel=error

@@ -13,7 +13,9 @@ from aitestbed.hub.setup import read_or_create_secret, setup_portal
 from aitestbed.settings import SettingsError, load_settings
 from traitlets.config import Config
 
-from tests.conftest import EXAMPLE_SETTINGS
+from tests.conftest import EXAMPLE_SETTINGS, REPO
+
+PRODUCTION_SETTINGS = REPO / "hub_config" / "settings.production.example.yaml"
 
 
 @pytest.fixture
@@ -78,9 +80,28 @@ def test_unavailable_modes_are_refused_clearly(settings):
     )
     with pytest.raises(SettingsError, match=r"authentication\.kind 'oidc' is not available"):
         setup_portal(Config(), oidc)
-    kube = dataclasses.replace(settings, site=dataclasses.replace(settings.site, mode="kubernetes"))
-    with pytest.raises(SettingsError, match=r"site\.mode 'kubernetes' is not available"):
-        setup_portal(Config(), kube)
+
+
+def test_kubernetes_mode_configures_the_kube_spawner(tmp_path):
+    settings = load_settings(PRODUCTION_SETTINGS)
+    settings = dataclasses.replace(
+        settings,
+        site=dataclasses.replace(settings.site, state_dir=tmp_path / "state"),
+        authentication=dataclasses.replace(settings.authentication, kind="demo"),
+    )
+    c = Config()
+    setup_portal(c, settings)
+    assert c.JupyterHub.spawner_class == "aitestbed.hub.kube_spawner.PortalKubeSpawner"
+    kube = settings.kubernetes
+    assert c.KubeSpawner.namespace == kube.namespace == "aitestbed"
+    assert c.KubeSpawner.cmd == ["jupyterhub-singleuser"]
+    assert c.PortalKubeSpawner.kube_site["home_storage"] == "50Gi"
+    assert c.PortalKubeSpawner.kube_site["gpu_tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert c.JupyterHub.hub_connect_url == "http://hub:8081"
+    assert c.JupyterHub.hub_bind_url == "http://0.0.0.0:8081"
+    assert c.Spawner.environment["AITESTBED_PORTAL_URL"] == kube.session_portal_url
+    assert "--allow-root" not in c.Spawner.get("args", [])
+    assert c.Spawner.pre_spawn_hook is not None
 
 
 def test_secret_file_is_created_once(tmp_path):

@@ -10,6 +10,7 @@ KubeSpawner pod settings (:class:`PortalKubeSpawner`).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 from datetime import date
 from typing import Any, ClassVar
@@ -125,18 +126,33 @@ class PolicySpawnerMixin(LoggingConfigurable):
         projects, flavors, images, running = parse_context(context)
         return spawn_options(projects, flavors, images, date.today()), running
 
-    def capacity(self, running: dict[str, int]) -> dict[str, tuple[float, float] | None]:
+    def capacity(
+        self, running: dict[str, int], flavors: list[FlavorSpec]
+    ) -> dict[str, tuple[float, float] | None]:
+        """``{flavor slug: (free, total)}`` sessions; a flavor not listed has no known limit.
+
+        The embedded default counts from ``flavor_capacity``; the Kubernetes spawner
+        overrides this (it may return an awaitable) to ask the cluster.
+        """
         return {
             slug: (max(total - running.get(slug, 0), 0), total)
             for slug, total in self.flavor_capacity.items()
         }
+
+    async def free_capacity(
+        self, options: list[ProjectOptions], running: dict[str, int]
+    ) -> dict[str, tuple[float, float] | None]:
+        flavors = {f.flavor.slug: f.flavor for o in options for f in o.flavors}
+        result = self.capacity(running, list(flavors.values()))
+        return await result if inspect.isawaitable(result) else result
 
     async def render_options_form(self) -> str:
         try:
             options, running = await self.policy_options()
         except (PortalUnavailable, PortalRefused):
             return f"<div class='alert alert-danger'>{UNAVAILABLE}</div>"
-        return render_spawn_form(options, self.capacity(running), self.session_choice)
+        capacity = await self.free_capacity(options, running)
+        return render_spawn_form(options, capacity, self.session_choice)
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         return clean_user_options({k: v for k, v in formdata.items() if k in OPTION_KEYS})
@@ -153,7 +169,7 @@ class PolicySpawnerMixin(LoggingConfigurable):
         chosen, problem = complete_request(options, chosen)
         if problem:
             raise web.HTTPError(403, problem)
-        capacity = self.capacity(running).get(chosen["flavor"])
+        capacity = (await self.free_capacity(options, running)).get(chosen["flavor"])
         if capacity is not None and capacity[0] <= 0:
             raise web.HTTPError(
                 409,

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from aitestbed.hub.hooks import HookChain
-from aitestbed.settings import DATABASE_URL_ENV, SETTINGS_ENV, Settings, SettingsError
+from aitestbed.settings import (
+    DATABASE_URL_ENV,
+    SETTINGS_ENV,
+    Kubernetes,
+    Settings,
+    SettingsError,
+)
 
 PORTAL_SERVICE = "portal"
 CULLER_SERVICE = "idle-culler"
@@ -153,6 +159,39 @@ def _setup_local_spawner(c: Any, settings: Settings) -> None:
         c.Spawner.args = ["--allow-root"]
 
 
+def kube_site(kube: Kubernetes) -> dict[str, Any]:
+    """The ``kubernetes`` settings as PortalKubeSpawner.kube_site (KubeSite's fields)."""
+    site: dict[str, Any] = {
+        "home_storage": kube.home_storage,
+        "home_storage_class": kube.home_storage_class,
+        "project_claim_template": kube.project_claim_template,
+        "image_pull_policy": kube.image_pull_policy,
+        "extra_node_selector": dict(kube.node_selector),
+    }
+    if kube.gpu_tolerations is not None:
+        site["gpu_tolerations"] = [dict(t) for t in kube.gpu_tolerations]
+    return site
+
+
+def _setup_kube_spawner(c: Any, settings: Settings) -> None:
+    kube = settings.kubernetes
+    c.JupyterHub.spawner_class = "aitestbed.hub.kube_spawner.PortalKubeSpawner"
+    c.KubeSpawner.namespace = kube.namespace
+    if kube.api_url:
+        c.KubeSpawner.k8s_api_host = kube.api_url
+    c.PortalKubeSpawner.kube_site = kube_site(kube)
+    # The curated images put jupyterhub-singleuser on their PATH.
+    c.KubeSpawner.cmd = ["jupyterhub-singleuser"]
+    c.Spawner.default_url = "/lab"
+    c.Spawner.server_token_scopes = server_token_scopes()
+    portal_url = kube.session_portal_url or f"{settings.site.bind_url.rstrip('/')}/services/portal/"
+    c.Spawner.environment = {PORTAL_URL_ENV: portal_url}
+    if kube.hub_connect_url:
+        # Pods reach the hub through its Kubernetes service, so it listens beyond loopback.
+        c.JupyterHub.hub_connect_url = kube.hub_connect_url
+        c.JupyterHub.hub_bind_url = f"http://0.0.0.0:{settings.site.hub_port}"
+
+
 def setup_portal(c: Any, settings: Settings) -> None:
     """Configure JupyterHub ``c`` for the portal described by ``settings``."""
     site = settings.site
@@ -173,10 +212,12 @@ def setup_portal(c: Any, settings: Settings) -> None:
     _setup_authenticator(c, settings)
     if site.mode == "embedded":
         _setup_local_spawner(c, settings)
+    elif site.mode == "kubernetes":
+        _setup_kube_spawner(c, settings)
     else:
         raise SettingsError(
             f"{settings.path}: site.mode {site.mode!r} is not available in this version of the "
-            "portal; use 'embedded'."
+            "portal; use 'embedded' or 'kubernetes'."
         )
     chain = HookChain()
     _setup_policy(c, settings, chain)
