@@ -385,3 +385,22 @@ def running_double(workdir: Path, namespaces: tuple[str, ...] = ("default",)) ->
         threaded.call(threaded.double.stop)
         threaded.loop.call_soon_threadsafe(threaded.loop.stop)
         threaded.thread.join(timeout=10)
+
+
+def write_kubeconfig(path: Path, server: str) -> Path:
+    """A kubeconfig naming ``server`` (KubeSpawner loads one even when given a host)."""
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "double", "cluster": {"server": server}}],
+                "users": [{"name": "tester", "user": {"token": "not-checked"}}],
+                "contexts": [
+                    {"name": "double", "context": {"cluster": "double", "user": "tester"}}
+                ],
+                "current-context": "double",
+            }
+        )
+    )
+    return path
