@@ -33,8 +33,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_settings(state_dir: Path, users: dict[str, str], **site: object) -> dict:
-    """A settings document for tests: the embedded default on free ports."""
+def test_settings(
+    state_dir: Path,
+    users: dict[str, str],
+    sections: dict[str, object] | None = None,
+    **site: object,
+) -> dict:
+    """A settings document for tests: the embedded default on free ports; ``sections``
+    replaces whole top-level sections (e.g. ``kubernetes``)."""
     base = yaml.safe_load((REPO / "hub_config" / "settings.yaml").read_text())
     base["site"].update(
         {
@@ -48,6 +54,7 @@ def test_settings(state_dir: Path, users: dict[str, str], **site: object) -> dic
         }
     )
     base["site"].update(site)
+    base.update(sections or {})
     base["authentication"]["demo_users"] = [
         {"name": name, "password_hash": hash_password(pw, iterations=TEST_ITERATIONS)}
         for name, pw in users.items()
@@ -113,15 +120,23 @@ def wait_until(check, *, timeout: float, interval: float = 0.2, what: str = "con
 def running_portal(
     workdir: Path,
     users: dict[str, str],
+    *,
+    sections: dict[str, object] | None = None,
+    env: dict[str, str] | None = None,
     **site: object,
 ) -> Iterator[Portal]:
-    """Start hub + proxy + portal with ``users``; stop everything afterwards."""
+    """Start hub + proxy + portal with ``users``; stop everything afterwards.
+
+    ``site`` overrides keys of the ``site`` section, ``sections`` whole top-level sections,
+    ``env`` adds environment variables to the hub's processes.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     settings_path = workdir / "settings.yaml"
-    settings_path.write_text(yaml.safe_dump(test_settings(workdir / "state", users, **site)))
+    document = test_settings(workdir / "state", users, sections, **site)
+    settings_path.write_text(yaml.safe_dump(document))
     log_path = workdir / "hub.log"
     with log_path.open("wb") as log:
-        process = start_hub(settings_path, cwd=workdir, stdout=log)
+        process = start_hub(settings_path, cwd=workdir, stdout=log, env=env)
     portal = Portal(settings_path, process, log_path)
     try:
 

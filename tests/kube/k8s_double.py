@@ -36,6 +36,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -290,7 +291,8 @@ class KubeDouble:
         self._event(pod, "Scheduled", f"Successfully assigned {namespace}/{name} (fake, no scheduler)")
         self._event(pod, "Pulled", f'Container image "{container["image"]}" is not pulled (fake)')
         argv = list(container.get("command") or []) + list(container.get("args") or [])
-        executable = shutil.which(argv[0], path=os.environ.get("PATH")) if argv else None
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        executable = shutil.which(argv[0], path=path) if argv else None
         if executable is None:
             self._event(pod, "Failed", f"executable not found: {argv[:1]}", "Warning")
             self._update_pod(key, {"phase": "Failed"})
@@ -300,7 +302,7 @@ class KubeDouble:
         home = self.workdir / "pods" / name
         runtime = home / ".local" / "share" / "jupyter" / "runtime"
         runtime.mkdir(parents=True, exist_ok=True)
-        env = {k: os.environ[k] for k in ("PATH", "LANG") if k in os.environ}
+        env = {k: os.environ[k] for k in ("LANG",) if k in os.environ} | {"PATH": path}
         env |= {e["name"]: e.get("value", "") for e in container.get("env", []) if "value" in e}
         env |= {"HOME": str(home), "JUPYTER_RUNTIME_DIR": str(runtime)}
         if "JUPYTERHUB_SERVICE_URL" in env:

@@ -79,6 +79,18 @@ def clean_user_options(raw: dict[str, Any]) -> dict[str, str]:
     return cleaned
 
 
+def no_capacity_reason(flavor: str, total: float) -> str:
+    if total <= 0:
+        return (
+            f"No node can run the flavor {flavor!r} now (none has its GPUs or slices free "
+            "or in service); choose another flavor or ask the operators."
+        )
+    return (
+        f"All {total:g} places for the flavor {flavor!r} are in use right now; choose "
+        "another flavor or try again later."
+    )
+
+
 class PolicySpawnerMixin(LoggingConfigurable):
     """Mix in before a concrete spawner class."""
 
@@ -171,11 +183,7 @@ class PolicySpawnerMixin(LoggingConfigurable):
             raise web.HTTPError(403, problem)
         capacity = (await self.free_capacity(options, running)).get(chosen["flavor"])
         if capacity is not None and capacity[0] <= 0:
-            raise web.HTTPError(
-                409,
-                f"No capacity is free for the flavor {chosen['flavor']!r} right now; "
-                "choose another flavor or try again later.",
-            )
+            raise web.HTTPError(409, no_capacity_reason(chosen["flavor"], capacity[1]))
         try:
             record = await self.portal().start_session(
                 user=self.user.name, server_name=self.name, **chosen
