@@ -151,19 +151,31 @@ class KubeDouble:
         return {name: copy.deepcopy(p) for (_ns, name), p in self.objects["pods"].items()}
 
     def pvcs(self) -> dict[str, dict]:
-        return {n: copy.deepcopy(p) for (_ns, n), p in self.objects["persistentvolumeclaims"].items()}
+        return {
+            n: copy.deepcopy(p) for (_ns, n), p in self.objects["persistentvolumeclaims"].items()
+        }
 
     def _event(self, pod: dict, reason: str, message: str, kind: str = "Normal") -> None:
         meta = pod["metadata"]
         self._store(
             "events",
             {
-                "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}",
-                             "namespace": meta["namespace"]},
-                "involvedObject": {"kind": "Pod", "name": meta["name"],
-                                   "namespace": meta["namespace"], "uid": meta["uid"]},
-                "reason": reason, "message": message, "type": kind,
-                "lastTimestamp": now(), "firstTimestamp": now(), "count": 1,
+                "metadata": {
+                    "name": f"{meta['name']}.{uuid.uuid4().hex[:12]}",
+                    "namespace": meta["namespace"],
+                },
+                "involvedObject": {
+                    "kind": "Pod",
+                    "name": meta["name"],
+                    "namespace": meta["namespace"],
+                    "uid": meta["uid"],
+                },
+                "reason": reason,
+                "message": message,
+                "type": kind,
+                "lastTimestamp": now(),
+                "firstTimestamp": now(),
+                "count": 1,
                 "source": {"component": "fake-kubelet"},
             },
         )
@@ -223,11 +235,17 @@ class KubeDouble:
         )
 
     def _list(self, request: web.Request, kind: str, namespace: str | None) -> web.Response:
-        items = [o for o in self.objects[kind].values() if self._selected(request, kind, namespace, o)]
+        items = [
+            o for o in self.objects[kind].values() if self._selected(request, kind, namespace, o)
+        ]
         rv = str(self.history[-1][0]) if self.history else "0"
         return web.json_response(
-            {"kind": f"{(NAMESPACED | CLUSTER)[kind]}List", "apiVersion": "v1",
-             "metadata": {"resourceVersion": rv}, "items": items}
+            {
+                "kind": f"{(NAMESPACED | CLUSTER)[kind]}List",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": rv},
+                "items": items,
+            }
         )
 
     async def _watch(self, request: web.Request, kind: str, namespace: str | None):
@@ -240,7 +258,11 @@ class KubeDouble:
         with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
             while True:
                 for rv, what, event, obj in self.history[position:]:
-                    if what == kind and rv > since and self._selected(request, kind, namespace, obj):
+                    if (
+                        what == kind
+                        and rv > since
+                        and self._selected(request, kind, namespace, obj)
+                    ):
                         line = json.dumps({"type": event, "object": obj}) + "\n"
                         await response.write(line.encode())
                 position = len(self.history)
@@ -267,7 +289,9 @@ class KubeDouble:
         if namespace is not None:
             obj["metadata"]["namespace"] = namespace
         obj.setdefault("status", {})
-        obj["status"].setdefault("phase", "Pending" if kind in ("pods", "persistentvolumeclaims") else "Active")
+        obj["status"].setdefault(
+            "phase", "Pending" if kind in ("pods", "persistentvolumeclaims") else "Active"
+        )
         obj = self._store(kind, obj)
         if kind == "pods":
             asyncio.get_running_loop().create_task(self._run_pod(namespace, name))
@@ -288,7 +312,9 @@ class KubeDouble:
         pod = self.objects["pods"][key]
         container = pod["spec"]["containers"][0]
         ip = f"127.0.0.{next(self._ips)}"
-        self._event(pod, "Scheduled", f"Successfully assigned {namespace}/{name} (fake, no scheduler)")
+        self._event(
+            pod, "Scheduled", f"Successfully assigned {namespace}/{name} (fake, no scheduler)"
+        )
         self._event(pod, "Pulled", f'Container image "{container["image"]}" is not pulled (fake)')
         argv = list(container.get("command") or []) + list(container.get("args") or [])
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -310,19 +336,38 @@ class KubeDouble:
             env["JUPYTERHUB_SERVICE_URL"] = urlunparse(url._replace(netloc=f"{ip}:{url.port}"))
         with (home / "container.log").open("ab") as log:
             process = await asyncio.create_subprocess_exec(
-                executable, *argv[1:], env=env, cwd=home, stdout=log, stderr=log,
+                executable,
+                *argv[1:],
+                env=env,
+                cwd=home,
+                stdout=log,
+                stderr=log,
                 start_new_session=True,
             )
         self.processes[key] = process
-        self._event(pod, "Started", f"Started container {container['name']} as process {process.pid}")
+        self._event(
+            pod, "Started", f"Started container {container['name']} as process {process.pid}"
+        )
         started = now()
         self._update_pod(
             key,
-            {"phase": "Running", "podIP": ip, "hostIP": "127.0.0.1", "startTime": started,
-             "conditions": [{"type": "Ready", "status": "True"}],
-             "containerStatuses": [{"name": container["name"], "ready": True, "restartCount": 0,
-                                    "image": container["image"], "imageID": "",
-                                    "state": {"running": {"startedAt": started}}}]},
+            {
+                "phase": "Running",
+                "podIP": ip,
+                "hostIP": "127.0.0.1",
+                "startTime": started,
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [
+                    {
+                        "name": container["name"],
+                        "ready": True,
+                        "restartCount": 0,
+                        "image": container["image"],
+                        "imageID": "",
+                        "state": {"running": {"startedAt": started}},
+                    }
+                ],
+            },
         )
         deadline = pod["spec"].get("activeDeadlineSeconds")
         try:
@@ -331,17 +376,30 @@ class KubeDouble:
         except TimeoutError:
             await self._kill(key)
             code, reason, phase = 137, "DeadlineExceeded", "Failed"
-            self._event(pod, "DeadlineExceeded", "Pod was active on the node longer than the "
-                        "specified deadline", "Warning")
+            self._event(
+                pod,
+                "DeadlineExceeded",
+                "Pod was active on the node longer than the specified deadline",
+                "Warning",
+            )
         self.processes.pop(key, None)
         if key in self.objects["pods"]:
             self._update_pod(
                 key,
-                {"phase": phase, "reason": reason,
-                 "containerStatuses": [{"name": container["name"], "ready": False,
-                                        "restartCount": 0, "image": container["image"],
-                                        "imageID": "", "state": {"terminated": {
-                                            "exitCode": code, "reason": reason}}}]},
+                {
+                    "phase": phase,
+                    "reason": reason,
+                    "containerStatuses": [
+                        {
+                            "name": container["name"],
+                            "ready": False,
+                            "restartCount": 0,
+                            "image": container["image"],
+                            "imageID": "",
+                            "state": {"terminated": {"exitCode": code, "reason": reason}},
+                        }
+                    ],
+                },
             )
 
     async def _kill(self, key: tuple[str, str]) -> None:
@@ -377,7 +435,9 @@ class ThreadedDouble:
 
 
 @contextlib.contextmanager
-def running_double(workdir: Path, namespaces: tuple[str, ...] = ("default",)) -> Iterator[ThreadedDouble]:
+def running_double(
+    workdir: Path, namespaces: tuple[str, ...] = ("default",)
+) -> Iterator[ThreadedDouble]:
     threaded = ThreadedDouble(KubeDouble(workdir, namespaces))
     threaded.thread.start()
     try:

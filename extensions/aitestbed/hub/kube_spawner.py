@@ -22,8 +22,8 @@ from kubespawner import KubeSpawner
 from traitlets import Dict, Float
 
 from aitestbed.hub.capacity import free_capacity
-from aitestbed.hub.policy_spawner import PolicySpawnerMixin
 from aitestbed.hub.pod_settings import KubeSite, flavor_demand, lifetime_seconds, pod_settings
+from aitestbed.hub.policy_spawner import PolicySpawnerMixin
 from aitestbed.policy.model import FlavorSpec, ImageSpec
 
 LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
@@ -101,9 +101,7 @@ class PortalKubeSpawner(PolicySpawnerMixin, KubeSpawner):
     async def poll(self):
         status = await super().poll()
         if status is None and self.session_deadline and time.time() > self.session_deadline:
-            self.log.info(
-                "%s reached its flavor's lifetime limit; stopping it.", self._log_name
-            )
+            self.log.info("%s reached its flavor's lifetime limit; stopping it.", self._log_name)
             await self.stop(now=True)
             return 0
         return status
