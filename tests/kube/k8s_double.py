@@ -186,7 +186,7 @@ class KubeDouble:
         self._changed = asyncio.Condition()
         app = web.Application()
         app.router.add_route("*", "/api/v1/{rest:.*}", self.handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        self._runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
