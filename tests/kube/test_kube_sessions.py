@@ -140,7 +140,7 @@ def test_flavor_without_capacity_is_refused_at_once(portal, cluster):
     elapsed = time.monotonic() - started
     assert response.status_code == 409, response.text
     assert "a100-1g-10gb" in response.json()["message"]
-    assert "no node" in response.json()["message"].lower()
+    assert "no node in service" in response.json()["message"].lower()
     assert elapsed < 10, f"the refusal took {elapsed:.1f} s"
     assert len(k8s.call(lambda: k8s.double.received_pods)) == before, "no pod was created"
     assert "" not in user_model(portal, session, "bob")["servers"]

@@ -82,8 +82,8 @@ def clean_user_options(raw: dict[str, Any]) -> dict[str, str]:
 def no_capacity_reason(flavor: str, total: float) -> str:
     if total <= 0:
         return (
-            f"No node can run the flavor {flavor!r} now (none has its GPUs or slices free "
-            "or in service); choose another flavor or ask the operators."
+            f"No node in service offers what the flavor {flavor!r} needs (its GPU type or "
+            "MIG slice); choose another flavor or ask the operators."
         )
     return (
         f"All {total:g} places for the flavor {flavor!r} are in use right now; choose "
