@@ -323,8 +323,8 @@ class KubeDouble:
             self._event(pod, "Failed", f"executable not found: {argv[:1]}", "Warning")
             self._update_pod(key, {"phase": "Failed"})
             return
-        if os.geteuid() == 0:
-            argv.append("--allow-root")
+        if os.geteuid() == 0 and Path(executable).name == "jupyterhub-singleuser":
+            argv.append("--allow-root")  # images run it as jovyan; the tests may be root
         home = self.workdir / "pods" / name
         runtime = home / ".local" / "share" / "jupyter" / "runtime"
         runtime.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ Kubernetes and that the session works once a pod runs, not that a cluster would 
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -112,6 +113,15 @@ def test_gpu_session_runs_as_a_pod_and_stops(portal, cluster):
     # chained after the start queue's by the policy mixin).
     requests_seen = k8s.call(lambda: list(k8s.double.requests))
     assert any("/events?" in path and "watch=True" in path for _m, path in requests_seen)
+
+    # Bob's spawn page counts the cluster: alice's pod holds one of the node's two GPUs,
+    # and there are no MIG slices at all.
+    bob = portal.login("bob", USERS["bob"])
+    page = bob.get(f"{portal.url}/hub/spawn", timeout=60)
+    assert page.status_code == 200
+    card = r"<b>{}</b><br><span class='aitb-muted'>[^<]*{} free now"
+    assert re.search(card.format("1 x A100 80GB", "1 of 2"), page.text), page.text[:3000]
+    assert re.search(card.format(r"A100 MIG slice 1g\.10gb", "0 of 0"), page.text)
 
     stop = session.delete(f"{portal.url}/hub/api/users/alice/server", timeout=60)
     assert stop.status_code in (202, 204), stop.text
