@@ -109,11 +109,12 @@ class KubeDouble:
         self._runner: web.AppRunner | None = None
         self.url = ""
         for name in namespaces:
-            self._store("namespaces", {"metadata": {"name": name}, "status": {"phase": "Active"}})
+            self.put("namespaces", {"metadata": {"name": name}, "status": {"phase": "Active"}})
 
     # -- store ------------------------------------------------------------------------
 
-    def _store(self, kind: str, obj: dict, event: str = "ADDED") -> dict:
+    def put(self, kind: str, obj: dict, event: str = "ADDED") -> dict:
+        """Store ``obj`` as the API would (uid, resourceVersion, ...) and tell watchers."""
         meta = obj.setdefault("metadata", {})
         obj["kind"] = (NAMESPACED | CLUSTER)[kind]
         obj["apiVersion"] = "v1"
@@ -145,7 +146,7 @@ class KubeDouble:
                 "conditions": [{"type": "Ready", "status": "True"}],
             },
         }
-        return copy.deepcopy(self._store("nodes", node))
+        return copy.deepcopy(self.put("nodes", node))
 
     def pods(self) -> dict[str, dict]:
         return {name: copy.deepcopy(p) for (_ns, name), p in self.objects["pods"].items()}
@@ -155,9 +156,9 @@ class KubeDouble:
             n: copy.deepcopy(p) for (_ns, n), p in self.objects["persistentvolumeclaims"].items()
         }
 
-    def _event(self, pod: dict, reason: str, message: str, kind: str = "Normal") -> None:
+    def record_event(self, pod: dict, reason: str, message: str, kind: str = "Normal") -> None:
         meta = pod["metadata"]
-        self._store(
+        self.put(
             "events",
             {
                 "metadata": {
@@ -195,10 +196,12 @@ class KubeDouble:
         return self.url
 
     async def stop(self) -> None:
+        """Stop every pod process and the HTTP server (safe to call twice)."""
         for key in list(self.processes):
             await self._kill(key)
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((request.method, request.path_qs))
@@ -255,7 +258,7 @@ class KubeDouble:
         await response.prepare(request)
         deadline = asyncio.get_running_loop().time() + timeout
         position = 0
-        with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
+        with contextlib.suppress(ConnectionResetError):
             while True:
                 for rv, what, event, obj in self.history[position:]:
                     if (
@@ -292,7 +295,7 @@ class KubeDouble:
         obj["status"].setdefault(
             "phase", "Pending" if kind in ("pods", "persistentvolumeclaims") else "Active"
         )
-        obj = self._store(kind, obj)
+        obj = self.put(kind, obj)
         if kind == "pods":
             asyncio.get_running_loop().create_task(self._run_pod(namespace, name))
         return web.json_response(obj, status=201)
@@ -305,22 +308,24 @@ class KubeDouble:
             return None
         pod = copy.deepcopy(pod)
         pod["status"].update(status_update)
-        return self._store("pods", pod, "MODIFIED")
+        return self.put("pods", pod, "MODIFIED")
 
     async def _run_pod(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         pod = self.objects["pods"][key]
         container = pod["spec"]["containers"][0]
         ip = f"127.0.0.{next(self._ips)}"
-        self._event(
+        self.record_event(
             pod, "Scheduled", f"Successfully assigned {namespace}/{name} (fake, no scheduler)"
         )
-        self._event(pod, "Pulled", f'Container image "{container["image"]}" is not pulled (fake)')
+        self.record_event(
+            pod, "Pulled", f'Container image "{container["image"]}" is not pulled (fake)'
+        )
         argv = list(container.get("command") or []) + list(container.get("args") or [])
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         executable = shutil.which(argv[0], path=path) if argv else None
         if executable is None:
-            self._event(pod, "Failed", f"executable not found: {argv[:1]}", "Warning")
+            self.record_event(pod, "Failed", f"executable not found: {argv[:1]}", "Warning")
             self._update_pod(key, {"phase": "Failed"})
             return
         if os.geteuid() == 0 and Path(executable).name == "jupyterhub-singleuser":
@@ -345,7 +350,7 @@ class KubeDouble:
                 start_new_session=True,
             )
         self.processes[key] = process
-        self._event(
+        self.record_event(
             pod, "Started", f"Started container {container['name']} as process {process.pid}"
         )
         started = now()
@@ -376,7 +381,7 @@ class KubeDouble:
         except TimeoutError:
             await self._kill(key)
             code, reason, phase = 137, "DeadlineExceeded", "Failed"
-            self._event(
+            self.record_event(
                 pod,
                 "DeadlineExceeded",
                 "Pod was active on the node longer than the specified deadline",

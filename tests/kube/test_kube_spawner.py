@@ -56,7 +56,7 @@ def running_pod(double, name: str, node: str | None = None, gpus: int = 0) -> di
             ],
         },
     }
-    return double._store("pods", pod)
+    return double.put("pods", pod)
 
 
 async def test_cpu_start_after_gpu_start_has_no_gpu_settings(tmp_path, double):
@@ -125,7 +125,7 @@ async def test_capacity_unknown_when_the_api_cannot_be_read(tmp_path, double):
     settings = production_settings(tmp_path)
     flavors, _ = catalog(settings)
     spawner = make_spawner(settings, double.url)
-    await double._runner.cleanup()  # the API goes away
+    await double.stop()  # the API goes away
     assert await spawner.capacity({}, [flavors["a100x1"]]) == {}
 
 
@@ -146,7 +146,7 @@ async def test_progress_shows_kubernetes_events(tmp_path, double):
     settings = production_settings(tmp_path)
     spawner = make_spawner(settings, double.url)
     pod = running_pod(double, spawner.pod_name)
-    double._event(pod, "Pulling", 'Pulling image "notebook-pytorch:0.1.0"')
+    double.record_event(pod, "Pulling", 'Pulling image "notebook-pytorch:0.1.0"')
     spawner._queue_ticket = None
     spawner._start_future = asyncio.get_running_loop().create_future()
     messages = []
