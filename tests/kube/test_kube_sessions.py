@@ -10,6 +10,8 @@ Kubernetes and that the session works once a pod runs, not that a cluster would 
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
 import re
 import time
 
@@ -57,22 +59,54 @@ def user_model(portal, session, name):
     return session.get(f"{portal.url}/hub/api/users/{name}", timeout=10).json()
 
 
+def progress_messages(portal, session, name) -> list[str]:
+    """The messages of the hub's progress event stream, until it says ready (or failed)."""
+    messages = []
+    with session.get(
+        f"{portal.url}/hub/api/users/{name}/server/progress", stream=True, timeout=120
+    ) as stream:
+        for line in stream.iter_lines(decode_unicode=True):
+            if line and line.startswith("data:"):
+                event = json.loads(line[len("data:") :])
+                messages.append(event.get("message", ""))
+                if event.get("ready") or event.get("failed"):
+                    break
+    return messages
+
+
 def test_gpu_session_runs_as_a_pod_and_stops(portal, cluster):
     k8s, _ = cluster
     session = portal.login("alice", USERS["alice"])
     started = time.monotonic()
-    response = session.post(
-        f"{portal.url}/hub/api/users/alice/server",
-        json={"project": "acme-vision", "flavor": "a100x1", "image": "pytorch"},
-        timeout=120,
-    )
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        start = pool.submit(
+            session.post,
+            f"{portal.url}/hub/api/users/alice/server",
+            json={"project": "acme-vision", "flavor": "a100x1", "image": "pytorch"},
+            timeout=120,
+        )
+        # While it starts, the hub's progress stream shows the pod's Kubernetes events.
+        wait_until(
+            lambda: (
+                start.done()
+                or user_model(portal, session, "alice")["servers"].get("", {}).get("pending")
+            ),
+            timeout=60,
+            interval=0.05,
+            what="alice's start to begin",
+        )
+        messages = progress_messages(portal, session, "alice")
+        response = start.result()
     assert response.status_code in (201, 202), response.text
     wait_until(
         lambda: user_model(portal, session, "alice")["servers"].get("", {}).get("ready"),
         timeout=120,
         what="alice's pod session",
     )
-    print(f"pod session ready after {time.monotonic() - started:.1f} s")
+    print(f"pod session ready after {time.monotonic() - started:.1f} s; progress: {messages}")
+    # The policy layer's own step, then the events the (fake) kubelet recorded for the pod.
+    assert "Starting your session ..." in messages, messages
+    assert any("[Normal] Started container notebook" in m for m in messages), messages
 
     # The request goes through the proxy to the single-user server the kubelet started
     # (a page visit first runs the server's OAuth handshake, as a browser does).
