@@ -65,10 +65,17 @@ def test_settings(
 class Portal:
     """A running hub with its proxy and services."""
 
-    def __init__(self, settings_path: Path, process: subprocess.Popen, log_path: Path) -> None:
+    def __init__(
+        self,
+        settings_path: Path,
+        process: subprocess.Popen,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.settings_path = settings_path
         self.process = process
         self.log_path = log_path
+        self.env = env
         doc = yaml.safe_load(settings_path.read_text())
         self.url = doc["site"]["bind_url"].rstrip("/")
         self.hub_api = f"http://127.0.0.1:{doc['site']['hub_port']}/hub/api"
@@ -100,6 +107,31 @@ class Portal:
 
     def stop(self) -> None:
         stop_process_group(self.process, timeout=20)
+
+    def wait_ready(self) -> None:
+        """Wait until the hub and the portal service answer through the proxy."""
+        process = self.process
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"the hub exited early:\n{self.log()[-3000:]}")
+            hub = requests.get(f"{self.url}/hub/health", timeout=2)
+            api = requests.get(f"{self.portal_url}api/health", timeout=2)
+            return hub.status_code == 200 and api.status_code == 200
+
+        try:
+            wait_until(ready, timeout=60, what="hub and portal service")
+        except (TimeoutError, RuntimeError) as error:
+            raise RuntimeError(f"{error}\n--- hub log ---\n{self.log()[-4000:]}") from None
+
+    def restart(self) -> None:
+        """Stop the hub with its proxy and services, start it again on the same state."""
+        self.stop()
+        with self.log_path.open("ab") as log:
+            self.process = start_hub(
+                self.settings_path, cwd=self.settings_path.parent, stdout=log, env=self.env
+            )
+        self.wait_ready()
 
 
 def wait_until(check, *, timeout: float, interval: float = 0.2, what: str = "condition"):
@@ -137,20 +169,9 @@ def running_portal(
     log_path = workdir / "hub.log"
     with log_path.open("wb") as log:
         process = start_hub(settings_path, cwd=workdir, stdout=log, env=env)
-    portal = Portal(settings_path, process, log_path)
+    portal = Portal(settings_path, process, log_path, env)
     try:
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise RuntimeError(f"the hub exited early:\n{portal.log()[-3000:]}")
-            hub = requests.get(f"{portal.url}/hub/health", timeout=2)
-            api = requests.get(f"{portal.portal_url}api/health", timeout=2)
-            return hub.status_code == 200 and api.status_code == 200
-
-        try:
-            wait_until(ready, timeout=60, what="hub and portal service")
-        except (TimeoutError, RuntimeError) as error:
-            raise RuntimeError(f"{error}\n--- hub log ---\n{portal.log()[-4000:]}") from None
+        portal.wait_ready()
         yield portal
     finally:
         portal.stop()

@@ -36,6 +36,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 import threading
 import uuid
@@ -102,9 +103,9 @@ class KubeDouble:
         self.history: list[tuple[int, str, str, dict]] = []  # (rv, kind, type, object)
         self.requests: list[tuple[str, str]] = []
         self.received_pods: list[dict] = []
-        self.processes: dict[tuple[str, str], asyncio.subprocess.Process] = {}
+        self.processes: dict[str, asyncio.subprocess.Process] = {}  # by pod uid
         self._rv = itertools.count(1)
-        self._ips = itertools.count(2)
+        self._ips = itertools.count()
         self._changed: asyncio.Condition | None = None
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -197,8 +198,8 @@ class KubeDouble:
 
     async def stop(self) -> None:
         """Stop every pod process and the HTTP server (safe to call twice)."""
-        for key in list(self.processes):
-            await self._kill(key)
+        for uid in list(self.processes):
+            await self._kill(uid)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -228,7 +229,8 @@ class KubeDouble:
             found["metadata"]["resourceVersion"] = str(next(self._rv))
             self._notify(kind, "DELETED", found)
             if kind == "pods":
-                asyncio.get_running_loop().create_task(self._kill((namespace, name)))
+                uid = found["metadata"]["uid"]
+                asyncio.get_running_loop().create_task(self._kill(uid))
             return web.json_response(found)
         return status(405, "MethodNotAllowed", f"{request.method} is not supported")
 
@@ -302,19 +304,37 @@ class KubeDouble:
 
     # -- fake kubelet -----------------------------------------------------------------
 
-    def _update_pod(self, key: tuple[str, str], status_update: dict) -> dict | None:
+    def _update_pod(self, key: tuple[str, str], uid: str, status_update: dict) -> dict | None:
+        """Update the pod's status, unless it was deleted (a new pod of the same name has
+        another uid: a slowly dying old process must not change it)."""
         pod = self.objects["pods"].get(key)
-        if pod is None:
+        if pod is None or pod["metadata"]["uid"] != uid:
             return None
         pod = copy.deepcopy(pod)
         pod["status"].update(status_update)
         return self.put("pods", pod, "MODIFIED")
 
+    def _free_address(self, container: dict) -> str:
+        """The next 127.0.0.N where the container's ports are free (other test runs on
+        this machine may hold some)."""
+        ports = [p["containerPort"] for p in container.get("ports", [])]
+        for _ in range(250):
+            ip = f"127.0.0.{2 + next(self._ips) % 250}"
+            try:
+                for port in ports:
+                    with socket.socket() as probe:
+                        probe.bind((ip, port))
+            except OSError:
+                continue
+            return ip
+        raise RuntimeError("no loopback address with the pod's ports free")
+
     async def _run_pod(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         pod = self.objects["pods"][key]
+        uid = pod["metadata"]["uid"]
         container = pod["spec"]["containers"][0]
-        ip = f"127.0.0.{next(self._ips)}"
+        ip = self._free_address(container)
         self.record_event(
             pod, "Scheduled", f"Successfully assigned {namespace}/{name} (fake, no scheduler)"
         )
@@ -326,7 +346,7 @@ class KubeDouble:
         executable = shutil.which(argv[0], path=path) if argv else None
         if executable is None:
             self.record_event(pod, "Failed", f"executable not found: {argv[:1]}", "Warning")
-            self._update_pod(key, {"phase": "Failed"})
+            self._update_pod(key, uid, {"phase": "Failed"})
             return
         if os.geteuid() == 0 and Path(executable).name == "jupyterhub-singleuser":
             argv.append("--allow-root")  # images run it as jovyan; the tests may be root
@@ -349,13 +369,14 @@ class KubeDouble:
                 stderr=log,
                 start_new_session=True,
             )
-        self.processes[key] = process
+        self.processes[uid] = process
         self.record_event(
             pod, "Started", f"Started container {container['name']} as process {process.pid}"
         )
         started = now()
         self._update_pod(
             key,
+            uid,
             {
                 "phase": "Running",
                 "podIP": ip,
@@ -379,7 +400,7 @@ class KubeDouble:
             code = await asyncio.wait_for(process.wait(), timeout=deadline)
             reason, phase = ("Completed", "Succeeded") if code == 0 else ("Error", "Failed")
         except TimeoutError:
-            await self._kill(key)
+            await self._kill(uid)
             code, reason, phase = 137, "DeadlineExceeded", "Failed"
             self.record_event(
                 pod,
@@ -387,28 +408,28 @@ class KubeDouble:
                 "Pod was active on the node longer than the specified deadline",
                 "Warning",
             )
-        self.processes.pop(key, None)
-        if key in self.objects["pods"]:
-            self._update_pod(
-                key,
-                {
-                    "phase": phase,
-                    "reason": reason,
-                    "containerStatuses": [
-                        {
-                            "name": container["name"],
-                            "ready": False,
-                            "restartCount": 0,
-                            "image": container["image"],
-                            "imageID": "",
-                            "state": {"terminated": {"exitCode": code, "reason": reason}},
-                        }
-                    ],
-                },
-            )
+        self.processes.pop(uid, None)
+        self._update_pod(
+            key,
+            uid,
+            {
+                "phase": phase,
+                "reason": reason,
+                "containerStatuses": [
+                    {
+                        "name": container["name"],
+                        "ready": False,
+                        "restartCount": 0,
+                        "image": container["image"],
+                        "imageID": "",
+                        "state": {"terminated": {"exitCode": code, "reason": reason}},
+                    }
+                ],
+            },
+        )
 
-    async def _kill(self, key: tuple[str, str]) -> None:
-        process = self.processes.pop(key, None)
+    async def _kill(self, uid: str) -> None:
+        process = self.processes.pop(uid, None)
         if process is None or process.returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError):

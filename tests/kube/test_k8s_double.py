@@ -87,3 +87,23 @@ async def test_kubelet_reports_exit_codes_and_enforces_the_deadline(double):
     assert ended["status"]["reason"] == "DeadlineExceeded"
     reasons = [e["reason"] for (_ns, _n), e in double.objects["events"].items()]
     assert "DeadlineExceeded" in reasons and "Started" in reasons
+
+
+async def test_a_deleted_pods_process_does_not_touch_its_successor(double):
+    """KubeSpawner recreates a pod of the same name right after a stop; the old process
+    ending later must not mark the new pod as terminated."""
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    async with aiohttp.ClientSession(double.url) as http:
+        await http.post(f"{NS}/pods", json=pod("same", sleeper))
+        old = await wait_for_phase(double, "same", ("Running",))
+        await http.delete(f"{NS}/pods/same")
+        assert (await http.post(f"{NS}/pods", json=pod("same", sleeper))).status == 201
+    for _ in range(100):  # until the old process is gone
+        if old["metadata"]["uid"] not in double.processes:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.3)
+    new = await wait_for_phase(double, "same", ("Running",))
+    assert new["metadata"]["uid"] != old["metadata"]["uid"]
+    assert "running" in new["status"]["containerStatuses"][0]["state"]
+    assert len(double.processes) == 1

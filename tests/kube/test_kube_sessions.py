@@ -188,3 +188,40 @@ def test_flavor_without_capacity_is_refused_at_once(portal, cluster):
     assert elapsed < 10, f"the refusal took {elapsed:.1f} s"
     assert len(k8s.call(lambda: k8s.double.received_pods)) == before, "no pod was created"
     assert "" not in user_model(portal, session, "bob")["servers"]
+
+
+def test_session_pod_survives_a_hub_restart(portal, cluster):
+    """Pods outlive the hub (cleanup_servers is off in Kubernetes mode): after a restart
+    the hub finds the pod from its saved state and routes to it again."""
+    k8s, _ = cluster
+    session = portal.login("alice", USERS["alice"])
+    response = session.post(
+        f"{portal.url}/hub/api/users/alice/server",
+        json={"project": "acme-vision", "flavor": "cpu-small", "image": "python-cpu"},
+        timeout=120,
+    )
+    assert response.status_code in (201, 202), response.text
+    wait_until(
+        lambda: user_model(portal, session, "alice")["servers"].get("", {}).get("ready"),
+        timeout=120,
+        what="alice's CPU pod session",
+    )
+    cpu = k8s.call(lambda: k8s.double.received_pods[-1])["spec"]["containers"][0]
+    assert not any(r.startswith("nvidia.com/") for r in cpu["resources"]["limits"])
+    uid = k8s.call(k8s.double.pods)["jupyter-alice"]["metadata"]["uid"]
+
+    portal.restart()
+
+    assert k8s.call(k8s.double.pods)["jupyter-alice"]["metadata"]["uid"] == uid
+    session = portal.login("alice", USERS["alice"])
+    assert user_model(portal, session, "alice")["servers"][""]["ready"]
+    assert session.get(f"{portal.url}/user/alice/lab", timeout=60).status_code == 200
+    assert session.get(f"{portal.url}/user/alice/api/status", timeout=30).status_code == 200
+
+    stop = session.delete(f"{portal.url}/hub/api/users/alice/server", timeout=60)
+    assert stop.status_code in (202, 204), stop.text
+    wait_until(
+        lambda: "jupyter-alice" not in k8s.call(k8s.double.pods),
+        timeout=60,
+        what="alice's pod to be deleted",
+    )

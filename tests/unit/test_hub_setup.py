@@ -97,6 +97,7 @@ def test_kubernetes_mode_configures_the_kube_spawner(tmp_path):
     assert c.KubeSpawner.cmd == ["jupyterhub-singleuser"]
     assert c.PortalKubeSpawner.kube_site["home_storage"] == "50Gi"
     assert c.PortalKubeSpawner.kube_site["gpu_tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert c.JupyterHub.cleanup_servers is False
     assert c.JupyterHub.hub_connect_url == "http://hub:8081"
     assert c.JupyterHub.hub_bind_url == "http://0.0.0.0:8081"
     assert c.Spawner.environment["AITESTBED_PORTAL_URL"] == kube.session_portal_url

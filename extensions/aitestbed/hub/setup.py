@@ -176,6 +176,8 @@ def kube_site(kube: Kubernetes) -> dict[str, Any]:
 def _setup_kube_spawner(c: Any, settings: Settings) -> None:
     kube = settings.kubernetes
     c.JupyterHub.spawner_class = "aitestbed.hub.kube_spawner.PortalKubeSpawner"
+    # Pods outlive the hub: an upgrade or a crash of the hub must not end every session.
+    c.JupyterHub.cleanup_servers = False
     c.KubeSpawner.namespace = kube.namespace
     if kube.api_url:
         c.KubeSpawner.k8s_api_host = kube.api_url
