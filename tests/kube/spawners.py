@@ -3,6 +3,7 @@ KubeSpawner's own tests: a mock user and hub)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,8 +19,7 @@ PRODUCTION_SETTINGS = REPO / "hub_config" / "settings.production.example.yaml"
 
 
 def production_settings(state_dir: Path) -> Settings:
-    import dataclasses
-
+    """The production example with its state under ``state_dir`` and demo login."""
     loaded = load_settings(PRODUCTION_SETTINGS)
     return dataclasses.replace(
         loaded,
