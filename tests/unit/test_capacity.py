@@ -106,3 +106,10 @@ def test_requests_default_to_limits_and_are_summed_over_containers():
     assert pod_request(both, "nvidia.com/gpu") == 3
     assert pod_request(pod("nvidia.com/gpu", 2, "a", use="requests"), "nvidia.com/gpu") == 2
     assert pod_request({"spec": {"containers": [{"name": "x"}]}}, "nvidia.com/gpu") == 0
+
+
+def test_refusal_says_whether_the_flavor_is_full_or_not_offered():
+    from aitestbed.hub.policy_spawner import no_capacity_reason
+
+    assert "All 8 places for the flavor 'a100x1' are in use" in no_capacity_reason("a100x1", 8)
+    assert "No node in service offers" in no_capacity_reason("a100-1g-10gb", 0)
