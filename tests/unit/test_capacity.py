@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aitestbed.hub.capacity import FlavorDemand, free_capacity, pod_request
+from aitestbed.hub.policy_spawner import no_capacity_reason
 
 A100 = {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
 H100 = {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
@@ -109,7 +110,5 @@ def test_requests_default_to_limits_and_are_summed_over_containers():
 
 
 def test_refusal_says_whether_the_flavor_is_full_or_not_offered():
-    from aitestbed.hub.policy_spawner import no_capacity_reason
-
     assert "All 8 places for the flavor 'a100x1' are in use" in no_capacity_reason("a100x1", 8)
     assert "No node in service offers" in no_capacity_reason("a100-1g-10gb", 0)
