@@ -35,8 +35,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_settings(state_dir: Path, users: dict[str, str], **site: object) -> dict:
-    """A settings document for tests: the embedded default on free ports."""
+def test_settings(
+    state_dir: Path,
+    users: dict[str, str],
+    sections: dict[str, object] | None = None,
+    **site: object,
+) -> dict:
+    """A settings document for tests: the embedded default on free ports; ``sections``
+    replaces whole top-level sections (e.g. ``kubernetes``)."""
     base = yaml.safe_load((REPO / "hub_config" / "settings.yaml").read_text())
     base["site"].update(
         {
@@ -50,6 +56,7 @@ def test_settings(state_dir: Path, users: dict[str, str], **site: object) -> dic
         }
     )
     base["site"].update(site)
+    base.update(sections or {})
     base["authentication"]["demo_users"] = [
         {"name": name, "password_hash": hash_password(pw, iterations=TEST_ITERATIONS)}
         for name, pw in users.items()
@@ -60,10 +67,17 @@ def test_settings(state_dir: Path, users: dict[str, str], **site: object) -> dic
 class Portal:
     """A running hub with its proxy and services."""
 
-    def __init__(self, settings_path: Path, process: subprocess.Popen, log_path: Path) -> None:
+    def __init__(
+        self,
+        settings_path: Path,
+        process: subprocess.Popen,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.settings_path = settings_path
         self.process = process
         self.log_path = log_path
+        self.env = env
         doc = yaml.safe_load(settings_path.read_text())
         self.url = doc["site"]["bind_url"].rstrip("/")
         self.hub_api = f"http://127.0.0.1:{doc['site']['hub_port']}/hub/api"
@@ -100,6 +114,31 @@ class Portal:
         with contextlib.suppress(OSError, ValueError):
             os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
 
+    def wait_ready(self) -> None:
+        """Wait until the hub and the portal service answer through the proxy."""
+        process = self.process
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"the hub exited early:\n{self.log()[-3000:]}")
+            hub = requests.get(f"{self.url}/hub/health", timeout=2)
+            api = requests.get(f"{self.portal_url}api/health", timeout=2)
+            return hub.status_code == 200 and api.status_code == 200
+
+        try:
+            wait_until(ready, timeout=180, what="hub and portal service")
+        except (TimeoutError, RuntimeError) as error:
+            raise RuntimeError(f"{error}\n--- hub log ---\n{self.log()[-4000:]}") from None
+
+    def restart(self) -> None:
+        """Stop the hub with its proxy and services, start it again on the same state."""
+        self.stop()
+        with self.log_path.open("ab") as log:
+            self.process = start_hub(
+                self.settings_path, cwd=self.settings_path.parent, stdout=log, env=self.env
+            )
+        self.wait_ready()
+
 
 def wait_until(check, *, timeout: float, interval: float = 0.2, what: str = "condition"):
     deadline = time.monotonic() + timeout
@@ -120,36 +159,25 @@ def running_portal(
     workdir: Path,
     users: dict[str, str],
     *,
-    sections: dict | None = None,
+    sections: dict[str, object] | None = None,
+    env: dict[str, str] | None = None,
     **site: object,
 ) -> Iterator[Portal]:
     """Start hub + proxy + portal with ``users``; stop everything afterwards.
 
-    ``sections`` replaces whole top-level settings sections (e.g. ``authentication``);
-    keyword arguments override keys of ``site``.
+    ``site`` overrides keys of the ``site`` section, ``sections`` whole top-level sections,
+    ``env`` adds environment variables to the hub's processes.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     settings_path = workdir / "settings.yaml"
-    doc = test_settings(workdir / "state", users, **site)
-    doc.update(sections or {})
-    settings_path.write_text(yaml.safe_dump(doc))
+    document = test_settings(workdir / "state", users, sections, **site)
+    settings_path.write_text(yaml.safe_dump(document))
     log_path = workdir / "hub.log"
     with log_path.open("wb") as log:
-        process = start_hub(settings_path, cwd=workdir, stdout=log)
-    portal = Portal(settings_path, process, log_path)
+        process = start_hub(settings_path, cwd=workdir, stdout=log, env=env)
+    portal = Portal(settings_path, process, log_path, env)
     try:
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise RuntimeError(f"the hub exited early:\n{portal.log()[-3000:]}")
-            hub = requests.get(f"{portal.url}/hub/health", timeout=2)
-            api = requests.get(f"{portal.portal_url}api/health", timeout=2)
-            return hub.status_code == 200 and api.status_code == 200
-
-        try:
-            wait_until(ready, timeout=180, what="hub and portal service")
-        except (TimeoutError, RuntimeError) as error:
-            raise RuntimeError(f"{error}\n--- hub log ---\n{portal.log()[-4000:]}") from None
+        portal.wait_ready()
         yield portal
     finally:
         portal.stop()

@@ -13,8 +13,10 @@ from aitestbed.hub.setup import read_or_create_secret, setup_portal
 from aitestbed.settings import Oidc, SettingsError, load_settings
 from traitlets.config import Config
 
-from tests.conftest import EXAMPLE_SETTINGS
+from tests.conftest import EXAMPLE_SETTINGS, REPO
 from tests.harness import free_port
+
+PRODUCTION_SETTINGS = REPO / "hub_config" / "settings.production.example.yaml"
 
 
 @pytest.fixture
@@ -77,10 +79,27 @@ def test_culler_off_when_timeout_is_zero(settings):
     assert [s["name"] for s in c.JupyterHub.services] == ["portal"]
 
 
-def test_unavailable_modes_are_refused_clearly(settings):
-    kube = dataclasses.replace(settings, site=dataclasses.replace(settings.site, mode="kubernetes"))
-    with pytest.raises(SettingsError, match=r"site\.mode 'kubernetes' is not available"):
-        setup_portal(Config(), kube)
+def test_kubernetes_mode_configures_the_kube_spawner(tmp_path):
+    settings = load_settings(PRODUCTION_SETTINGS)
+    settings = dataclasses.replace(
+        settings,
+        site=dataclasses.replace(settings.site, state_dir=tmp_path / "state"),
+        authentication=dataclasses.replace(settings.authentication, kind="demo"),
+    )
+    c = Config()
+    setup_portal(c, settings)
+    assert c.JupyterHub.spawner_class == "aitestbed.hub.kube_spawner.PortalKubeSpawner"
+    kube = settings.kubernetes
+    assert c.KubeSpawner.namespace == kube.namespace == "aitestbed"
+    assert c.KubeSpawner.cmd == ["jupyterhub-singleuser"]
+    assert c.PortalKubeSpawner.kube_site["home_storage"] == "50Gi"
+    assert c.PortalKubeSpawner.kube_site["gpu_tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert c.JupyterHub.cleanup_servers is False
+    assert c.JupyterHub.hub_connect_url == "http://hub:8081"
+    assert c.JupyterHub.hub_bind_url == "http://0.0.0.0:8081"
+    assert c.Spawner.environment["AITESTBED_PORTAL_URL"] == kube.session_portal_url
+    assert "--allow-root" not in c.Spawner.get("args", [])
+    assert c.Spawner.pre_spawn_hook is not None
 
 
 def _with_oidc(settings, **oidc):
@@ -155,3 +174,23 @@ async def test_demo_authenticator_checks_hashes():
     assert await auth.authenticate(None, {"username": "bob", "password": "pw"}) is None
     assert await auth.authenticate(None, {"username": "alice", "password": "x" * 5000}) is None
     assert await auth.authenticate(None, {}) is None
+
+
+def test_kubernetes_mode_takes_the_charts_deployment_facts(tmp_path, monkeypatch):
+    monkeypatch.setenv("AITESTBED_NAMESPACE", "portal-prod")
+    monkeypatch.setenv("AITESTBED_USER_PRIORITY_CLASS", "aitestbed-user")
+    monkeypatch.setenv("AITESTBED_PORTAL_SERVICE_URL", "http://aitestbed-hub:8090")
+    settings = load_settings(PRODUCTION_SETTINGS)
+    settings = dataclasses.replace(
+        settings,
+        site=dataclasses.replace(settings.site, state_dir=tmp_path / "state"),
+        authentication=dataclasses.replace(settings.authentication, kind="demo"),
+    )
+    c = Config()
+    setup_portal(c, settings)
+    assert c.KubeSpawner.namespace == "portal-prod"
+    assert c.KubeSpawner.priority_class_name == "aitestbed-user"
+    assert c.KubeSpawner.common_labels["app"] == "aitestbed"
+    portal = next(s for s in c.JupyterHub.services if s["name"] == "portal")
+    assert portal["url"] == "http://aitestbed-hub:8090"
+    assert portal["environment"]["AITESTBED_PORTAL_BIND_HOST"] == "0.0.0.0"

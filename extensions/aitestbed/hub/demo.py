@@ -95,9 +95,12 @@ def _default_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start_hub(settings_path: Path, *, cwd: Path, stdout=None) -> subprocess.Popen:
-    """Start JupyterHub with the portal's configuration in a process group of its own."""
-    env = {**os.environ, SETTINGS_ENV: str(settings_path)}
+def start_hub(
+    settings_path: Path, *, cwd: Path, stdout=None, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """Start JupyterHub with the portal's configuration in a process group of its own;
+    ``env`` adds to (or replaces in) this process's environment."""
+    env = {**os.environ, **(env or {}), SETTINGS_ENV: str(settings_path)}
     bin_dir = Path(sys.executable).parent
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.Popen(

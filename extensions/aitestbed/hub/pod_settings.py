@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from aitestbed.hub.capacity import FlavorDemand
 from aitestbed.policy.model import FlavorSpec, ImageSpec
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -34,6 +35,22 @@ class KubeSite:
     extra_node_selector: dict[str, str] = field(default_factory=dict)
 
 
+_QUANTITY = re.compile(r"^(?P<number>[0-9]+(\.[0-9]+)?)(?P<suffix>Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_FACTORS = {
+    None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+}  # fmt: skip
+
+
+def quantity_bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity (``24Gi``, ``500M``) in bytes, as KubeSpawner wants it
+    (its ``mem_limit`` reads ``G`` as 2**30, so the text cannot be passed on)."""
+    match = _QUANTITY.match(quantity)
+    if not match:
+        raise ValueError(f"{quantity!r} is not a memory quantity such as 24Gi.")
+    return int(float(match.group("number")) * _FACTORS[match.group("suffix")])
+
+
 def mig_resource(profile: str) -> str:
     """``1g.10gb`` -> ``nvidia.com/mig-1g.10gb`` (the device plugin's mixed strategy)."""
     return f"nvidia.com/mig-{profile}"
@@ -46,6 +63,31 @@ def gpu_limits(flavor: FlavorSpec) -> dict[str, str]:
     if flavor.gpus > 0:
         return {GPU_RESOURCE: str(flavor.gpus)}
     return {}
+
+
+def node_selector(flavor: FlavorSpec, site: KubeSite) -> dict[str, str]:
+    """The site's node labels, plus the GPU product label for GPU flavors."""
+    selector = dict(site.extra_node_selector)
+    if flavor.uses_gpu and flavor.gpu_product:
+        selector[GPU_PRODUCT_LABEL] = flavor.gpu_product
+    return selector
+
+
+def flavor_demand(flavor: FlavorSpec, site: KubeSite | None = None) -> FlavorDemand:
+    """What one session of ``flavor`` takes from a node, for the capacity arithmetic."""
+    site = site or KubeSite()
+    limits = gpu_limits(flavor)
+    if not limits:
+        return FlavorDemand(flavor.slug, None)
+    ((resource, units),) = limits.items()
+    return FlavorDemand(flavor.slug, resource, int(units), node_selector(flavor, site))
+
+
+def lifetime_seconds(flavor: FlavorSpec) -> int | None:
+    """The flavor's lifetime limit in seconds; None when it has none."""
+    if flavor.max_lifetime_hours is None:
+        return None
+    return max(int(flavor.max_lifetime_hours * 3600), 1)
 
 
 def _label_value(text: str) -> str:
@@ -110,9 +152,6 @@ def pod_settings(
     """KubeSpawner trait values for one session of ``flavor`` x ``image`` in ``project``."""
     site = site or KubeSite()
     limits = gpu_limits(flavor)
-    node_selector = dict(site.extra_node_selector)
-    if flavor.uses_gpu and flavor.gpu_product:
-        node_selector[GPU_PRODUCT_LABEL] = flavor.gpu_product
     shm_volumes, shm_mounts = shm_volume(flavor)
     store_volumes, store_mounts = storage_volumes(project, site)
     environment = {
@@ -127,19 +166,17 @@ def pod_settings(
         # No GPU device is mounted; make the absence explicit to CUDA libraries too.
         environment["NVIDIA_VISIBLE_DEVICES"] = "void"
         environment["CUDA_VISIBLE_DEVICES"] = ""
-    lifetime = (
-        int(flavor.max_lifetime_hours * 3600) if flavor.max_lifetime_hours is not None else None
-    )
+    lifetime = lifetime_seconds(flavor)
     return {
         "image": image.image,
         "image_pull_policy": site.image_pull_policy,
         "cpu_guarantee": flavor.cpu,
         "cpu_limit": flavor.cpu,
-        "mem_guarantee": flavor.memory,
-        "mem_limit": flavor.memory,
+        "mem_guarantee": quantity_bytes(flavor.memory),
+        "mem_limit": quantity_bytes(flavor.memory),
         "extra_resource_guarantees": dict(limits),
         "extra_resource_limits": dict(limits),
-        "node_selector": node_selector,
+        "node_selector": node_selector(flavor, site),
         "tolerations": [dict(t) for t in site.gpu_tolerations] if flavor.uses_gpu else [],
         "volumes": store_volumes + shm_volumes,
         "volume_mounts": store_mounts + shm_mounts,
@@ -158,6 +195,8 @@ def pod_settings(
             f"{LABEL_PREFIX}image": image.image,
             f"{LABEL_PREFIX}max-lifetime-seconds": str(lifetime) if lifetime else "none",
         },
+        # The kubelet ends the pod at the flavor's lifetime, even while the hub is down.
+        "extra_pod_config": {"activeDeadlineSeconds": lifetime} if lifetime else {},
         "automount_service_account_token": False,
         **security_settings(),
     }

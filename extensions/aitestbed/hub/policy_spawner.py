@@ -10,6 +10,7 @@ KubeSpawner pod settings (:class:`PortalKubeSpawner`).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 from datetime import date
 from typing import Any, ClassVar
@@ -79,6 +80,18 @@ def clean_user_options(raw: dict[str, Any]) -> dict[str, str]:
     return cleaned
 
 
+def no_capacity_reason(flavor: str, total: float) -> str:
+    if total <= 0:
+        return (
+            f"No node in service offers what the flavor {flavor!r} needs (its GPU type or "
+            "MIG slice); choose another flavor or ask the operators."
+        )
+    return (
+        f"All {total:g} places for the flavor {flavor!r} are in use right now; choose "
+        "another flavor or try again later."
+    )
+
+
 class PolicySpawnerMixin(LoggingConfigurable):
     """Mix in before a concrete spawner class."""
 
@@ -126,18 +139,33 @@ class PolicySpawnerMixin(LoggingConfigurable):
         projects, flavors, images, running = parse_context(context)
         return spawn_options(projects, flavors, images, date.today()), running
 
-    def capacity(self, running: dict[str, int]) -> dict[str, tuple[float, float] | None]:
+    def capacity(
+        self, running: dict[str, int], flavors: list[FlavorSpec]
+    ) -> dict[str, tuple[float, float] | None]:
+        """``{flavor slug: (free, total)}`` sessions; a flavor not listed has no known limit.
+
+        The embedded default counts from ``flavor_capacity``; the Kubernetes spawner
+        overrides this (it may return an awaitable) to ask the cluster.
+        """
         return {
             slug: (max(total - running.get(slug, 0), 0), total)
             for slug, total in self.flavor_capacity.items()
         }
+
+    async def free_capacity(
+        self, options: list[ProjectOptions], running: dict[str, int]
+    ) -> dict[str, tuple[float, float] | None]:
+        flavors = {f.flavor.slug: f.flavor for o in options for f in o.flavors}
+        result = self.capacity(running, list(flavors.values()))
+        return await result if inspect.isawaitable(result) else result
 
     async def render_options_form(self) -> str:
         try:
             options, running = await self.policy_options()
         except (PortalUnavailable, PortalRefused):
             return f"<div class='alert alert-danger'>{UNAVAILABLE}</div>"
-        return render_spawn_form(options, self.capacity(running), self.session_choice)
+        capacity = await self.free_capacity(options, running)
+        return render_spawn_form(options, capacity, self.session_choice)
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         return clean_user_options(form_choice(formdata))
@@ -166,13 +194,9 @@ class PolicySpawnerMixin(LoggingConfigurable):
         )
         if not decision.allowed:
             raise web.HTTPError(403, decision.reason)
-        capacity = self.capacity(running).get(chosen["flavor"])
+        capacity = (await self.free_capacity(options, running)).get(chosen["flavor"])
         if capacity is not None and capacity[0] <= 0:
-            raise web.HTTPError(
-                409,
-                f"No capacity is free for the flavor {chosen['flavor']!r} right now; "
-                "choose another flavor or try again later.",
-            )
+            raise web.HTTPError(409, no_capacity_reason(chosen["flavor"], capacity[1]))
         try:
             record = await self.portal().start_session(
                 user=self.user.name, server_name=self.name, **chosen

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from aitestbed.hub.hooks import HookChain
-from aitestbed.settings import DATABASE_URL_ENV, SETTINGS_ENV, Settings, SettingsError
+from aitestbed.settings import (
+    DATABASE_URL_ENV,
+    SETTINGS_ENV,
+    Kubernetes,
+    Settings,
+    SettingsError,
+)
 
 PORTAL_SERVICE = "portal"
 CULLER_SERVICE = "idle-culler"
@@ -55,6 +61,11 @@ def portal_api_token(settings: Settings) -> str:
     )
 
 
+def portal_public_service_url(settings: Settings) -> str:
+    """Where the proxy reaches the portal: in a Kubernetes pod, its Service (from the chart)."""
+    return os.environ.get("AITESTBED_PORTAL_SERVICE_URL") or portal_service_url(settings)
+
+
 def portal_service_url(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.site.portal_port}"
 
@@ -79,11 +90,14 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
     for name in (DATABASE_URL_ENV, "AITESTBED_RECONCILE_SECONDS"):
         if os.environ.get(name):
             env[name] = os.environ[name]
+    if os.environ.get("AITESTBED_PORTAL_SERVICE_URL"):
+        # Reached from the proxy pod through a Service: listen beyond loopback.
+        env["AITESTBED_PORTAL_BIND_HOST"] = "0.0.0.0"  # noqa: S104 - inside the hub pod
     service_list: list[dict[str, Any]] = [
         {
             "name": PORTAL_SERVICE,
             "display": True,
-            "url": portal_service_url(settings),
+            "url": portal_public_service_url(settings),
             "command": [sys.executable, "-m", "aitestbed.portal", "serve"],
             "environment": env,
             "oauth_no_confirm": True,
@@ -172,6 +186,48 @@ def _setup_local_spawner(c: Any, settings: Settings) -> None:
         c.Spawner.args = ["--allow-root"]
 
 
+def kube_site(kube: Kubernetes) -> dict[str, Any]:
+    """The ``kubernetes`` settings as PortalKubeSpawner.kube_site (KubeSite's fields)."""
+    site: dict[str, Any] = {
+        "home_storage": kube.home_storage,
+        "home_storage_class": kube.home_storage_class,
+        "project_claim_template": kube.project_claim_template,
+        "image_pull_policy": kube.image_pull_policy,
+        "extra_node_selector": dict(kube.node_selector),
+    }
+    if kube.gpu_tolerations is not None:
+        site["gpu_tolerations"] = [dict(t) for t in kube.gpu_tolerations]
+    return site
+
+
+def _setup_kube_spawner(c: Any, settings: Settings) -> None:
+    kube = settings.kubernetes
+    c.JupyterHub.spawner_class = "aitestbed.hub.kube_spawner.PortalKubeSpawner"
+    # Pods outlive the hub: an upgrade or a crash of the hub must not end every session.
+    c.JupyterHub.cleanup_servers = False
+    c.KubeSpawner.namespace = kube.namespace
+    if kube.api_url:
+        c.KubeSpawner.k8s_api_host = kube.api_url
+    c.PortalKubeSpawner.kube_site = kube_site(kube)
+    # The curated images put jupyterhub-singleuser on their PATH.
+    c.KubeSpawner.cmd = ["jupyterhub-singleuser"]
+    c.Spawner.default_url = "/lab"
+    c.Spawner.server_token_scopes = server_token_scopes()
+    portal_url = kube.session_portal_url or f"{settings.site.bind_url.rstrip('/')}/services/portal/"
+    c.Spawner.environment = {PORTAL_URL_ENV: portal_url}
+    if kube.hub_connect_url:
+        # Pods reach the hub through its Kubernetes service, so it listens beyond loopback.
+        c.JupyterHub.hub_connect_url = kube.hub_connect_url
+        c.JupyterHub.hub_bind_url = f"http://0.0.0.0:{settings.site.hub_port}"
+    # The Helm chart's deployment facts (helm/aitestbed/templates/hub/deployment.yaml).
+    if os.environ.get("AITESTBED_NAMESPACE"):
+        c.KubeSpawner.namespace = os.environ["AITESTBED_NAMESPACE"]
+    if os.environ.get("AITESTBED_USER_PRIORITY_CLASS"):
+        c.KubeSpawner.priority_class_name = os.environ["AITESTBED_USER_PRIORITY_CLASS"]
+    # The chart's NetworkPolicies select session pods by app=aitestbed.
+    c.KubeSpawner.common_labels = {"app": "aitestbed", "heritage": "jupyterhub"}
+
+
 def setup_portal(c: Any, settings: Settings) -> None:
     """Configure JupyterHub ``c`` for the portal described by ``settings``."""
     site = settings.site
@@ -192,10 +248,12 @@ def setup_portal(c: Any, settings: Settings) -> None:
     _setup_authenticator(c, settings)
     if site.mode == "embedded":
         _setup_local_spawner(c, settings)
+    elif site.mode == "kubernetes":
+        _setup_kube_spawner(c, settings)
     else:
         raise SettingsError(
             f"{settings.path}: site.mode {site.mode!r} is not available in this version of the "
-            "portal; use 'embedded'."
+            "portal; use 'embedded' or 'kubernetes'."
         )
     chain = HookChain()
     _setup_project_gate(c, settings, chain)

@@ -62,7 +62,7 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
     log.info("Portal service listening on %s%s", service_url.netloc, prefix)
     uvicorn.run(
         app,
-        host=service_url.hostname or "127.0.0.1",
+        host=os.environ.get("AITESTBED_PORTAL_BIND_HOST") or service_url.hostname or "127.0.0.1",
         port=service_url.port or 80,
         log_level="info",
         access_log=False,

@@ -186,6 +186,22 @@ class Site:
 
 
 @dataclass(frozen=True)
+class Kubernetes:
+    """The ``kubernetes`` section (used when ``site.mode`` is ``kubernetes``)."""
+
+    namespace: str = "aitestbed"
+    api_url: str = ""
+    hub_connect_url: str = ""
+    session_portal_url: str = ""
+    home_storage: str = "10Gi"
+    home_storage_class: str | None = None
+    project_claim_template: str = "project-{project}"
+    image_pull_policy: str = "IfNotPresent"
+    node_selector: dict[str, str] = field(default_factory=dict)
+    gpu_tolerations: tuple[dict[str, str], ...] | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     path: Path
     site: Site
@@ -193,6 +209,7 @@ class Settings:
     flavors: tuple[Flavor, ...]
     images: tuple[Image, ...]
     projects: tuple[Project, ...] = ()
+    kubernetes: Kubernetes = field(default_factory=Kubernetes)
 
     def flavor(self, slug: str) -> Flavor | None:
         return next((f for f in self.flavors if f.slug == slug), None)
@@ -414,6 +431,9 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
                 members=tuple(Member(**m) for m in p.get("members", [])),
             )
         )
+    kube_doc = dict(doc.get("kubernetes", {}))
+    if "gpu_tolerations" in kube_doc:
+        kube_doc["gpu_tolerations"] = tuple(kube_doc["gpu_tolerations"])
     return Settings(
         path=path,
         site=site,
@@ -421,6 +441,7 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
         flavors=flavors,
         images=images,
         projects=tuple(projects),
+        kubernetes=Kubernetes(**kube_doc),
     )
 
 
