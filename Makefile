@@ -1,5 +1,5 @@
 # AI Testbed Portal: the commands a developer and CI use. Each does its own set-up.
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test lint format bench bench-spawn bench-storm bench-policy clean
 
 setup:
 	scripts/setup.sh
@@ -19,9 +19,20 @@ format:
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
 
-bench:
+# Benchmarks (minutes each; never part of the tests): see bench/README.md.
+bench: bench-spawn bench-storm bench-policy
+
+bench-spawn:
 	scripts/setup.sh --test
 	.venv/bin/python bench/spawn_bench.py
+
+bench-storm:
+	scripts/setup.sh --test
+	.venv/bin/python bench/storm_bench.py
+
+bench-policy:
+	scripts/setup.sh --test
+	.venv/bin/python bench/policy_bench.py
 
 clean:
 	rm -rf state test-artifacts bench/results

@@ -6,12 +6,14 @@ answers ``GET /user/<name>/api/status`` through the proxy with 200, authenticate
 user's API token. After all servers are up (or have failed) the resident memory of the hub,
 the portal service, the idle culler and the proxy is read from ``/proc``.
 
-Variants, same spawner (PortalLocalSpawner, JupyterLab via jupyterhub-singleuser), same
-timeouts, same home folder scheme:
+Variants, same single-user command (JupyterLab via jupyterhub-singleuser), same timeouts,
+same home folder scheme:
 
-* ``plain``: JupyterHub with DummyAuthenticator, no services; config written by this script.
-* ``portal``: the embedded default (hub_config/jupyterhub_config.py + settings), started with
-  ``tests.harness.running_portal``: DemoAuthenticator, portal service, idle culler.
+* ``plain``: JupyterHub with DummyAuthenticator and SimpleLocalProcessSpawner (the class
+  PortalLocalSpawner builds on), no services; config written by bench/_common.py.
+* ``portal``: the embedded default (hub_config/jupyterhub_config.py + settings, with the
+  bench users as members of acme-vision and the cpu-small capacity raised to N):
+  DemoAuthenticator, PortalLocalSpawner (admission, start queue), portal service, culler.
 
 Usage: ``.venv/bin/python bench/spawn_bench.py [--users 20] [--order plain,portal]``.
 Results: a table on stdout and JSON in bench/results/spawn-<timestamp>.json.
@@ -23,68 +25,43 @@ import argparse
 import contextlib
 import json
 import os
-import platform
-import re
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import requests
+from _common import (
+    PROXY_COMMAND,
+    RESULTS_DIR,
+    Hub,
+    Proc,
+    UserRun,
+    _round,
+    cpu_seconds,
+    descendants,
+    login,
+    machine,
+    percentile,
+    running_plain,
+    running_portal,
+    start_and_wait,
+    stop_servers,
+    sweep,
+)
+from _common import shown as _shown
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from tests.harness import VENV_BIN, free_port, running_portal, wait_until  # noqa: E402
-
-RESULTS_DIR = REPO / "bench" / "results"
-PROXY_COMMAND = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
 VARIANTS = ("plain", "portal")
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-# --------------------------------------------------------------------------- processes
-
-
-@dataclass(frozen=True)
-class Proc:
-    """A process seen under the hub: pid, start time (guards against pid reuse), role."""
-
-    pid: int
-    start_ticks: int
-    role: str
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    return text[text.rindex(")") + 2 :].split()
-
-
-def start_ticks(pid: int) -> int | None:
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields else None
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` (its own, not its children's)."""
-    fields = _stat_fields(pid)
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS if fields else 0.0
+# --------------------------------------------------------------------------- memory
 
 
 def rss_mib(pid: int) -> float:
@@ -96,71 +73,6 @@ def rss_mib(pid: int) -> float:
     except OSError:
         pass
     return 0.0
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def _role(cmdline: str) -> str:
-    if "aitestbed.portal" in cmdline:
-        return "portal"
-    if "jupyterhub_idle_culler" in cmdline:
-        return "culler"
-    if "configurable-http-proxy" in cmdline:
-        return "proxy"
-    if "jupyterhub-singleuser" in cmdline:
-        return "singleuser"
-    return "other"
-
-
-def descendants(root: int) -> list[Proc]:
-    """Every live process below ``root`` (JupyterHub starts its children in new sessions,
-    so they are not in the hub's process group)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        fields = _stat_fields(int(entry.name))
-        if fields:
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: list[Proc] = []
-    queue = list(children.get(root, []))
-    while queue:
-        pid = queue.pop()
-        ticks = start_ticks(pid)
-        if ticks is not None:
-            found.append(Proc(pid, ticks, _role(_cmdline(pid))))
-        queue.extend(children.get(pid, []))
-    return found
-
-
-def alive(proc: Proc) -> bool:
-    return start_ticks(proc.pid) == proc.start_ticks
-
-
-def sweep(procs: list[Proc], grace: float = 10.0) -> list[Proc]:
-    """Stop processes the hub left behind (by pid, checked against their start time).
-
-    Returns the ones that were still running when the sweep began.
-    """
-    left = [p for p in {p.pid: p for p in procs}.values() if alive(p)]
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for proc in left:
-            if not alive(proc):
-                continue
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                if os.getpgid(proc.pid) == proc.pid:
-                    os.killpg(proc.pid, sig)
-                else:
-                    os.kill(proc.pid, sig)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(alive(p) for p in left):
-            time.sleep(0.2)
-    return left
 
 
 def memory(hub_pid: int) -> dict[str, Any]:
@@ -188,252 +100,23 @@ def memory(hub_pid: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- hubs
 
 
-@dataclass
-class Hub:
-    """A running hub, whichever variant: what the measurement needs to know about it."""
-
-    variant: str
-    url: str
-    process: subprocess.Popen
-    log_path: Path
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
+def running_plain_hub(workdir: Path, users: dict[str, str], timeout: int):
+    return running_plain("plain", workdir, users, timeout)
 
 
-PLAIN_CONFIG = """\
-# Plain JupyterHub for bench/spawn_bench.py: written by the benchmark, no portal, no culler.
-c = get_config()  # noqa: F821
-c.JupyterHub.bind_url = {bind_url!r}
-c.JupyterHub.hub_bind_url = {hub_bind_url!r}
-c.JupyterHub.db_url = {db_url!r}
-c.JupyterHub.cookie_secret_file = {cookie_secret_file!r}
-c.JupyterHub.pid_file = {pid_file!r}
-c.ConfigurableHTTPProxy.api_url = {proxy_api_url!r}
-c.ConfigurableHTTPProxy.command = {proxy_command!r}
-c.ConfigurableHTTPProxy.pid_file = {proxy_pid_file!r}
-c.ConfigurableHTTPProxy.auth_token = {proxy_token!r}
-c.JupyterHub.authenticator_class = "dummy"
-c.Authenticator.allowed_users = {allowed_users!r}
-c.JupyterHub.spawner_class = "aitestbed.hub.local_spawner.PortalLocalSpawner"
-c.PortalLocalSpawner.home_dir_template = {home_dir_template!r}
-c.Spawner.cmd = {cmd!r}
-c.Spawner.default_url = "/lab"
-c.Spawner.start_timeout = {timeout!r}
-c.Spawner.http_timeout = {timeout!r}
-c.Spawner.args = {args!r}
-"""
+def running_portal_hub(workdir: Path, users: dict[str, str], timeout: int):
+    return running_portal("portal", workdir, users, session_start_timeout_seconds=timeout)
 
 
-def plain_config(workdir: Path, users: dict[str, str], timeout: int) -> tuple[Path, str]:
-    """Write the plain hub's jupyterhub_config.py; returns it and the public URL."""
-    state = workdir / "state"
-    state.mkdir(parents=True, exist_ok=True)
-    bind_url = f"http://127.0.0.1:{free_port()}"
-    text = PLAIN_CONFIG.format(
-        bind_url=bind_url,
-        hub_bind_url=f"http://127.0.0.1:{free_port()}",
-        db_url=f"sqlite:///{state / 'jupyterhub.sqlite'}",
-        cookie_secret_file=str(state / "jupyterhub_cookie_secret"),
-        pid_file=str(state / "jupyterhub.pid"),
-        proxy_api_url=f"http://127.0.0.1:{free_port()}",
-        proxy_command=[str(PROXY_COMMAND)],
-        proxy_pid_file=str(state / "proxy.pid"),
-        proxy_token=secrets.token_hex(32),
-        allowed_users=sorted(users),
-        home_dir_template=str(state / "homes" / "{username}"),
-        cmd=[str(VENV_BIN / "jupyterhub-singleuser")],
-        timeout=timeout,
-        args=["--allow-root"] if os.geteuid() == 0 else [],
-    )
-    path = workdir / "jupyterhub_config.py"
-    path.write_text(text)
-    return path, bind_url
-
-
-@contextlib.contextmanager
-def running_plain(workdir: Path, users: dict[str, str], timeout: int) -> Iterator[Hub]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    config, url = plain_config(workdir, users, timeout)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AITESTBED_", "CONFIGPROXY"))}
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    log_path = workdir / "hub.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(VENV_BIN / "jupyterhub"), "-f", str(config)],
-            cwd=workdir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    hub = Hub("plain", url, process, log_path)
-    try:
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise RuntimeError(f"the plain hub exited early:\n{hub.log_tail()}")
-            return requests.get(f"{url}/hub/health", timeout=2).status_code == 200
-
-        wait_until(ready, timeout=60, what="plain hub")
-        yield hub
-    finally:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=20)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-@contextlib.contextmanager
-def running_portal_hub(workdir: Path, users: dict[str, str], timeout: int) -> Iterator[Hub]:
-    with running_portal(workdir, users, session_start_timeout_seconds=timeout) as portal:
-        yield Hub("portal", portal.url, portal.process, portal.log_path)
-
-
-STARTERS: dict[str, Callable[[Path, dict[str, str], int], contextlib.AbstractContextManager]] = {
-    "plain": running_plain,
+STARTERS: dict[
+    str, Callable[[Path, dict[str, str], int], contextlib.AbstractContextManager[Hub]]
+] = {
+    "plain": running_plain_hub,
     "portal": running_portal_hub,
 }
 
 
-# --------------------------------------------------------------------------- one user
-
-
-@dataclass
-class UserRun:
-    name: str
-    login_s: float | None = None
-    post_status: int | None = None
-    post_s: float | None = None
-    ready_s: float | None = None
-    polls: int = 0
-    error: str | None = None
-    session: requests.Session | None = field(default=None, repr=False)
-    token: str | None = field(default=None, repr=False)
-
-    def record(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("session")
-        data.pop("token")
-        return data
-
-
-def login(url: str, run: UserRun, password: str) -> None:
-    """Log in through the form (with _xsrf, as a browser does) and make an API token."""
-    began = time.monotonic()
-    session = requests.Session()
-    page = session.get(f"{url}/hub/login", timeout=60)
-    page.raise_for_status()
-    xsrf = re.search(r'name="_xsrf"\s+value="([^"]+)"', page.text)
-    if not xsrf:
-        raise RuntimeError("the login form has no _xsrf token")
-    response = session.post(
-        f"{url}/hub/login?next=",
-        data={"username": run.name, "password": password, "_xsrf": xsrf.group(1)},
-        allow_redirects=False,
-        timeout=60,
-    )
-    if response.status_code != 302:
-        raise RuntimeError(f"login of {run.name} failed: {response.status_code}")
-    session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", "")
-    token = session.post(
-        f"{url}/hub/api/users/{run.name}/tokens",
-        json={"note": "spawn benchmark", "expires_in": 3600},
-        timeout=60,
-    )
-    if token.status_code != 201:
-        raise RuntimeError(f"token for {run.name}: {token.status_code} {token.text[:200]}")
-    run.session, run.token = session, token.json()["token"]
-    run.login_s = time.monotonic() - began
-
-
-def server_gone(url: str, run: UserRun) -> bool:
-    assert run.session is not None
-    model = run.session.get(f"{url}/hub/api/users/{run.name}", timeout=30).json()
-    return "" not in model.get("servers", {})
-
-
-def start_and_wait(
-    url: str, run: UserRun, barrier: threading.Barrier, timeout: float, interval: float
-) -> None:
-    """Start the server when everyone is ready, then poll its status through the proxy."""
-    assert run.session is not None
-    barrier.wait(timeout=120)
-    began = time.monotonic()
-    deadline = began + timeout
-    try:
-        response = run.session.post(f"{url}/hub/api/users/{run.name}/server", timeout=timeout)
-    except requests.RequestException as error:
-        run.error = f"start request: {error}"
-        return
-    run.post_s = time.monotonic() - began
-    run.post_status = response.status_code
-    if response.status_code not in (201, 202):
-        run.error = f"start request: {response.status_code} {response.text[:200]}"
-        return
-    client = requests.Session()  # no hub cookies: an API client with the user's token
-    client.headers["Authorization"] = f"token {run.token}"
-    status_url = f"{url}/user/{run.name}/api/status"
-    while time.monotonic() < deadline:
-        run.polls += 1
-        try:
-            answer = client.get(status_url, timeout=10, allow_redirects=False)
-            if answer.status_code == 200 and "started" in answer.json():
-                run.ready_s = time.monotonic() - began
-                return
-            # 424: the hub says the server is not running, after it accepted the start.
-            if answer.status_code == 424 and server_gone(url, run):
-                run.error = "server stopped before it was ready (spawn failed)"
-                return
-        except (requests.RequestException, ValueError):
-            pass  # not up yet
-        time.sleep(interval)
-    run.error = f"not ready after {timeout:.0f} s"
-
-
-def stop_servers(url: str, runs: list[UserRun], timeout: float = 180) -> list[str]:
-    """Stop every started server through the hub API; returns users whose stop timed out."""
-    started = [r for r in runs if r.session is not None and r.post_status in (201, 202)]
-
-    def stop(run: UserRun) -> None:
-        assert run.session is not None
-        with contextlib.suppress(requests.RequestException):
-            run.session.delete(f"{url}/hub/api/users/{run.name}/server", timeout=60)
-
-    if started:
-        with ThreadPoolExecutor(max_workers=len(started)) as pool:
-            list(pool.map(stop, started))
-    deadline = time.monotonic() + timeout
-    pending = list(started)
-    while pending and time.monotonic() < deadline:
-        still = []
-        for run in pending:
-            try:
-                if not server_gone(url, run):
-                    still.append(run)
-            except (requests.RequestException, ValueError):
-                still.append(run)
-        pending = still
-        if pending:
-            time.sleep(1)
-    return [r.name for r in pending]
-
-
 # --------------------------------------------------------------------------- one variant
-
-
-def percentile(values: list[float], pct: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default method)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = pct / 100 * (len(ordered) - 1)
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def run_variant(variant: str, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -475,7 +158,7 @@ def run_variant(variant: str, workdir: Path, args: argparse.Namespace) -> dict[s
                 with ThreadPoolExecutor(max_workers=len(ready)) as pool:
                     futures = [
                         pool.submit(
-                            start_and_wait, hub.url, run, barrier, args.timeout, args.poll_interval
+                            start_and_wait, hub, run, barrier, args.timeout, args.poll_interval
                         )
                         for run in ready
                     ]
@@ -532,35 +215,7 @@ def run_variant(variant: str, workdir: Path, args: argparse.Namespace) -> dict[s
     return result
 
 
-def _shown(path: Path) -> str:
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
-
-
-def _round(value: float | None, digits: int = 2) -> float | None:
-    return None if value is None else round(value, digits)
-
-
 # --------------------------------------------------------------------------- report
-
-
-def machine() -> dict[str, Any]:
-    meminfo = Path("/proc/meminfo").read_text()
-    total_kib = int(re.search(r"MemTotal:\s+(\d+)", meminfo).group(1))
-    model = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-    try:
-        from jupyterhub import __version__ as jupyterhub_version
-    except ImportError:  # pragma: no cover
-        jupyterhub_version = "?"
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model.group(1).strip() if model else platform.processor(),
-        "mem_total_gib": round(total_kib / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "jupyterhub": jupyterhub_version,
-        "euid": os.geteuid(),
-    }
 
 
 ROWS: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [

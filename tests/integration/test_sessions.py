@@ -62,7 +62,7 @@ def _stop(portal, session, name):
         ({"project": "acme-vision", "profile": "gpu"}, 400, "Unknown session option 'profile'"),
         ({"project": ["acme-vision", "uni-nlp"]}, 400, "must be a non-empty text"),
         ({"project": "x" * 5000}, 400, "too long"),
-        ({"project": "acme-vision", "flavor": "a100x1"}, 409, "No capacity is free"),
+        ({"project": "acme-vision", "flavor": "a100x1"}, 409, "No node in service offers"),
     ],
 )
 def test_rest_api_bypass_attempts_are_refused_and_start_nothing(portal, options, status, words):
@@ -122,7 +122,7 @@ def test_spawn_page_shows_the_refusal_reason(portal):
         "image-acme-vision": "pytorch",
     }
     response = session.post(f"{portal.url}/hub/spawn/alice", data=form, timeout=120)
-    assert "No capacity is free for the flavor" in response.text
+    assert "No node in service offers what the flavor" in response.text
     assert "name='project'" in response.text  # the form is shown again
     assert "" not in _servers(portal, session, "alice")
 

@@ -15,8 +15,8 @@ import os
 from datetime import date
 from typing import Any, ClassVar
 
-from jupyterhub.utils import wait_for_http_server
 from tornado import web
+from tornado.httpclient import AsyncHTTPClient
 from traitlets import Dict, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
@@ -256,10 +256,33 @@ class PolicySpawnerMixin(LoggingConfigurable):
         result = await super().start()
         url = result if isinstance(result, str) else f"http://{result[0]}:{result[1]}"
         # Hold the slot until the server answers: that is where a start spends its CPU.
-        await wait_for_http_server(
-            f"{url.rstrip('/')}{self.server.base_url}api", timeout=self.session_start_timeout
-        )
+        await self.wait_until_serving(f"{url.rstrip('/')}{self.server.base_url}api")
         return result
+
+    async def wait_until_serving(self, api_url: str) -> None:
+        """Wait until *this* server answers 200 on its own API URL.
+
+        Any answer is not enough: if two local servers were handed the same free port, the
+        other one answers this URL with 404, and the hub would route this user to it. A
+        process that exits while we wait fails the start at once, with its exit status.
+        """
+        client = AsyncHTTPClient()
+        delay = 0.1
+        while True:
+            status = await self.poll()
+            if status is not None:
+                raise RuntimeError(
+                    f"The session process exited with status {status} before it answered; "
+                    "try starting again."
+                )
+            try:
+                response = await client.fetch(api_url, request_timeout=5, raise_error=False)
+                if response.code == 200:
+                    return
+            except OSError:
+                pass  # not listening yet
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
 
     async def progress(self):
         ticket = getattr(self, "_queue_ticket", None)
