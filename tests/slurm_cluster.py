@@ -34,6 +34,10 @@ from tests.harness import free_port, wait_until
 REST_USER = "aitb-slurmrestd"
 NODE = "node1"
 PARTITION = "gpu"
+NODE_LINE = (
+    f"NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname=localhost CPUs=4 RealMemory=2000 "
+    "Gres=gpu:fake:2 State=UNKNOWN"
+)
 MIN_JOB_AGE = 4  # seconds a finished job stays visible in slurmctld
 
 
@@ -139,7 +143,7 @@ MinJobAge={MIN_JOB_AGE}
 KillWait=2
 PrivateData=jobs
 GresTypes=gpu
-NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname=localhost CPUs=4 RealMemory=2000 Gres=gpu:fake:2 State=UNKNOWN
+{NODE_LINE}
 PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=60 State=UP
 """,
             encoding="utf-8",

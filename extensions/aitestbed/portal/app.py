@@ -7,6 +7,7 @@ are in ``queries``.
 
 from __future__ import annotations
 
+import contextlib
 import html
 from datetime import date
 from importlib.metadata import PackageNotFoundError, version
@@ -20,6 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from aitestbed.portal import queries, schemas
 from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity, Identity, identify
 from aitestbed.portal.db import session_factory
+from aitestbed.portal.jobs.api import job_error_handler, jobs_router
+from aitestbed.portal.jobs.gateway import JobError, JobGateway
+from aitestbed.portal.jobs.poller import running_poller
 
 SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
@@ -178,12 +182,29 @@ def pages_router(site_name: str) -> APIRouter:
 
 
 def create_app(
-    *, engine: Engine, identity: HubIdentity, prefix: str, site_name: str = "AI Testbed Portal"
+    *,
+    engine: Engine,
+    identity: HubIdentity,
+    prefix: str,
+    site_name: str = "AI Testbed Portal",
+    jobs: JobGateway | None = None,
+    poll_interval: float | None = None,
 ) -> FastAPI:
-    """The portal application, mounted under ``prefix`` (ends with a slash)."""
+    """The portal application, mounted under ``prefix`` (ends with a slash).
+
+    ``jobs`` is the job gateway (None: the job API answers 503); with ``poll_interval``
+    the app runs the gateway's poller while it serves.
+    """
     if not prefix.endswith("/"):
         prefix += "/"
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        async with running_poller(jobs if poll_interval else None, poll_interval or 0):
+            yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title=f"{site_name} API",
         version=VERSION,
         description="Projects, allocations and the catalog of the AI Testbed Portal. "
@@ -196,6 +217,9 @@ def create_app(
     app.state.sessions = session_factory(engine)
     app.state.identity = identity
     app.state.prefix = prefix
+    app.state.jobs = jobs
+    app.add_exception_handler(JobError, job_error_handler)
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
+    app.include_router(jobs_router(), prefix=prefix.rstrip("/"))
     app.include_router(pages_router(site_name), prefix=prefix.rstrip("/"))
     return app
