@@ -59,13 +59,19 @@ class JobsClient:
         return self.client.get(f"{PREFIX}api/jobs/{job_id}/logs", headers=self.headers)
 
 
-def make_app(settings_path: Path, backend, names, **gateway_options):
+def make_app(settings_path: Path, backend, names, poll_interval=None, **gateway_options):
     settings = load_settings(settings_path)
     engine = prepare_database(settings)
     from aitestbed.portal.db import session_factory
 
     gateway = JobGateway(session_factory(engine), settings, backend, **gateway_options)
-    app = create_app(engine=engine, identity=TableIdentity(names), prefix=PREFIX, jobs=gateway)
+    app = create_app(
+        engine=engine,
+        identity=TableIdentity(names),
+        prefix=PREFIX,
+        jobs=gateway,
+        poll_interval=poll_interval,
+    )
     return app, gateway, engine
 
 

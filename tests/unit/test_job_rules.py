@@ -229,10 +229,12 @@ def test_slurm_states_map_to_six_states(slurm, state):
 def test_exit_codes_from_rest_and_jobcomp():
     assert split_exit_code("3:0") == (3, 0) and split_exit_code("x") == (None, None)
     rest = observation_from_rest(
-        {"job_state": "FAILED", "exit_code": 3, "start_time": 100, "end_time": 160}
+        {"job_state": "FAILED", "exit_code": 3 << 8, "start_time": 100, "end_time": 160}
     )
     assert (rest.state, rest.exit_code) == (JobState.FAILED, 3)
     assert rest.ended_at - rest.started_at == timedelta(seconds=60)
+    killed = observation_from_rest({"job_state": "CANCELLED", "exit_code": 15})
+    assert killed.exit_code == 128 + 15
     pending = observation_from_rest({"job_state": "PENDING", "state_reason": "Resources"})
     assert (pending.started_at, pending.reason) == (None, "Resources")
     line = (

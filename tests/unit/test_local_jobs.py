@@ -185,7 +185,11 @@ def test_a_restarted_portal_finds_its_running_job_and_records_the_end(local, tmp
 def test_notebook_job_writes_its_output_notebook_beside_it(local):
     alice, home = local["alice"], local["home"] / "alice"
     notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python"}
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "language": "python",
+        "display_name": "Python 3",
+    }
     notebook.metadata["language_info"] = {"name": "python"}
     notebook.cells = [
         nbformat.v4.new_code_cell("factor = 1", metadata={"tags": ["parameters"]}),

@@ -132,6 +132,7 @@ class JobGateway:
             output_path=output_path,
             environment={
                 **spec.environment,
+                "HOME": self.jobs.home_template.format(user=unix_user),
                 "AITESTBED_JOB_UID": uid,
                 "AITESTBED_PROJECT": spec.project,
             },

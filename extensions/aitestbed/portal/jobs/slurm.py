@@ -58,9 +58,13 @@ def _epoch(value: Any) -> datetime | None:
 
 
 def _exit_code(value: Any) -> int | None:
-    if isinstance(value, dict):  # newer plugins: {"return_code": N, ...}
-        value = value.get("return_code")
-    return int(value) if isinstance(value, int) else None
+    """v0.0.38 gives the raw wait status (exit 3 is 768); newer plugins a dict."""
+    if isinstance(value, dict):
+        return value.get("return_code")
+    if not isinstance(value, int):
+        return None
+    signal = value & 0x7F
+    return 128 + signal if signal else (value >> 8) & 0xFF
 
 
 def observation_from_rest(job: dict[str, Any]) -> Observation:

@@ -12,7 +12,7 @@ ports and sockets, so it never meets a Slurm that the machine may already run:
 
 By hand::
 
-    python -m tests.slurm_cluster /tmp/slurm-here    # runs until Ctrl-C, prints the URLs
+    python -m tests.slurm.slurm_cluster /tmp/slurm-here    # runs until Ctrl-C, prints the URLs
 """
 
 from __future__ import annotations
