@@ -39,7 +39,7 @@ class JobLauncher(widgets.VBox):
         self.time_limit = widgets.BoundedIntText(
             value=60, min=1, max=7 * 24 * 60, description="Minutes"
         )
-        self.name = widgets.Text(value="job", description="Name")
+        self.job_name = widgets.Text(value="job", description="Name")
         self.submit_button = widgets.Button(description="Submit", button_style="primary")
         self.submit_button.on_click(lambda _button: self.submit())
         self.message = widgets.HTML()
@@ -50,7 +50,7 @@ class JobLauncher(widgets.VBox):
                 self.kind,
                 self.target,
                 widgets.HBox([self.gpus, self.nodes]),
-                widgets.HBox([self.time_limit, self.name]),
+                widgets.HBox([self.time_limit, self.job_name]),
                 self.submit_button,
                 self.message,
             ]
@@ -73,7 +73,7 @@ class JobLauncher(widgets.VBox):
             job = jobs.submit(
                 **what,
                 project=self.project.value,
-                name=self.name.value or "job",
+                name=self.job_name.value or "job",
                 gpus=self.gpus.value,
                 nodes=self.nodes.value,
                 time_limit=self.time_limit.value,
@@ -95,7 +95,7 @@ class JobMonitor(widgets.VBox):
         self.table = widgets.HTML()
         self.selected = widgets.Dropdown(options=[], description="Job")
         self.selected.observe(lambda _change: self.show_logs(), names="value")
-        self.log = widgets.Textarea(
+        self.log_view = widgets.Textarea(
             layout=widgets.Layout(width="100%", height="200px"), disabled=True
         )
         self.cancel_button = widgets.Button(description="Cancel job", button_style="danger")
@@ -109,7 +109,7 @@ class JobMonitor(widgets.VBox):
             [
                 self.table,
                 widgets.HBox([self.selected, self.refresh_button, self.cancel_button]),
-                self.log,
+                self.log_view,
                 self.message,
             ]
         )
@@ -164,12 +164,12 @@ class JobMonitor(widgets.VBox):
     def show_logs(self) -> None:
         job = self._job()
         if job is None:
-            self.log.value = ""
+            self.log_view.value = ""
             return
         try:
-            self.log.value = job.logs(tail_bytes=16384)
+            self.log_view.value = job.logs(tail_bytes=16384)
         except PortalError as error:
-            self.log.value = str(error)
+            self.log_view.value = str(error)
 
     def cancel_selected(self) -> None:
         job = self._job()
