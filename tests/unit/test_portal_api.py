@@ -151,5 +151,9 @@ def test_openapi_documents_every_api_route(client):
             "api/projects/{slug}",
             "api/flavors",
             "api/images",
+            "api/jobs",
+            "api/jobs/{job_id}",
+            "api/jobs/{job_id}/cancel",
+            "api/jobs/{job_id}/logs",
         )
     }
