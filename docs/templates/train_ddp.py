@@ -83,7 +83,7 @@ def main() -> None:
             print(f"epoch {epoch + 1}: loss {mean:.4f} ({time.time() - started:.1f}s)", flush=True)
             Path(args.out).mkdir(parents=True, exist_ok=True)
             torch.save(model.module.state_dict(), Path(args.out) / f"epoch{epoch + 1}.pt")
-    dist.barrier()
+    dist.barrier(device_ids=[local_rank]) if use_cuda else dist.barrier()
     dist.destroy_process_group()
 
 
