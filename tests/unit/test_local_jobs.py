@@ -16,8 +16,8 @@ FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
 
 
 @pytest.fixture
-def local(tmp_path, settings_doc, monkeypatch):
-    monkeypatch.delenv("AITESTBED_DATABASE_URL", raising=False)
+def local(tmp_path, settings_doc, monkeypatch, database_url):
+    monkeypatch.setenv("AITESTBED_DATABASE_URL", database_url)
     settings_doc["site"]["state_dir"] = str(tmp_path / "state")
     settings_doc["jobs"]["partitions"].append(
         {"name": "gpu", "gpus_per_node": 4, "max_nodes": 2, "max_time_minutes": 600}
