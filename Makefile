@@ -22,6 +22,7 @@ format:
 bench:
 	scripts/setup.sh --test
 	.venv/bin/python bench/spawn_bench.py
+	.venv/bin/python -m bench.jobs_bench
 
 clean:
 	rm -rf state test-artifacts bench/results

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -149,7 +149,7 @@ class JobGateway:
             job.backend_job_id = backend_id
             job.reason = ""
         log.info("Job %s (%s %s) submitted for %s", job_id, self.backend.name, backend_id, uid)
-        return self._load(job_id), True
+        return job, True
 
     def _record(
         self, identity: Identity, spec: JobSpec, uid: str, idempotency_key: str | None
@@ -238,23 +238,22 @@ class JobGateway:
         return project
 
     def _usage(self, session: Session, project: models.Project) -> quota.Usage:
-        charged = session.scalar(
-            select(func.coalesce(func.sum(models.Job.gpu_hours_charged), 0.0)).where(
-                models.Job.project_id == project.id
-            )
-        )
-        active = session.scalars(
-            select(models.Job).where(
-                models.Job.project_id == project.id,
-                models.Job.state.in_([s.value for s in ACTIVE_STATES]),
-            )
-        ).all()
+        """What the project has used and holds, in one aggregate query."""
+        gpus = models.Job.nodes * models.Job.gpus_per_node
+        active = models.Job.state.in_([s.value for s in ACTIVE_STATES])
+        charged, reserved_gpu_minutes, gpus_in_use = session.execute(
+            select(
+                func.coalesce(func.sum(models.Job.gpu_hours_charged), 0.0),
+                func.coalesce(
+                    func.sum(case((active, gpus * models.Job.time_limit_minutes), else_=0)), 0
+                ),
+                func.coalesce(func.sum(case((active, gpus), else_=0)), 0),
+            ).where(models.Job.project_id == project.id)
+        ).one()
         return quota.Usage(
-            charged_gpu_hours=float(charged or 0.0),
-            reserved_gpu_hours=sum(
-                quota.requested_gpu_hours(j.total_gpus, j.time_limit_minutes) for j in active
-            ),
-            gpus_in_use=sum(j.total_gpus for j in active) + self.session_gpus(project.slug),
+            charged_gpu_hours=float(charged),
+            reserved_gpu_hours=float(reserved_gpu_minutes) / 60.0,
+            gpus_in_use=int(gpus_in_use) + self.session_gpus(project.slug),
         )
 
     # -- read, cancel, logs ------------------------------------------------------------
