@@ -147,3 +147,32 @@ def test_launcher_and_monitor_widgets(alice):
     launcher.gpus.value = 1  # the local partition has no GPUs
     launcher.submit_button.click()
     assert "gpus_per_node" in launcher.message.value
+
+
+def test_monitor_widget_state_through_a_real_kernel(portal_url, alice):
+    """nbclient runs a notebook in a real kernel; the saved widget state holds the table."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    job = jobs.submit(["echo", "for-the-kernel"], client=alice, name="kernel-visible")
+    job.wait(timeout=60, interval=0.2, progress=False)
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell(
+            "import aitestbed\nmonitor = aitestbed.job_monitor(interval=None)\nmonitor"
+        ),
+        nbformat.v4.new_code_cell("print(monitor.log_view.value.strip())"),
+    ]
+    env_before = dict(os.environ)
+    os.environ.update({"AITESTBED_PORTAL_URL": portal_url, "JUPYTERHUB_API_TOKEN": "t-alice"})
+    try:
+        NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(env_before)
+    state = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    html_values = [
+        m["state"].get("value", "") for m in state.values() if m["model_name"] == "HTMLModel"
+    ]
+    assert any("kernel-visible" in value and "COMPLETED" in value for value in html_values)
+    assert notebook.cells[1].outputs[0]["text"].strip() == "for-the-kernel"
