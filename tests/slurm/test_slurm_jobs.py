@@ -139,6 +139,17 @@ def test_cancel_works_and_slurm_itself_refuses_another_users_cancel(portal, slur
     alice, gateway, backend = portal["alice"], portal["gateway"], portal["backend"]
     job = alice.submit(name="long", project="acme-vision", command=["sleep", "300"]).json()
     wait_for_state(gateway, alice, job["id"], ("RUNNING",))
+    shown = subprocess.run(
+        ["scontrol", "show", "job", job["backend_job_id"]],
+        env=slurm_cluster.env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert "Account=acme-vision" in shown and f"UserId={UNIX_USERS['alice']}(" in shown
+    # an interrupted submission is found again by the portal id in the job's comment
+    assert backend.find([job["uid"], "0000missing"]) == {job["uid"]: job["backend_job_id"]}
     # Even if the portal were tricked, Slurm checks the JWT's user: bob's token cannot cancel.
     with pytest.raises(BackendRejected, match="not yours"):
         backend.cancel(job["backend_job_id"], UNIX_USERS["bob"])

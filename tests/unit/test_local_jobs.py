@@ -218,3 +218,27 @@ def test_job_api_is_documented_and_needs_a_token(local):
     assert client.get("/services/portal/api/jobs").status_code == 401
     spec = client.get("/services/portal/api/openapi.json").json()
     assert "/services/portal/api/jobs/{job_id}/logs" in spec["paths"]
+
+
+def test_interrupted_submissions_are_adopted_or_failed_never_left_pending(local):
+    """The portal stopped between recording a job and hearing back from the backend."""
+    from datetime import UTC, datetime, timedelta
+
+    from aitestbed.portal import models
+    from aitestbed.portal.db import session_factory, transaction
+
+    alice, gateway = local["alice"], local["gateway"]
+    reached = alice.submit(project="acme-vision", command=["true"]).json()
+    lost = alice.submit(project="acme-vision", command=["true"]).json()
+    long_ago = datetime.now(UTC) - timedelta(minutes=10)
+    with transaction(session_factory(local["engine"])) as session:
+        for job_id, uid in ((reached["id"], None), (lost["id"], "0000lost0000")):
+            row = session.get(models.Job, job_id)
+            row.backend_job_id, row.reason, row.submitted_at = None, "submitting", long_ago
+            if uid:
+                row.uid = uid  # no job folder has this id: the backend never saw it
+    adopted = wait_for_state(gateway, alice, reached["id"], FINAL)
+    assert adopted["state"] == "COMPLETED" and adopted["backend_job_id"] == reached["uid"]
+    failed = alice.get(lost["id"]).json()
+    assert failed["state"] == "FAILED" and "interrupted" in failed["reason"]
+    assert failed["gpu_hours_charged"] == 0.0

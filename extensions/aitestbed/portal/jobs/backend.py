@@ -55,6 +55,9 @@ class JobBackend(Protocol):
     def poll(self, job_ids: Sequence[str]) -> dict[str, Observation]:
         """The state of each job; ids the backend cannot tell anything about are left out."""
 
+    def find(self, uids: Sequence[str]) -> dict[str, str]:
+        """Backend ids of jobs the portal submitted with these portal ids (uid -> id)."""
+
     def cancel(self, job_id: str, unix_user: str) -> None:
         """Stop the job (as ``unix_user``, so the backend checks ownership too)."""
 

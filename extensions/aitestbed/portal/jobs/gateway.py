@@ -17,7 +17,7 @@ import secrets
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -41,6 +41,7 @@ from aitestbed.settings import Settings
 
 log = logging.getLogger("aitestbed.portal.jobs")
 MAX_LOG_BYTES = 1024 * 1024
+SUBMISSION_GRACE = timedelta(minutes=2)  # longer than any submit call can take
 
 
 class JobError(Exception):
@@ -324,6 +325,7 @@ class JobGateway:
     def poll_once(self) -> int:
         """Update every active job of this backend with one backend call; returns the
         number of jobs that changed. Raises BackendUnavailable when the backend is down."""
+        self.settle_interrupted_submissions()
         with self.sessions() as session:
             active = {
                 row.backend_job_id: row.id
@@ -367,6 +369,40 @@ class JobGateway:
                 if (job.state, job.started_at, job.reason) != before:
                     changed += 1
         return changed
+
+    def settle_interrupted_submissions(self) -> None:
+        """Jobs recorded but never confirmed by the backend (the portal stopped between the
+        two steps): adopt the backend's job if it has one with our id, else mark it FAILED,
+        so it neither hangs in PENDING nor holds quota."""
+        cutoff = self.clock() - SUBMISSION_GRACE
+        with self.sessions() as session:
+            stale = {
+                row.uid: row.id
+                for row in session.scalars(
+                    select(models.Job).where(
+                        models.Job.backend == self.backend.name,
+                        models.Job.backend_job_id.is_(None),
+                        models.Job.state.in_([s.value for s in ACTIVE_STATES]),
+                    )
+                )
+                if _aware(row.submitted_at) < cutoff
+            }
+        if not stale:
+            return
+        self.backend_calls += 1
+        found = self.backend.find(list(stale))
+        with transaction(self.sessions) as session:
+            for uid, job_id in stale.items():
+                job = session.get(models.Job, job_id)
+                if uid in found:
+                    job.backend_job_id = found[uid]
+                    job.reason = ""
+                else:
+                    job.state = JobState.FAILED.value
+                    job.reason = "the submission was interrupted and never reached the backend"
+                    job.ended_at = self.clock()
+                    job.gpu_hours_charged = 0.0
+                log.warning("Interrupted submission %s settled: %s", uid, job.reason or "adopted")
 
 
 def _uid(user: str) -> int:

@@ -99,6 +99,9 @@ class LocalBackend:
             )
         return found
 
+    def find(self, uids: Sequence[str]) -> dict[str, str]:
+        return {uid: uid for uid in uids if uid.isalnum() and (self.jobs_dir / uid).is_dir()}
+
     def cancel(self, job_id: str, unix_user: str) -> None:
         job_dir = self._dir(job_id)
         (job_dir / "cancel").touch()

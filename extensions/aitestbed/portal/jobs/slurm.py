@@ -259,6 +259,16 @@ class SlurmBackend:
                     found[fields["JobId"]] = observation_from_jobcomp(fields)
         return found
 
+    def find(self, uids: Sequence[str]) -> dict[str, str]:
+        """Jobs slurmctld still knows, by the ``aitestbed:<uid>`` comment the portal sets."""
+        data = self._call("GET", f"/slurm/{self.version}/jobs", self.settings.poll_user)
+        wanted = {f"aitestbed:{uid}": uid for uid in uids}
+        return {
+            wanted[job["comment"]]: str(job["job_id"])
+            for job in data.get("jobs", [])
+            if job.get("comment") in wanted
+        }
+
     def cancel(self, job_id: str, unix_user: str) -> None:
         try:
             self._call("DELETE", f"/slurm/{self.version}/job/{job_id}", unix_user)
