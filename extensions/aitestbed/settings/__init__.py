@@ -283,6 +283,10 @@ def _semantic_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
         for position, user in enumerate(members):
             if user in members[:position]:
                 problems.append((f"{where}.members[{position}].user", f"{user!r} is listed twice."))
+    partitions = doc.get("jobs", {}).get("partitions", [])
+    _duplicates(partitions, "name", "jobs.partitions", problems)
+    if sum(1 for p in partitions if p.get("default")) > 1:
+        problems.append(("jobs.partitions", "mark at most one partition as default."))
     auth = doc.get("authentication", {"kind": "demo"})
     if auth["kind"] == "demo":
         _duplicates(auth.get("demo_users", []), "name", "authentication.demo_users", problems)
