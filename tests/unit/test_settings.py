@@ -213,6 +213,12 @@ def test_jobs_section_of_both_examples():
             "jobs.slurm.rest_url",
             "does not match",
         ),
+        ({"partitions": [{"name": "a"}, {"name": "a"}]}, "jobs.partitions[1].name", "twice"),
+        (
+            {"partitions": [{"name": "a", "default": True}, {"name": "b", "default": True}]},
+            "jobs.partitions",
+            "at most one partition",
+        ),
     ],
 )
 def test_jobs_section_mistakes(settings_doc, tmp_path, jobs, where, problem):
