@@ -95,7 +95,7 @@ class _Progress:
             from IPython.display import display
 
             if get_ipython() is not None and getattr(get_ipython(), "kernel", None):
-                self.handle = display(self._text(), display_id=True)
+                self.handle = display({"text/plain": self._text()}, raw=True, display_id=True)
         except ImportError:  # pragma: no cover - IPython is in every session image
             pass
 
@@ -108,7 +108,7 @@ class _Progress:
 
     def update(self) -> None:
         if self.handle is not None:
-            self.handle.update(self._text())
+            self.handle.update({"text/plain": self._text()}, raw=True)
             return
         end = "\n" if self.job.state in FINAL_STATES else ""
         sys.stderr.write("\r" + self._text() + end)
