@@ -29,6 +29,13 @@ _LAZY = {
 }
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext aitestbed``: the ``%%job`` cell magic."""
+    from aitestbed.notebook.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
 def __getattr__(name: str) -> Any:
     if name == "jobs":
         import importlib

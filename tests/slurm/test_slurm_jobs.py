@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import sysconfig
 import time
 from pathlib import Path
@@ -32,6 +33,29 @@ pytestmark = pytest.mark.slurm
 
 FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
 NAMES = ["alice", "bob", "carol"]
+
+
+def job_python() -> list[str]:
+    """A Python with papermill that the test users can run.
+
+    This venv's interpreter may live where they cannot go (pyenv under /root): then the
+    system Python of the same version runs with this venv's packages on its path.
+    """
+
+    def reachable(path: str) -> bool:
+        path = os.path.abspath(path)
+        while path != "/":
+            if not os.stat(path).st_mode & 0o001:
+                return False
+            path = os.path.dirname(path)
+        return True
+
+    if reachable(sys.executable) and reachable(os.path.realpath(sys.executable)):
+        return [sys.executable]
+    system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    if not os.path.exists(system):
+        pytest.fail(f"the test users cannot run {sys.executable} and there is no {system}")
+    return ["/usr/bin/env", f"PYTHONPATH={sysconfig.get_paths()['purelib']}", system]
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +83,7 @@ def settings_path(slurm_cluster, cluster_users, tmp_path_factory):
             "template": "aitb-{name}",
             "overrides": {"carol": "aitb-nosuchuser"},
         },
-        # Jobs run as the test users, who may not reach this venv's interpreter (it can live
-        # under /root): the system Python 3 runs papermill from this venv's packages.
-        "papermill": [
-            "/usr/bin/env",
-            f"PYTHONPATH={sysconfig.get_paths()['purelib']}",
-            "/usr/bin/python3",
-            "-m",
-            "papermill",
-        ],
+        "papermill": [*job_python(), "-m", "papermill"],
         "slurm": {
             "rest_url": slurm_cluster.rest_url,
             "jwt_key_file": str(slurm_cluster.jwt_key),

@@ -273,3 +273,29 @@ def test_quota_admission_and_charging():
     assert quota.elapsed_gpu_hours(4, start, start + timedelta(minutes=30)) == 2.0
     assert quota.elapsed_gpu_hours(4, None, start) == 0.0
     assert quota.elapsed_gpu_hours(0, start, start + timedelta(hours=1)) == 0.0
+
+
+def test_the_jwt_key_and_tokens_never_reach_logs_or_reprs(tmp_path, caplog):
+    import logging
+
+    from aitestbed.portal.jobs.backend import BackendUnavailable
+    from aitestbed.portal.jobs.slurm import SlurmBackend
+    from aitestbed.settings import SlurmSettings
+
+    from tests.harness import free_port
+
+    key = b"S3CRET-KEY-" + b"x" * 21
+    key_file = tmp_path / "jwt.key"
+    key_file.write_bytes(key)
+    backend = SlurmBackend(
+        SlurmSettings(rest_url=f"http://127.0.0.1:{free_port()}", jwt_key_file=key_file)
+    )
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(BackendUnavailable) as caught:
+        backend.poll(["1"])
+    token = mint_token(key, "slurm", 300)
+    for text in (caplog.text, str(caught.value), repr(backend)):
+        assert "S3CRET" not in text and token.split(".")[0] not in text
+    key_file.unlink()
+    with pytest.raises(BackendUnavailable, match="JWT key file is unreadable"):
+        backend.poll(["1"])
