@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything the portal and its tests need on a fresh Debian machine (idempotent).
 #   scripts/setup.sh          Python venv (.venv) with the project, configurable-http-proxy
-#   scripts/setup.sh --test   also Debian packages for the tests (Chromium, PostgreSQL, and a
-#                             single-node Slurm: munge, slurmctld, slurmd, slurmrestd with JWT)
+#   scripts/setup.sh --test   also Debian packages for the tests (Chromium, PostgreSQL, a
+#                             single-node Slurm: munge, slurmctld, slurmd, slurmrestd with JWT),
+#                             helm and checkov for the chart tests (.tools/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,9 +54,16 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ ! -x node_modules/.bin/configurable-http-proxy ]; then
-  say "Installing configurable-http-proxy (npm, into node_modules)"
+if [ ! -x node_modules/.bin/configurable-http-proxy ] \
+  || { [ "$want_test" = 1 ] && [ ! -f node_modules/oidc-provider/package.json ]; }; then
+  say "Installing configurable-http-proxy and the test OIDC provider (npm, into node_modules)"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# Chart tests: the real helm binary and checkov (its own venv), both in .tools/.
+if [ "$want_test" = 1 ]; then
+  scripts/install-helm.sh
+  scripts/install-checkov.sh
 fi
 
 # JupyterLab: no news popups or update checks in sessions started from this environment.

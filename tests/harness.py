@@ -7,7 +7,9 @@ own process group, so a test that fails still leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -93,6 +95,10 @@ class Portal:
 
     def stop(self) -> None:
         stop_process_group(self.process, timeout=20)
+        # A hub that exited early leaves its proxy behind (it runs in a session of its own).
+        pid_file = self.settings_path.parent / "state" / "proxy.pid"
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
 
 
 def wait_until(check, *, timeout: float, interval: float = 0.2, what: str = "condition"):
@@ -113,12 +119,20 @@ def wait_until(check, *, timeout: float, interval: float = 0.2, what: str = "con
 def running_portal(
     workdir: Path,
     users: dict[str, str],
+    *,
+    sections: dict | None = None,
     **site: object,
 ) -> Iterator[Portal]:
-    """Start hub + proxy + portal with ``users``; stop everything afterwards."""
+    """Start hub + proxy + portal with ``users``; stop everything afterwards.
+
+    ``sections`` replaces whole top-level settings sections (e.g. ``authentication``);
+    keyword arguments override keys of ``site``.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     settings_path = workdir / "settings.yaml"
-    settings_path.write_text(yaml.safe_dump(test_settings(workdir / "state", users, **site)))
+    doc = test_settings(workdir / "state", users, **site)
+    doc.update(sections or {})
+    settings_path.write_text(yaml.safe_dump(doc))
     log_path = workdir / "hub.log"
     with log_path.open("wb") as log:
         process = start_hub(settings_path, cwd=workdir, stdout=log)
@@ -133,7 +147,7 @@ def running_portal(
             return hub.status_code == 200 and api.status_code == 200
 
         try:
-            wait_until(ready, timeout=60, what="hub and portal service")
+            wait_until(ready, timeout=180, what="hub and portal service")
         except (TimeoutError, RuntimeError) as error:
             raise RuntimeError(f"{error}\n--- hub log ---\n{portal.log()[-4000:]}") from None
         yield portal

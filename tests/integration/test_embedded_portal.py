@@ -29,8 +29,10 @@ def portal(tmp_path_factory):
         yield running
 
 
-def _start_server(portal, session: requests.Session, name: str) -> None:
-    response = session.post(f"{portal.url}/hub/api/users/{name}/server", timeout=90)
+def _start_server(portal, session: requests.Session, name: str, **options: str) -> None:
+    response = session.post(
+        f"{portal.url}/hub/api/users/{name}/server", json=options or None, timeout=90
+    )
     assert response.status_code in (201, 202), response.text
 
     def ready():
@@ -97,7 +99,7 @@ def test_login_start_server_reach_it_call_portal_and_stop(portal):
 def test_session_token_reaches_portal_from_inside_the_session(portal):
     """The notebook package finds the portal and its token in the session's environment."""
     session = portal.login("bob", USERS["bob"])
-    _start_server(portal, session, "bob")
+    _start_server(portal, session, "bob", project="uni-nlp")
     try:
         # A real kernel in bob's session: the code uses only what the session's
         # environment holds (portal URL and the session's own token).

@@ -10,10 +10,11 @@ import stat
 import pytest
 from aitestbed.hub.demo_auth import DemoAuthenticator, hash_password, verify_password
 from aitestbed.hub.setup import read_or_create_secret, setup_portal
-from aitestbed.settings import SettingsError, load_settings
+from aitestbed.settings import Oidc, SettingsError, load_settings
 from traitlets.config import Config
 
 from tests.conftest import EXAMPLE_SETTINGS
+from tests.harness import free_port
 
 
 @pytest.fixture
@@ -59,8 +60,12 @@ def test_services_and_their_roles_are_least_privilege(settings):
         "delete:servers",
     ]
     assert roles["user"]["scopes"] == ["self", "access:services!service=portal"]
-    # The portal service holds no role: it only asks the hub who a token belongs to.
-    assert not any("portal" in r.get("services", []) for r in c.JupyterHub.load_roles)
+    # The portal reads which servers run (to close stale usage records), nothing more.
+    assert roles["portal"] == {
+        "name": "portal",
+        "services": ["portal"],
+        "scopes": ["list:users", "read:servers"],
+    }
 
 
 def test_culler_off_when_timeout_is_zero(settings):
@@ -73,14 +78,59 @@ def test_culler_off_when_timeout_is_zero(settings):
 
 
 def test_unavailable_modes_are_refused_clearly(settings):
-    oidc = dataclasses.replace(
-        settings, authentication=dataclasses.replace(settings.authentication, kind="oidc")
-    )
-    with pytest.raises(SettingsError, match=r"authentication\.kind 'oidc' is not available"):
-        setup_portal(Config(), oidc)
     kube = dataclasses.replace(settings, site=dataclasses.replace(settings.site, mode="kubernetes"))
     with pytest.raises(SettingsError, match=r"site\.mode 'kubernetes' is not available"):
         setup_portal(Config(), kube)
+
+
+def _with_oidc(settings, **oidc):
+    spec = Oidc(
+        client_id="portal",
+        authorize_url="https://idp.example/auth",
+        token_url="https://idp.example/token",
+        userinfo_url="https://idp.example/userinfo",
+        **oidc,
+    )
+    auth = dataclasses.replace(settings.authentication, kind="oidc", oidc=spec)
+    return dataclasses.replace(settings, authentication=auth)
+
+
+def test_oidc_login_from_settings(settings, tmp_path, monkeypatch):
+    monkeypatch.delenv("JUPYTERHUB_CRYPT_KEY", raising=False)
+    monkeypatch.setenv("AITESTBED_OIDC_CLIENT_SECRET", "the-secret")
+    c = Config()
+    setup_portal(c, _with_oidc(settings, end_session_url="https://idp.example/logout"))
+    assert c.JupyterHub.authenticator_class == "aitestbed.hub.oidc.PortalOIDCAuthenticator"
+    auth = c.PortalOIDCAuthenticator
+    assert auth.client_secret == "the-secret"
+    assert auth.oauth_callback_url == "http://127.0.0.1:8000/hub/oauth_callback"
+    assert (auth.enable_pkce, auth.manage_groups, auth.enable_auth_state) == (True, True, True)
+    assert auth.userdata_url == "https://idp.example/userinfo"
+    assert auth.end_session_url == "https://idp.example/logout"
+    assert auth.post_logout_redirect_url == "http://127.0.0.1:8000/hub/login"
+    assert auth.admin_users == {"olivia"}
+    assert auth.portal_database_url == settings.site.database_url
+    # auth_state is encrypted with a key kept private in the state directory.
+    key_file = tmp_path / "state" / "auth_state_crypt_key"
+    assert c.CryptKeeper["keys"] == [key_file.read_text()]
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    # Users without an active project are held before a server starts.
+    assert callable(c.Spawner.pre_spawn_hook) and callable(c.JupyterHub.default_url)
+
+
+def test_oidc_without_secret_or_unreachable_issuer_is_refused(settings, monkeypatch):
+    monkeypatch.delenv("AITESTBED_OIDC_CLIENT_SECRET", raising=False)
+    with pytest.raises(SettingsError, match="client secret is empty or missing"):
+        setup_portal(Config(), _with_oidc(settings))
+    monkeypatch.setenv("AITESTBED_OIDC_CLIENT_SECRET", "x")
+    closed = f"http://127.0.0.1:{free_port()}"
+    spec = Oidc(client_id="portal", issuer=closed)
+    unreachable = dataclasses.replace(
+        settings,
+        authentication=dataclasses.replace(settings.authentication, kind="oidc", oidc=spec),
+    )
+    with pytest.raises(SettingsError, match=r"cannot read .*openid-configuration"):
+        setup_portal(Config(), unreachable)
 
 
 def test_secret_file_is_created_once(tmp_path):

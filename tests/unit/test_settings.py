@@ -225,3 +225,91 @@ def test_jobs_section_mistakes(settings_doc, tmp_path, jobs, where, problem):
     settings_doc["jobs"] = jobs
     message = _check(settings_doc, tmp_path)
     assert f"  - {where}: " in message and problem in message
+
+
+def _oidc_doc(settings_doc, **oidc):
+    settings_doc["authentication"] = {
+        "kind": "oidc",
+        "oidc": {"client_id": "portal", "issuer": "https://sso.example.org/realms/x", **oidc},
+    }
+    return settings_doc
+
+
+def test_oidc_section_is_read_with_defaults(settings_doc, tmp_path):
+    doc = _oidc_doc(
+        settings_doc,
+        client_secret_file="secrets/oidc",
+        mapping={
+            "allowed": [{"group": "users"}],
+            "hub_groups": [{"claim": "email_verified", "value": True, "hub_group": "verified"}],
+            "projects": [{"group": "acme", "project": "acme-vision", "role": "manager"}],
+        },
+    )
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    oidc = load_settings(path).authentication.oidc
+    assert oidc.client_secret_file == tmp_path / "secrets" / "oidc"
+    assert oidc.client_secret_env == "AITESTBED_OIDC_CLIENT_SECRET"
+    assert oidc.scopes == ("openid", "profile", "email")
+    assert (oidc.username_claim, oidc.groups_claim, oidc.pkce) == (
+        "preferred_username",
+        "groups",
+        True,
+    )
+    assert oidc.mapping.allowed[0].group == "users"
+    assert oidc.mapping.hub_groups[0].match.value is True
+    assert (oidc.mapping.projects[0].project, oidc.mapping.projects[0].role) == (
+        "acme-vision",
+        "manager",
+    )
+
+
+@pytest.mark.parametrize(
+    ("oidc", "where", "problem"),
+    [
+        ({"client_secret": "x"}, "authentication.oidc", "'client_secret' was unexpected"),
+        ({"issuer": "sso.example.org"}, "authentication.oidc.issuer", "does not match"),
+        ({"client_secret_env": "1BAD"}, "authentication.oidc.client_secret_env", "match"),
+        ({"pkce": "yes"}, "authentication.oidc.pkce", "is not of type 'boolean'"),
+        (
+            {"mapping": {"allowed": [{"group": "a", "claim": "b", "value": 1}]}},
+            "authentication.oidc.mapping.allowed[0]",
+            "either group or claim",
+        ),
+        (
+            {"mapping": {"operators": [{"claim": "b"}]}},
+            "authentication.oidc.mapping.operators[0]",
+            "needs a value",
+        ),
+        (
+            {"mapping": {"projects": [{"group": "a", "project": "nope"}]}},
+            "authentication.oidc.mapping.projects[0].project",
+            "no project 'nope'",
+        ),
+        (
+            {"mapping": {"projects": [{"group": "a", "project": "acme-vision", "role": "owner"}]}},
+            "authentication.oidc.mapping.projects[0].role",
+            "is not one of",
+        ),
+        (
+            {"mapping": {"hub_groups": [{"group": "a", "hub_group": "bad group!"}]}},
+            "authentication.oidc.mapping.hub_groups[0].hub_group",
+            "does not match",
+        ),
+    ],
+)
+def test_oidc_mistakes_are_named(settings_doc, tmp_path, oidc, where, problem):
+    message = _check(_oidc_doc(settings_doc, **oidc), tmp_path)
+    assert f"  - {where}: " in message and problem in message
+
+
+def test_oidc_needs_its_section_and_endpoints(settings_doc, tmp_path):
+    settings_doc["authentication"] = {"kind": "oidc"}
+    assert "authentication.oidc: kind is oidc, so this section is required" in _check(
+        settings_doc, tmp_path
+    )
+    settings_doc["authentication"] = {
+        "kind": "oidc",
+        "oidc": {"client_id": "p", "authorize_url": "https://idp/auth"},
+    }
+    assert "give the issuer (discovery) or all of authorize_url" in _check(settings_doc, tmp_path)

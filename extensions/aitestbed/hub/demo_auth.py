@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import getpass
 import hashlib
 import hmac
@@ -45,8 +46,10 @@ def verify_password(password: str, stored: str) -> bool:
         return False
 
 
-# Verified against for unknown names, so their cost matches a real check.
-_DECOY_HASH = hash_password(secrets.token_hex(8), iterations=DEFAULT_ITERATIONS)
+@functools.cache
+def decoy_hash(iterations: int = DEFAULT_ITERATIONS) -> str:
+    """Checked for unknown names, so their cost matches a real check (made on first use)."""
+    return hash_password(secrets.token_hex(8), iterations=iterations)
 
 
 class DemoAuthenticator(Authenticator):
@@ -67,7 +70,7 @@ class DemoAuthenticator(Authenticator):
         if len(password) > 1024:
             return None
         stored = self.password_hashes.get(name)
-        ok = await asyncio.to_thread(verify_password, password, stored or _DECOY_HASH)
+        ok = await asyncio.to_thread(verify_password, password, stored or decoy_hash())
         if stored and ok:
             return name
         self.log.warning("Failed demo login for %r", name[:64])

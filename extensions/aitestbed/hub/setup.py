@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aitestbed.hub.hooks import HookChain
 from aitestbed.settings import DATABASE_URL_ENV, SETTINGS_ENV, Settings, SettingsError
 
 PORTAL_SERVICE = "portal"
@@ -47,6 +48,13 @@ def read_or_create_secret(path: Path, nbytes: int = 32) -> str:
     return value
 
 
+def portal_api_token(settings: Settings) -> str:
+    """The portal service's hub API token, which the hub also uses to call the portal."""
+    return os.environ.get("AITESTBED_PORTAL_API_TOKEN") or read_or_create_secret(
+        settings.site.state_dir / "portal_api_token"
+    )
+
+
 def portal_service_url(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.site.portal_port}"
 
@@ -68,8 +76,9 @@ def server_token_scopes() -> list[str]:
 def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The hub-managed services and the roles they hold."""
     env = {SETTINGS_ENV: str(settings.path)}
-    if os.environ.get(DATABASE_URL_ENV):
-        env[DATABASE_URL_ENV] = os.environ[DATABASE_URL_ENV]
+    for name in (DATABASE_URL_ENV, "AITESTBED_RECONCILE_SECONDS"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
     service_list: list[dict[str, Any]] = [
         {
             "name": PORTAL_SERVICE,
@@ -78,9 +87,20 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
             "command": [sys.executable, "-m", "aitestbed.portal", "serve"],
             "environment": env,
             "oauth_no_confirm": True,
+            "api_token": portal_api_token(settings),
+            # The first start migrates the database; a busy machine needs more than 30 s.
+            "timeout": 120,
         }
     ]
-    roles: list[dict[str, Any]] = [{"name": "user", "scopes": user_scopes()}]
+    roles: list[dict[str, Any]] = [
+        {"name": "user", "scopes": user_scopes()},
+        # Read-only: the portal closes usage records of servers the hub no longer runs.
+        {
+            "name": PORTAL_SERVICE,
+            "services": [PORTAL_SERVICE],
+            "scopes": ["list:users", "read:servers"],
+        },
+    ]
     if settings.site.idle_timeout_seconds > 0:
         service_list.append(
             {
@@ -105,24 +125,44 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
 
 def _setup_authenticator(c: Any, settings: Settings) -> None:
     auth = settings.authentication
-    if auth.kind != "demo":
-        raise SettingsError(
-            f"{settings.path}: authentication.kind {auth.kind!r} is not available in this "
-            "version of the portal; use 'demo'."
-        )
+    if auth.kind == "oidc":
+        from aitestbed.hub.oidc import configure_oidc
+
+        configure_oidc(c, settings)
+        return
     c.JupyterHub.authenticator_class = "aitestbed.hub.demo_auth.DemoAuthenticator"
     c.DemoAuthenticator.password_hashes = {u.name: u.password_hash for u in auth.demo_users}
     c.Authenticator.allowed_users = {u.name for u in auth.demo_users}
     c.Authenticator.admin_users = set(settings.site.operators)
 
 
+def _setup_policy(c: Any, settings: Settings, chain: HookChain) -> None:
+    """Every start is admitted by the portal; every stop closes its usage record."""
+    c.PolicySpawnerMixin.portal_url = f"{portal_service_url(settings)}/services/{PORTAL_SERVICE}/"
+    c.PolicySpawnerMixin.portal_token = portal_api_token(settings)
+    c.PolicySpawnerMixin.session_start_timeout = settings.site.session_start_timeout_seconds
+    c.Spawner.http_timeout = settings.site.session_start_timeout_seconds
+    chain.add_pre_spawn("admission", lambda spawner: spawner.admit_session())
+    chain.add_post_stop("usage-record", lambda spawner: spawner.close_session())
+
+
+def _setup_project_gate(c: Any, settings: Settings, chain: HookChain) -> None:
+    """Users without an active project land on the portal's access page, not a server."""
+    from aitestbed.hub.project_gate import make_default_url, make_pre_spawn_hook
+
+    chain.add_pre_spawn("project-gate", make_pre_spawn_hook(settings.site.database_url))
+    c.JupyterHub.default_url = make_default_url(settings.site.database_url)
+
+
 def _setup_local_spawner(c: Any, settings: Settings) -> None:
     c.JupyterHub.spawner_class = "aitestbed.hub.local_spawner.PortalLocalSpawner"
     c.PortalLocalSpawner.home_dir_template = str(settings.site.state_dir / "homes" / "{username}")
+    c.PortalLocalSpawner.projects_root = str(settings.site.state_dir / "projects")
+    c.PortalLocalSpawner.flavor_capacity = {
+        f.slug: f.capacity for f in settings.flavors if f.capacity is not None
+    }
     c.Spawner.cmd = [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
     c.Spawner.default_url = "/lab"
-    c.Spawner.start_timeout = settings.site.session_start_timeout_seconds
-    c.Spawner.http_timeout = settings.site.session_start_timeout_seconds
     c.Spawner.server_token_scopes = server_token_scopes()
     c.Spawner.environment = {
         PORTAL_URL_ENV: f"{portal_service_url(settings)}/services/{PORTAL_SERVICE}/"
@@ -157,6 +197,10 @@ def setup_portal(c: Any, settings: Settings) -> None:
             f"{settings.path}: site.mode {site.mode!r} is not available in this version of the "
             "portal; use 'embedded'."
         )
+    chain = HookChain()
+    _setup_project_gate(c, settings, chain)
+    _setup_policy(c, settings, chain)
+    chain.install(c)
     service_list, roles = services(settings)
     c.JupyterHub.services = service_list
     c.JupyterHub.load_roles = roles

@@ -7,23 +7,27 @@ are in ``queries``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import html
-from datetime import date
+from datetime import UTC, date, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from aitestbed.portal import queries, schemas
+from aitestbed.portal.access import access_api_router, access_pages_router
 from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity, Identity, identify
 from aitestbed.portal.db import session_factory
 from aitestbed.portal.jobs.api import job_error_handler, jobs_router
 from aitestbed.portal.jobs.gateway import JobError, JobGateway
-from aitestbed.portal.jobs.poller import running_poller
+from aitestbed.portal.jobs.poller import poll_forever
+from aitestbed.portal.pages import usage_page
+from aitestbed.portal.sessions import sessions_router
+from aitestbed.portal.usage import usage_csv
 
 SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
@@ -119,6 +123,33 @@ def api_router() -> APIRouter:
         """The curated images in the catalog."""
         return queries.images(session)
 
+    @router.get(
+        "/usage", response_model=list[schemas.ProjectUsageOut], responses=problems, tags=["usage"]
+    )
+    def usage(identity: CurrentUser, session: DbSession) -> list[schemas.ProjectUsageOut]:
+        """Allocation, GPU-hours used and running sessions of your projects (operators: all)."""
+        return queries.project_usage(session, identity, datetime.now(UTC))
+
+    @router.get(
+        "/usage.csv",
+        response_class=PlainTextResponse,
+        responses={**problems, 200: {"content": {"text/csv": {}}}},
+        tags=["usage"],
+    )
+    def usage_export(identity: CurrentUser, session: DbSession) -> PlainTextResponse:
+        """Every project's usage as CSV, for operators."""
+        if not queries.is_operator(session, identity):
+            raise HTTPException(403, "Only operators can export the usage of all projects.")
+        rows = [
+            {"project": u.slug, **u.model_dump()}
+            for u in queries.project_usage(session, identity, datetime.now(UTC))
+        ]
+        return PlainTextResponse(
+            usage_csv(rows),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="usage.csv"'},
+        )
+
     return router
 
 
@@ -155,30 +186,30 @@ def pages_router(site_name: str) -> APIRouter:
             response = RedirectResponse(url, status_code=302)
             response.set_cookie(STATE_COOKIE, state, httponly=True, samesite="lax", path=prefix)
             return response
-        data = queries.me(session, who, _today())
-        rows = "".join(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:g}</td><td>{}</td><td>{}</td></tr>".format(
-                html.escape(p.title),
-                html.escape(p.status),
-                html.escape(p.role or "operator"),
-                p.allocation.gpu_hours,
-                p.allocation.max_concurrent_gpus,
-                p.allocation.valid_until.isoformat(),
-            )
-            for p in data.projects
-        )
-        body = (
-            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(site_name)}"
-            "</title></head><body>"
-            f"<h1>{html.escape(site_name)}</h1><p>Signed in as <b>{html.escape(data.name)}</b>"
-            f"{' (operator)' if data.operator else ''}.</p>"
-            "<table><thead><tr><th>Project</th><th>Status</th><th>Role</th><th>GPU-hours</th>"
-            f"<th>Max GPUs</th><th>Valid until</th></tr></thead><tbody>{rows}</tbody></table>"
-            f"<p><a href='{html.escape(prefix)}api/docs'>API documentation</a></p></body></html>"
-        )
+        me = queries.me(session, who, _today())
+        usage = queries.project_usage(session, who, datetime.now(UTC))
+        body = usage_page(site_name, me, usage, prefix)
         return HTMLResponse(body)
 
     return router
+
+
+def _run_poller(app: FastAPI, jobs: JobGateway, interval: float) -> None:
+    """The job poller runs while the app serves (startup/shutdown events, like the
+    sessions' reconciler, so both run: a lifespan would switch the events off)."""
+
+    async def start() -> None:
+        app.state.job_poller = asyncio.create_task(poll_forever(jobs, interval))
+
+    async def stop() -> None:
+        task = getattr(app.state, "job_poller", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.on_event("startup")(start)
+    app.on_event("shutdown")(stop)
 
 
 def create_app(
@@ -187,6 +218,7 @@ def create_app(
     identity: HubIdentity,
     prefix: str,
     site_name: str = "AI Testbed Portal",
+    internal_token: str | None = None,
     jobs: JobGateway | None = None,
     poll_interval: float | None = None,
 ) -> FastAPI:
@@ -197,14 +229,7 @@ def create_app(
     """
     if not prefix.endswith("/"):
         prefix += "/"
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI):
-        async with running_poller(jobs if poll_interval else None, poll_interval or 0):
-            yield
-
     app = FastAPI(
-        lifespan=lifespan,
         title=f"{site_name} API",
         version=VERSION,
         description="Projects, allocations and the catalog of the AI Testbed Portal. "
@@ -217,9 +242,15 @@ def create_app(
     app.state.sessions = session_factory(engine)
     app.state.identity = identity
     app.state.prefix = prefix
+    app.state.internal_token = internal_token
     app.state.jobs = jobs
     app.add_exception_handler(JobError, job_error_handler)
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
+    app.include_router(sessions_router(), prefix=prefix.rstrip("/"))
     app.include_router(jobs_router(), prefix=prefix.rstrip("/"))
+    if jobs is not None and poll_interval:
+        _run_poller(app, jobs, poll_interval)
     app.include_router(pages_router(site_name), prefix=prefix.rstrip("/"))
+    app.include_router(access_api_router(), prefix=prefix.rstrip("/"))
+    app.include_router(access_pages_router(site_name), prefix=prefix.rstrip("/"))
     return app

@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -62,6 +63,10 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     is_operator: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set at each single sign-on login from the provider's groups (settings: oidc mapping).
+    is_instructor: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), nullable=False
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     memberships: Mapped[list[Membership]] = relationship(
@@ -106,6 +111,14 @@ class Project(Base):
         return "active"
 
 
+class MembershipSource(enum.StrEnum):
+    """Where a membership came from; single sign-on only ever changes its own ones."""
+
+    SETTINGS = "settings"
+    SSO = "sso"
+    REQUEST = "request"
+
+
 class Membership(Base):
     """A user's role in a project."""
 
@@ -120,6 +133,17 @@ class Membership(Base):
     role: Mapped[Role] = mapped_column(
         Enum(Role, name="membership_role", values_callable=lambda e: [m.value for m in e]),
         default=Role.MEMBER,
+    )
+    source: Mapped[MembershipSource] = mapped_column(
+        Enum(
+            MembershipSource,
+            name="membership_source",
+            values_callable=lambda e: [m.value for m in e],
+            native_enum=False,
+            length=16,
+        ),
+        default=MembershipSource.SETTINGS,
+        server_default=MembershipSource.SETTINGS.value,
     )
 
     user: Mapped[User] = relationship(back_populates="memberships")
@@ -206,3 +230,78 @@ class Job(Base):
     @property
     def total_gpus(self) -> int:
         return self.nodes * self.gpus_per_node
+
+
+class SessionRecord(Base):
+    """One notebook session: who ran which flavor for which project, from when to when.
+
+    GPU-hours are charged from these: ``gpus`` is the flavor's GPU equivalent (a MIG slice
+    counts as its share of one GPU), ``gpu_hours`` is set when the session stops.
+    """
+
+    __tablename__ = "session_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    server_name: Mapped[str] = mapped_column(String(255), default="")
+    flavor: Mapped[str] = mapped_column(String(63))
+    image: Mapped[str] = mapped_column(String(63))
+    gpus: Mapped[float] = mapped_column(Float, default=0.0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    gpu_hours: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    user: Mapped[User] = relationship()
+    project: Mapped[Project] = relationship()
+
+
+class AccessRequestStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+
+
+class AccessRequest(Base):
+    """A user's request to join a project (or to get one), decided by an operator."""
+
+    __tablename__ = "access_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The project asked for, as typed (it may not exist); the decision names the real one.
+    project_slug: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[AccessRequestStatus] = mapped_column(
+        Enum(
+            AccessRequestStatus,
+            name="access_request_status",
+            values_callable=lambda e: [m.value for m in e],
+            native_enum=False,
+            length=16,
+        ),
+        default=AccessRequestStatus.PENDING,
+        index=True,
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+    granted_project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL"), nullable=True
+    )
+    granted_role: Mapped[Role | None] = mapped_column(
+        Enum(
+            Role,
+            name="access_request_role",
+            values_callable=lambda e: [m.value for m in e],
+            native_enum=False,
+            length=16,
+        ),
+        nullable=True,
+    )
+
+    user: Mapped[User] = relationship()
+    granted_project: Mapped[Project | None] = relationship()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from aitestbed.portal import models, schemas
 from aitestbed.portal.auth import Identity
+from aitestbed.portal.usage import usage_by_project
 
 
 def is_operator(session: Session, identity: Identity) -> bool:
@@ -64,9 +65,13 @@ def visible_projects(
 
 def me(session: Session, identity: Identity, today: date) -> schemas.Me:
     memberships = sorted(_memberships(session, identity.name), key=lambda m: m.project.slug)
+    instructor = session.scalar(
+        select(models.User.is_instructor).where(models.User.name == identity.name)
+    )
     return schemas.Me(
         name=identity.name,
         operator=is_operator(session, identity),
+        instructor=bool(instructor),
         projects=[_summary(m.project, m.role.value, today) for m in memberships],
     )
 
@@ -113,3 +118,30 @@ def images(session: Session) -> list[schemas.ImageOut]:
         select(models.Image).where(models.Image.enabled).order_by(models.Image.id)
     )
     return [schemas.ImageOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+def project_usage(
+    session: Session, identity: Identity, now: datetime
+) -> list[schemas.ProjectUsageOut]:
+    """Usage of the caller's projects; operators get every project."""
+    if is_operator(session, identity):
+        projects = list(session.scalars(select(models.Project).order_by(models.Project.slug)))
+    else:
+        projects = sorted(
+            (m.project for m in _memberships(session, identity.name)), key=lambda p: p.slug
+        )
+    usage = usage_by_project(session, [p.id for p in projects], now)
+    return [
+        schemas.ProjectUsageOut(
+            slug=p.slug,
+            title=p.title,
+            gpu_hours_budget=p.gpu_hours_budget,
+            gpu_hours_used=round(usage[p.id].gpu_hours_used, 4),
+            max_concurrent_gpus=p.max_concurrent_gpus,
+            gpus_in_use=usage[p.id].gpus_in_use,
+            running_sessions=usage[p.id].running_sessions,
+            valid_from=p.valid_from,
+            valid_until=p.valid_until,
+        )
+        for p in projects
+    ]

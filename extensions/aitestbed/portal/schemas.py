@@ -50,6 +50,9 @@ class ProjectDetail(ProjectSummary):
 class Me(BaseModel):
     name: str
     operator: bool
+    instructor: bool = Field(
+        default=False, description="Set from single sign-on groups (settings: oidc mapping)."
+    )
     projects: list[ProjectSummary]
 
 
@@ -74,6 +77,51 @@ class ImageOut(BaseModel):
     frameworks: list[str]
     cuda: str | None
     gpu_capable: bool
+
+
+AccessRequestStatus = Literal["pending", "approved", "declined"]
+SLUG = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+
+class AccessRequestIn(BaseModel):
+    project: str | None = Field(
+        default=None,
+        pattern=SLUG,
+        max_length=63,
+        description="The project to join, if known (its slug); else say what for in reason.",
+    )
+    reason: str = Field(
+        min_length=1, max_length=2000, description="What the access is for, in a few words."
+    )
+
+
+class AccessRequestOut(BaseModel):
+    id: int
+    user: str
+    project: str | None = Field(description="The project asked for (as typed).")
+    reason: str
+    status: AccessRequestStatus
+    created_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    decision_note: str
+    granted_project: str | None = Field(description="Set when approved: the project joined.")
+    granted_role: Literal["member", "manager"] | None
+
+
+class AccessApproval(BaseModel):
+    project: str | None = Field(
+        default=None,
+        pattern=SLUG,
+        max_length=63,
+        description="Project to grant; default: the one the request names.",
+    )
+    role: Literal["member", "manager"] = "member"
+    note: str = Field(default="", max_length=2000, description="Shown to the requester.")
+
+
+class AccessDecline(BaseModel):
+    note: str = Field(default="", max_length=2000, description="Shown to the requester.")
 
 
 class Problem(BaseModel):
@@ -149,3 +197,15 @@ class JobLogs(BaseModel):
 class JobProblem(BaseModel):
     detail: str
     field: str | None = None
+
+
+class ProjectUsageOut(BaseModel):
+    slug: str
+    title: str
+    gpu_hours_budget: float
+    gpu_hours_used: float = Field(description="Charged so far, running sessions up to now.")
+    max_concurrent_gpus: int
+    gpus_in_use: float
+    running_sessions: int
+    valid_from: date
+    valid_until: date

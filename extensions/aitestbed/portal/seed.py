@@ -83,6 +83,8 @@ def _sync_project(session: Session, spec: site_settings.Project) -> None:
             project.memberships.append(models.Membership(user=user, role=member.role))
         else:
             membership.role = models.Role(member.role)
+            # Listed in the settings: the settings own it now, single sign-on leaves it alone.
+            membership.source = models.MembershipSource.SETTINGS
 
 
 def sync_settings(session: Session, settings: site_settings.Settings) -> None:

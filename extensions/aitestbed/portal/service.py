@@ -60,7 +60,25 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         site_name=settings.site.name,
         jobs=make_gateway(settings, engine),
         poll_interval=settings.jobs.poll_interval_seconds,
+        internal_token=os.environ.get("JUPYTERHUB_API_TOKEN"),
     )
+    interval = float(os.environ.get("AITESTBED_RECONCILE_SECONDS", "300"))
+
+    @app.on_event("startup")
+    async def _start_reconciling() -> None:
+        import asyncio
+
+        from aitestbed.portal.reconcile import reconcile_forever
+
+        app.state.reconciler = asyncio.create_task(
+            reconcile_forever(
+                app.state.sessions,
+                os.environ["JUPYTERHUB_API_URL"],
+                os.environ["JUPYTERHUB_API_TOKEN"],
+                interval,
+            )
+        )
+
     log.info("Portal service listening on %s%s", service_url.netloc, prefix)
     uvicorn.run(
         app,

@@ -98,11 +98,75 @@ class DemoUser:
 
 
 @dataclass(frozen=True)
+class OidcMatch:
+    """A condition on the provider's answer: membership of ``group``, or ``claim == value``."""
+
+    group: str | None = None
+    claim: str | None = None
+    value: str | bool | float | None = None
+
+
+@dataclass(frozen=True)
+class HubGroupRule:
+    match: OidcMatch
+    hub_group: str
+
+
+@dataclass(frozen=True)
+class ProjectRule:
+    match: OidcMatch
+    project: str
+    role: str = "member"
+
+
+@dataclass(frozen=True)
+class OidcMapping:
+    """Provider groups and claims -> who may log in, roles, hub groups, project memberships."""
+
+    allowed: tuple[OidcMatch, ...] = ()
+    operators: tuple[OidcMatch, ...] = ()
+    instructors: tuple[OidcMatch, ...] = ()
+    hub_groups: tuple[HubGroupRule, ...] = ()
+    projects: tuple[ProjectRule, ...] = ()
+
+
+DEFAULT_SECRET_ENV = "AITESTBED_OIDC_CLIENT_SECRET"  # noqa: S105 - a variable name
+DEFAULT_REFUSED_MESSAGE = (
+    "Your account is not allowed to use this portal. Ask your project manager or the data "
+    "center support to add you to an allowed group, then log in again."
+)
+
+
+@dataclass(frozen=True)
+class Oidc:
+    client_id: str
+    issuer: str | None = None
+    authorize_url: str | None = None
+    token_url: str | None = None
+    userinfo_url: str | None = None
+    end_session_url: str | None = None
+    client_secret_file: Path | None = None
+    client_secret_env: str = DEFAULT_SECRET_ENV
+    callback_url: str | None = None
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
+    username_claim: str = "preferred_username"
+    groups_claim: str = "groups"
+    pkce: bool = True
+    login_service: str = "single sign-on"
+    auto_login: bool = False
+    refresh_age_seconds: int = 300
+    end_provider_session: bool = True
+    validate_server_cert: bool = True
+    refused_message: str = DEFAULT_REFUSED_MESSAGE
+    mapping: OidcMapping = field(default_factory=OidcMapping)
+
+
+@dataclass(frozen=True)
 class Authentication:
     kind: str = "demo"
     login_hint: str = ""
     demo_users: tuple[DemoUser, ...] = ()
-    oidc: dict[str, Any] = field(default_factory=dict)
+    oidc: Oidc | None = None
 
 
 @dataclass(frozen=True)
@@ -290,7 +354,82 @@ def _semantic_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
     auth = doc.get("authentication", {"kind": "demo"})
     if auth["kind"] == "demo":
         _duplicates(auth.get("demo_users", []), "name", "authentication.demo_users", problems)
+    if auth["kind"] == "oidc":
+        problems += _oidc_problems(auth.get("oidc"), {p["slug"] for p in doc.get("projects", [])})
     return problems
+
+
+def _match_problem(rule: dict[str, Any]) -> str | None:
+    has_group, has_claim = "group" in rule, "claim" in rule
+    if has_group == has_claim:
+        return "give either group or claim (with value), not both or neither."
+    if has_claim and "value" not in rule:
+        return "a claim condition needs a value."
+    if has_group and "value" in rule:
+        return "value goes with claim, not with group."
+    return None
+
+
+def _oidc_problems(oidc: dict[str, Any] | None, project_slugs: set[str]) -> list[tuple[str, str]]:
+    where = "authentication.oidc"
+    if oidc is None:
+        return [(where, "kind is oidc, so this section is required (see docs/sso.md).")]
+    problems: list[tuple[str, str]] = []
+    endpoints = ("authorize_url", "token_url", "userinfo_url")
+    if "issuer" not in oidc and not all(name in oidc for name in endpoints):
+        problems.append(
+            (where, "give the issuer (discovery) or all of authorize_url, token_url, userinfo_url.")
+        )
+    mapping = oidc.get("mapping", {})
+    for section in ("allowed", "operators", "instructors", "hub_groups", "projects"):
+        for index, rule in enumerate(mapping.get(section, [])):
+            problem = _match_problem(rule)
+            if problem:
+                problems.append((f"{where}.mapping.{section}[{index}]", problem))
+    for index, rule in enumerate(mapping.get("projects", [])):
+        if rule["project"] not in project_slugs:
+            problems.append(
+                (
+                    f"{where}.mapping.projects[{index}].project",
+                    f"no project {rule['project']!r} is defined under projects.",
+                )
+            )
+    return problems
+
+
+def _match(rule: dict[str, Any]) -> OidcMatch:
+    return OidcMatch(group=rule.get("group"), claim=rule.get("claim"), value=rule.get("value"))
+
+
+def _build_oidc(doc: dict[str, Any] | None, base: Path) -> Oidc | None:
+    if doc is None:
+        return None
+    doc = dict(doc)
+    mapping = doc.pop("mapping", {})
+    secret_file = doc.pop("client_secret_file", None)
+    if secret_file is not None:
+        secret_file = Path(os.path.expanduser(secret_file))
+        if not secret_file.is_absolute():
+            secret_file = (base / secret_file).resolve()
+    if "scopes" in doc:
+        doc["scopes"] = tuple(doc["scopes"])
+    return Oidc(
+        **doc,
+        client_secret_file=secret_file,
+        mapping=OidcMapping(
+            allowed=tuple(_match(r) for r in mapping.get("allowed", [])),
+            operators=tuple(_match(r) for r in mapping.get("operators", [])),
+            instructors=tuple(_match(r) for r in mapping.get("instructors", [])),
+            hub_groups=tuple(
+                HubGroupRule(match=_match(r), hub_group=r["hub_group"])
+                for r in mapping.get("hub_groups", [])
+            ),
+            projects=tuple(
+                ProjectRule(match=_match(r), project=r["project"], role=r.get("role", "member"))
+                for r in mapping.get("projects", [])
+            ),
+        ),
+    )
 
 
 def _build(doc: dict[str, Any], path: Path) -> Settings:
@@ -309,7 +448,7 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
         kind=auth_doc["kind"],
         login_hint=auth_doc.get("login_hint", ""),
         demo_users=tuple(DemoUser(**u) for u in auth_doc.get("demo_users", [])),
-        oidc=auth_doc.get("oidc", {}),
+        oidc=_build_oidc(auth_doc.get("oidc"), path.parent),
     )
     flavors = tuple(Flavor(**f) for f in doc["flavors"])
     images = tuple(

@@ -54,6 +54,8 @@ def _rows(properties: dict[str, Any], required: list[str], prefix: str, defs) ->
                 target["properties"], target.get("required", []), f"{prefix}{name}.", defs
             )
         items = target.get("items", {})
+        if "$ref" in items:
+            items = defs[items["$ref"].rsplit("/", 1)[-1]]
         if target.get("type") == "array" and items.get("type") == "object":
             rows += _rows(
                 items["properties"], items.get("required", []), f"{prefix}{name}[].", defs

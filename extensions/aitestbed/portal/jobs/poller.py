@@ -7,7 +7,6 @@ come from the database the poller keeps current.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from aitestbed.portal.jobs.backend import BackendUnavailable
@@ -29,17 +28,3 @@ async def poll_forever(gateway: JobGateway, interval: float) -> None:
         except Exception:
             log.exception("Job poller failed; trying again")
         await asyncio.sleep(interval)
-
-
-@contextlib.asynccontextmanager
-async def running_poller(gateway: JobGateway | None, interval: float):
-    if gateway is None:
-        yield
-        return
-    task = asyncio.create_task(poll_forever(gateway, interval))
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

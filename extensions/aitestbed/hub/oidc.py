@@ -1,0 +1,410 @@
+"""Single sign-on with OpenID Connect: OAuthenticator's GenericOAuthenticator, wired from the
+site settings (``authentication.kind: oidc``), and the mapping from the provider's answer
+to access in the portal.
+
+Flow of one login:
+
+1. authorization-code flow with PKCE against the provider (OAuthenticator);
+2. :func:`grants_for` turns the userinfo (groups and other claims) into :class:`Grants`
+   using the settings' ``oidc.mapping`` rules: a pure function, tested alone;
+3. the grants decide whether the user may log in (refused users see
+   ``oidc.refused_message``), whether they are an operator (JupyterHub admin) and which
+   JupyterHub groups they are in (``manage_groups``: replaced at every login);
+4. after the login is allowed, the project memberships and the instructor flag are written
+   to the portal database (:func:`aitestbed.portal.directory.apply_sso_grants`); what the
+   provider no longer grants is removed there too.
+
+Tokens are kept in the encrypted ``auth_state`` and checked again with the provider when
+older than ``refresh_age_seconds`` (the access token is refreshed when it expired; a user
+the mapping no longer allows must log in again, and is then refused). Logout also ends the
+provider session (RP-initiated logout with ``id_token_hint``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlencode, urlparse
+
+from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthLogoutHandler
+from tornado import web
+from traitlets import Any as AnyTrait
+from traitlets import Unicode
+
+from aitestbed.settings import Oidc, OidcMapping, OidcMatch, Settings, SettingsError
+
+GRANTS_KEY = "aitestbed_grants"
+ROLE_RANK = {"member": 0, "manager": 1}
+
+
+# --- pure mapping -------------------------------------------------------------------------
+
+
+def provider_groups(userinfo: Mapping[str, Any], groups_claim: str) -> frozenset[str]:
+    """The user's groups from the provider's answer; a missing or odd claim means none."""
+    value = userinfo.get(groups_claim)
+    if isinstance(value, str):
+        return frozenset([value])
+    if isinstance(value, list | tuple):
+        return frozenset(str(item) for item in value if isinstance(item, str | int))
+    return frozenset()
+
+
+def matches(condition: OidcMatch, userinfo: Mapping[str, Any], groups: frozenset[str]) -> bool:
+    """Whether one mapping condition holds for this user."""
+    if condition.group is not None:
+        return condition.group in groups
+    if condition.claim is None:
+        return False
+    value = userinfo.get(condition.claim)
+    values = value if isinstance(value, list | tuple) else [value]
+    # Same type as well as equal: True == 1 in Python, but a claim 1 is not the value true.
+    return any(v == condition.value and type(v) is type(condition.value) for v in values)
+
+
+def _any(conditions: Iterable[OidcMatch], userinfo, groups) -> bool:
+    return any(matches(c, userinfo, groups) for c in conditions)
+
+
+@dataclass(frozen=True)
+class Grants:
+    """What the portal makes of one login."""
+
+    allowed: bool
+    operator: bool
+    instructor: bool
+    hub_groups: tuple[str, ...]
+    projects: tuple[tuple[str, str], ...]  # (project slug, role), sorted by slug
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Grants:
+        return cls(
+            allowed=bool(data["allowed"]),
+            operator=bool(data["operator"]),
+            instructor=bool(data["instructor"]),
+            hub_groups=tuple(data["hub_groups"]),
+            projects=tuple((slug, role) for slug, role in data["projects"]),
+        )
+
+
+def grants_for(userinfo: Mapping[str, Any], mapping: OidcMapping, groups_claim: str) -> Grants:
+    """Apply the settings' mapping rules to the provider's userinfo.
+
+    - allowed: no ``allowed`` rules, or any of them matches, or the user is an operator;
+    - hub groups: every matching ``hub_groups`` rule, without duplicates, sorted;
+    - projects: every matching ``projects`` rule; the highest role per project wins.
+    """
+    groups = provider_groups(userinfo, groups_claim)
+    operator = _any(mapping.operators, userinfo, groups)
+    allowed = operator or not mapping.allowed or _any(mapping.allowed, userinfo, groups)
+    hub_groups = sorted(
+        {r.hub_group for r in mapping.hub_groups if matches(r.match, userinfo, groups)}
+    )
+    roles: dict[str, str] = {}
+    for rule in mapping.projects:
+        if matches(rule.match, userinfo, groups):
+            current = roles.get(rule.project)
+            if current is None or ROLE_RANK[rule.role] > ROLE_RANK[current]:
+                roles[rule.project] = rule.role
+    return Grants(
+        allowed=allowed,
+        operator=operator,
+        instructor=_any(mapping.instructors, userinfo, groups),
+        hub_groups=tuple(hub_groups),
+        projects=tuple(sorted(roles.items())),
+    )
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    authorize_url: str
+    token_url: str
+    userinfo_url: str
+    end_session_url: str | None
+
+
+def resolve_endpoints(oidc: Oidc, discovery: Mapping[str, Any] | None) -> Endpoints:
+    """Endpoints given in the settings win over the discovery document's."""
+    found = discovery or {}
+
+    def pick(setting: str | None, key: str) -> str | None:
+        return setting or found.get(key)
+
+    endpoints = {
+        "authorize_url": pick(oidc.authorize_url, "authorization_endpoint"),
+        "token_url": pick(oidc.token_url, "token_endpoint"),
+        "userinfo_url": pick(oidc.userinfo_url, "userinfo_endpoint"),
+    }
+    missing = [name for name, value in endpoints.items() if not value]
+    if missing:
+        raise SettingsError(
+            f"authentication.oidc: the provider's discovery document names no {missing[0]}; "
+            "set it in the settings."
+        )
+    return Endpoints(
+        **endpoints, end_session_url=pick(oidc.end_session_url, "end_session_endpoint")
+    )
+
+
+def provider_logout_url(
+    end_session_url: str, *, client_id: str, post_logout_redirect_uri: str, id_token: str | None
+) -> str:
+    """The RP-initiated logout URL (OpenID Connect RP-Initiated Logout 1.0)."""
+    params = {"client_id": client_id, "post_logout_redirect_uri": post_logout_redirect_uri}
+    if id_token:
+        params["id_token_hint"] = id_token
+    separator = "&" if "?" in end_session_url else "?"
+    return f"{end_session_url}{separator}{urlencode(params)}"
+
+
+CALLBACK_PATH = "/hub/oauth_callback"
+
+
+def public_base_url(oidc: Oidc, bind_url: str) -> str | None:
+    """The portal's public URL as the provider sees it, or None when it cannot be known here.
+
+    From ``callback_url`` when set; else from ``site.bind_url`` unless that is a wildcard
+    address (0.0.0.0 behind a reverse proxy), where only the request knows the public host.
+    """
+    if oidc.callback_url:
+        if oidc.callback_url.endswith(CALLBACK_PATH):
+            return oidc.callback_url.removesuffix(CALLBACK_PATH)
+        return None
+    host = urlparse(bind_url).hostname or ""
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - recognising a wildcard, not binding
+        return None
+    return bind_url.rstrip("/")
+
+
+# --- edges: discovery, secret -------------------------------------------------------------
+
+
+def fetch_discovery(issuer: str, *, timeout: float = 10) -> dict[str, Any]:
+    """The provider's ``.well-known/openid-configuration`` (read once, at hub start)."""
+    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - https?:// only (schema)
+            document = json.load(response)
+    except (OSError, ValueError) as error:
+        raise SettingsError(
+            f"authentication.oidc.issuer: cannot read {url} ({error}); check the issuer URL "
+            "and that the provider is reachable from the hub."
+        ) from None
+    if document.get("issuer", "").rstrip("/") != issuer.rstrip("/"):
+        raise SettingsError(
+            f"authentication.oidc.issuer: {url} names issuer {document.get('issuer')!r}, "
+            f"not {issuer!r}; use the provider's exact issuer URL."
+        )
+    return document
+
+
+def read_client_secret(oidc: Oidc) -> str:
+    """The client secret from its file, else from its environment variable."""
+    if oidc.client_secret_file is not None:
+        try:
+            secret = oidc.client_secret_file.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise SettingsError(
+                f"authentication.oidc.client_secret_file: cannot read "
+                f"{oidc.client_secret_file} ({error.strerror or error})."
+            ) from None
+        where = str(oidc.client_secret_file)
+    else:
+        secret = os.environ.get(oidc.client_secret_env, "").strip()
+        where = f"${oidc.client_secret_env}"
+    if not secret:
+        raise SettingsError(
+            f"authentication.oidc: the client secret is empty or missing ({where}); set "
+            "client_secret_file or the environment variable client_secret_env names."
+        )
+    return secret
+
+
+# --- the authenticator --------------------------------------------------------------------
+
+
+class ProviderLogoutHandler(OAuthLogoutHandler):
+    """Logout that also ends the session at the provider."""
+
+    _id_token: str | None = None
+
+    async def handle_logout(self):
+        await super().handle_logout()
+        user = self.current_user
+        if user is not None:
+            state = await user.get_auth_state() or {}
+            self._id_token = state.get("id_token")
+
+    async def render_logout_page(self):
+        auth: PortalOIDCAuthenticator = self.authenticator
+        if auth.end_session_url:
+            self.redirect(
+                provider_logout_url(
+                    auth.end_session_url,
+                    client_id=auth.client_id,
+                    post_logout_redirect_uri=auth.post_logout_redirect_url
+                    or f"{self.request.protocol}://{self.request.host}{self.settings['login_url']}",
+                    id_token=self._id_token,
+                )
+            )
+            return
+        await super().render_logout_page()
+
+
+class PortalOIDCAuthenticator(GenericOAuthenticator):
+    """GenericOAuthenticator whose access decisions come from the portal's mapping rules."""
+
+    logout_handler = ProviderLogoutHandler
+
+    mapping = AnyTrait(
+        OidcMapping(),
+        help="""Mapping rules (an ``aitestbed.settings.OidcMapping``) from provider groups and
+        claims to login permission, operator/instructor roles, JupyterHub groups and portal
+        project memberships. Filled from ``authentication.oidc.mapping`` in the settings.
+        """,
+    ).tag(config=True)
+
+    groups_claim = Unicode(
+        "groups",
+        help="Userinfo claim with the user's provider groups, e.g. 'groups'.",
+    ).tag(config=True)
+
+    portal_database_url = Unicode(
+        "",
+        help="""SQLAlchemy URL of the portal database; project memberships and the instructor
+        flag are written there after each allowed login. Empty: not written (unit tests).
+        """,
+    ).tag(config=True)
+
+    end_session_url = Unicode(
+        "",
+        help="""The provider's end-session endpoint. When set, logout redirects there (with
+        the id token as hint) so the provider session ends too. Empty: local logout only.
+        """,
+    ).tag(config=True)
+
+    post_logout_redirect_url = Unicode(
+        "",
+        help="""Where the provider sends the browser after logout, e.g.
+        https://portal.example.org/hub/login. Empty: the hub's login page on the host the
+        logout request came to.""",
+    ).tag(config=True)
+
+    def _grants(self, auth_state: Mapping[str, Any]) -> Grants:
+        userinfo = auth_state.get(self.user_auth_state_key) or {}
+        return grants_for(userinfo, self.mapping, self.groups_claim)
+
+    async def update_auth_model(self, auth_model):
+        grants = self._grants(auth_model["auth_state"])
+        auth_model["auth_state"][GRANTS_KEY] = grants.as_json()
+        # Operator follows the provider both ways; site operators (admin_users) stay admins.
+        auth_model["admin"] = grants.operator or auth_model["name"] in self.admin_users
+        return auth_model
+
+    async def get_user_groups(self, auth_state):
+        return set(Grants.from_json(auth_state[GRANTS_KEY]).hub_groups)
+
+    async def check_allowed(self, username, auth_model):
+        if auth_model is None:
+            return True
+        if username in self.admin_users:
+            return True
+        grants = Grants.from_json(auth_model["auth_state"][GRANTS_KEY])
+        if not grants.allowed:
+            self.log.warning("Single sign-on: %s is not in an allowed group; refused.", username)
+        return grants.allowed
+
+    async def run_post_auth_hook(self, handler, auth_model):
+        auth_model = await super().run_post_auth_hook(handler, auth_model)
+        await self._sync_portal(auth_model)
+        return auth_model
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        refreshed = await super().refresh_user(user, handler, **kwargs)
+        if not isinstance(refreshed, dict):
+            return refreshed
+        if not await self.check_allowed(user.name, refreshed):
+            # JupyterHub 6.1 reads this attribute on a failed refresh of a cookie-authenticated
+            # request before it is ever set; without it the refusal surfaces as an error log.
+            if handler is not None and not hasattr(handler, "_token_authenticated"):
+                handler._token_authenticated = False
+            return False  # log in again, and be refused there with the clear message
+        await self._sync_portal(refreshed)
+        return refreshed
+
+    async def _sync_portal(self, auth_model) -> None:
+        if not self.portal_database_url:
+            return
+        from aitestbed.hub.portal_db import in_portal_db
+        from aitestbed.portal.directory import apply_sso_grants
+
+        grants = Grants.from_json(auth_model["auth_state"][GRANTS_KEY])
+        name = auth_model["name"]
+        try:
+            changes = await in_portal_db(
+                self.portal_database_url,
+                lambda session: apply_sso_grants(
+                    session, name, instructor=grants.instructor, projects=grants.projects
+                ),
+            )
+        except Exception:
+            self.log.exception("Single sign-on: could not update %s in the portal database", name)
+            raise web.HTTPError(
+                503, "The portal database is not reachable right now; try to log in again soon."
+            ) from None
+        if any(changes.values()):
+            self.log.info("Single sign-on: project memberships of %s: %s", name, changes)
+
+
+def configure_oidc(c: Any, settings: Settings) -> None:
+    """Set JupyterHub config ``c`` for single sign-on as ``authentication.oidc`` describes."""
+    oidc = settings.authentication.oidc
+    if oidc is None:  # the settings check refuses this; kept for direct callers
+        raise SettingsError("authentication.oidc is required when kind is oidc.")
+    discovery = fetch_discovery(oidc.issuer) if oidc.issuer else None
+    endpoints = resolve_endpoints(oidc, discovery)
+    public = public_base_url(oidc, settings.site.bind_url)
+    state_dir = settings.site.state_dir
+
+    c.JupyterHub.authenticator_class = "aitestbed.hub.oidc.PortalOIDCAuthenticator"
+    auth = c.PortalOIDCAuthenticator
+    auth.client_id = oidc.client_id
+    auth.client_secret = read_client_secret(oidc)
+    auth.authorize_url = endpoints.authorize_url
+    auth.token_url = endpoints.token_url
+    auth.userdata_url = endpoints.userinfo_url
+    if oidc.callback_url or public:
+        auth.oauth_callback_url = oidc.callback_url or f"{public}{CALLBACK_PATH}"
+    # else: OAuthenticator builds the callback URL from each login request's own host.
+    auth.scope = list(oidc.scopes)
+    auth.username_claim = oidc.username_claim
+    auth.enable_pkce = oidc.pkce
+    auth.login_service = oidc.login_service
+    auth.auto_login = oidc.auto_login
+    auth.validate_server_cert = oidc.validate_server_cert
+    auth.custom_403_message = oidc.refused_message
+    auth.mapping = oidc.mapping
+    auth.groups_claim = oidc.groups_claim
+    auth.portal_database_url = settings.site.database_url
+    if oidc.end_provider_session and endpoints.end_session_url:
+        auth.end_session_url = endpoints.end_session_url
+        auth.post_logout_redirect_url = f"{public}/hub/login" if public else ""
+    auth.admin_users = set(settings.site.operators)
+    auth.manage_groups = True
+    auth.enable_auth_state = True
+    auth.auth_refresh_age = oidc.refresh_age_seconds
+    auth.refresh_pre_spawn = oidc.refresh_age_seconds > 0
+    # auth_state holds the tokens: encrypted with $JUPYTERHUB_CRYPT_KEY, else a key kept in
+    # the state directory (mode 600), created on first start.
+    if not os.environ.get("JUPYTERHUB_CRYPT_KEY"):
+        from aitestbed.hub.setup import read_or_create_secret
+
+        c.CryptKeeper.keys = [read_or_create_secret(state_dir / "auth_state_crypt_key")]

@@ -1,0 +1,275 @@
+"""Spawners that start only what the policy admits, in a bounded start queue.
+
+:class:`PolicySpawnerMixin` is the mechanism shared by both runtime places: it draws the
+spawn page from the user's projects, asks the portal to admit (and record) each start,
+waits for a start slot, and closes the session record on stop. What a session *becomes* is
+left to ``apply_session``: local process settings (:class:`PortalLocalSpawner`) or
+KubeSpawner pod settings (:class:`PortalKubeSpawner`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import date
+from typing import Any, ClassVar
+
+from jupyterhub.utils import wait_for_http_server
+from tornado import web
+from traitlets import Dict, Integer, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from aitestbed.hub.portal_client import HubPortalClient, PortalRefused, PortalUnavailable
+from aitestbed.hub.spawn_form import form_choice, render_spawn_form
+from aitestbed.hub.start_queue import StartQueue
+from aitestbed.policy.admission import admit
+from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState, SpawnRequest
+from aitestbed.policy.options import ProjectOptions, complete_request, spawn_options
+
+OPTION_KEYS = ("project", "flavor", "image")
+MAX_OPTION_LENGTH = 63
+UNAVAILABLE = (
+    "The portal service cannot be reached, so the start cannot be checked against your "
+    "quota. Try again in a minute."
+)
+
+
+def parse_context(context: dict[str, Any]):
+    """Portal spawn-context JSON -> policy data."""
+    projects = [
+        ProjectState(
+            slug=p["slug"],
+            title=p["title"],
+            role=p["role"],
+            valid_from=date.fromisoformat(p["valid_from"]),
+            valid_until=date.fromisoformat(p["valid_until"]),
+            gpu_hours_budget=p["gpu_hours_budget"],
+            gpu_hours_used=p["gpu_hours_used"],
+            max_concurrent_gpus=p["max_concurrent_gpus"],
+            gpus_in_use=p["gpus_in_use"],
+            allowed_flavors=tuple(p["allowed_flavors"])
+            if p["allowed_flavors"] is not None
+            else None,
+            allowed_images=tuple(p["allowed_images"]) if p["allowed_images"] is not None else None,
+        )
+        for p in context["projects"]
+    ]
+    flavors = [FlavorSpec(**f) for f in context["flavors"]]
+    images = [ImageSpec(**{**i, "frameworks": tuple(i["frameworks"])}) for i in context["images"]]
+    return projects, flavors, images, context.get("sessions_by_flavor", {})
+
+
+def clean_user_options(raw: dict[str, Any]) -> dict[str, str]:
+    """Keep the known keys as short strings; anything else is refused by name."""
+    unknown = sorted(set(raw) - set(OPTION_KEYS))
+    if unknown:
+        raise web.HTTPError(400, f"Unknown session option {unknown[0][:40]!r}.")
+    cleaned = {}
+    for key in OPTION_KEYS:
+        if key not in raw:
+            continue
+        value = raw[key]
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if not isinstance(value, str) or not value.strip():
+            raise web.HTTPError(400, f"The session option {key!r} must be a non-empty text.")
+        if len(value) > MAX_OPTION_LENGTH:
+            raise web.HTTPError(400, f"The session option {key!r} is too long.")
+        cleaned[key] = value.strip()
+    return cleaned
+
+
+class PolicySpawnerMixin(LoggingConfigurable):
+    """Mix in before a concrete spawner class."""
+
+    portal_url = Unicode(
+        help="Base URL of the portal service as the hub reaches it, e.g. "
+        "http://127.0.0.1:8090/services/portal/.",
+    ).tag(config=True)
+    portal_token = Unicode(
+        help="The portal service's API token; the hub uses it to admit and record sessions.",
+    ).tag(config=True)
+    start_slots = Integer(
+        0,
+        help="How many sessions may start at the same time (until they answer); the rest "
+        "queue. 0 means one per CPU core of this machine.",
+    ).tag(config=True)
+    session_start_timeout = Integer(
+        120, help="Seconds one session may take to start once its turn has come."
+    ).tag(config=True)
+    flavor_capacity = Dict(
+        help="Embedded default: sessions of each flavor this machine can hold, e.g. "
+        "{'cpu-small': 8}. Flavors not listed have no known limit.",
+    ).tag(config=True)
+
+    session_record_id = Integer(None, allow_none=True)
+    session_choice = Dict()
+
+    _queues: ClassVar[dict[str, StartQueue]] = {}
+
+    @default("options_form")
+    def _policy_options_form(self):
+        return lambda spawner: spawner.render_options_form()
+
+    @property
+    def start_queue(self) -> StartQueue:
+        key = type(self).__name__
+        if key not in self._queues:
+            self._queues[key] = StartQueue(self.start_slots or os.cpu_count() or 1)
+        return self._queues[key]
+
+    def portal(self) -> HubPortalClient:
+        return HubPortalClient(self.portal_url, self.portal_token)
+
+    async def policy_options(self) -> tuple[list[ProjectOptions], dict[str, Any]]:
+        context = await self.portal().spawn_context(self.user.name)
+        projects, flavors, images, running = parse_context(context)
+        return spawn_options(projects, flavors, images, date.today()), running
+
+    def capacity(self, running: dict[str, int]) -> dict[str, tuple[float, float] | None]:
+        return {
+            slug: (max(total - running.get(slug, 0), 0), total)
+            for slug, total in self.flavor_capacity.items()
+        }
+
+    async def render_options_form(self) -> str:
+        try:
+            options, running = await self.policy_options()
+        except (PortalUnavailable, PortalRefused):
+            return f"<div class='alert alert-danger'>{UNAVAILABLE}</div>"
+        return render_spawn_form(options, self.capacity(running), self.session_choice)
+
+    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
+        return clean_user_options(form_choice(formdata))
+
+    # -- the pre-spawn and post-stop steps (registered in the hook chain) ------------------
+
+    async def admit_session(self) -> None:
+        """Resolve the choice, have the portal admit and record it, then apply it."""
+        chosen = clean_user_options(dict(self.user_options or {}))
+        try:
+            context = await self.portal().spawn_context(self.user.name)
+        except PortalUnavailable:
+            raise web.HTTPError(503, UNAVAILABLE) from None
+        projects, flavors, images, running = parse_context(context)
+        options = spawn_options(projects, flavors, images, date.today())
+        chosen, problem = complete_request(options, chosen)
+        if problem:
+            raise web.HTTPError(403, problem)
+        # Refuse early with the policy's reason; the portal decides again when it records.
+        decision = admit(
+            SpawnRequest(chosen["project"], chosen["flavor"], chosen["image"]),
+            projects,
+            {f.slug: f for f in flavors},
+            {i.slug: i for i in images},
+            date.today(),
+        )
+        if not decision.allowed:
+            raise web.HTTPError(403, decision.reason)
+        capacity = self.capacity(running).get(chosen["flavor"])
+        if capacity is not None and capacity[0] <= 0:
+            raise web.HTTPError(
+                409,
+                f"No capacity is free for the flavor {chosen['flavor']!r} right now; "
+                "choose another flavor or try again later.",
+            )
+        try:
+            record = await self.portal().start_session(
+                user=self.user.name, server_name=self.name, **chosen
+            )
+        except PortalUnavailable:
+            raise web.HTTPError(503, UNAVAILABLE) from None
+        except PortalRefused as refusal:
+            raise web.HTTPError(
+                403 if refusal.status in (403, 404) else 400, refusal.message
+            ) from None
+        self.session_record_id = record["id"]
+        self.session_choice = chosen
+        project = next(o for o in options if o.project.slug == chosen["project"])
+        flavor = next(f.flavor for f in project.flavors if f.flavor.slug == chosen["flavor"])
+        image = next(i for i in project.images if i.slug == chosen["image"])
+        self.apply_session(flavor, image, chosen["project"])
+
+    async def close_session(self) -> None:
+        if self.session_record_id is None:
+            return
+        try:
+            await self.portal().stop_session(self.session_record_id)
+        except PortalRefused as refusal:
+            if refusal.status != 404:
+                raise
+        self.session_record_id = None
+
+    def apply_session(self, flavor: FlavorSpec, image: ImageSpec, project: str) -> None:
+        raise NotImplementedError
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @default("start_timeout")
+    def _queue_aware_start_timeout(self):
+        # The hub's own timeout must outlast a wait in the queue; our own timeout below
+        # limits the start itself once its turn has come.
+        return 3600
+
+    async def start(self):
+        self._queue_ticket = None
+
+        def remember(ticket):
+            self._queue_ticket = ticket
+
+        try:
+            async with self.start_queue.turn(remember):
+                self._queue_ticket = None
+                result = await asyncio.wait_for(
+                    self._start_and_wait(), timeout=self.session_start_timeout
+                )
+        except BaseException:
+            await self.close_session()
+            raise
+        return result
+
+    async def _start_and_wait(self):
+        result = await super().start()
+        url = result if isinstance(result, str) else f"http://{result[0]}:{result[1]}"
+        # Hold the slot until the server answers: that is where a start spends its CPU.
+        await wait_for_http_server(
+            f"{url.rstrip('/')}{self.server.base_url}api", timeout=self.session_start_timeout
+        )
+        return result
+
+    async def progress(self):
+        ticket = getattr(self, "_queue_ticket", None)
+        while ticket is not None:
+            place = self.start_queue.position(ticket)
+            if place is None:
+                break
+            yield {
+                "progress": 5,
+                "message": f"Waiting for a start slot: number {place} in the queue "
+                f"({self.start_queue.running} starting now).",
+            }
+            await asyncio.sleep(1)
+            ticket = getattr(self, "_queue_ticket", None)
+        yield {"progress": 40, "message": "Starting your session ..."}
+        parent = getattr(super(), "progress", None)
+        if parent is not None:
+            async for event in parent():
+                yield event
+
+    def get_state(self):
+        state = super().get_state()
+        if self.session_record_id is not None:
+            state["session_record_id"] = self.session_record_id
+        if self.session_choice:
+            state["session_choice"] = dict(self.session_choice)
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.session_record_id = state.get("session_record_id")
+        self.session_choice = state.get("session_choice", {})
+
+    def clear_state(self):
+        # The hub clears state before it runs the post-stop hooks: keep the record id so
+        # the "usage-record" step can close it, and the choice to preselect the form.
+        super().clear_state()

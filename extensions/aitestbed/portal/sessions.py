@@ -1,0 +1,272 @@
+"""Sessions: the hub asks the portal to admit a start and tells it when a session stops.
+
+These endpoints are for the hub only. The hub authenticates with the portal service's own
+API token (both get it from the hub configuration), never with a user's token: the user
+must not be able to record or close sessions.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from aitestbed.policy.admission import admit
+from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState, SpawnRequest
+from aitestbed.portal import models
+from aitestbed.portal.auth import token_from_header
+from aitestbed.portal.usage import ProjectUsage, session_gpu_hours, usage_by_project
+
+USERNAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+SLUG = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+# One admission at a time in this process: the check and the record are one step, so two
+# starts cannot both take the last GPU (PostgreSQL additionally locks the project row).
+_ADMISSION_LOCK = threading.Lock()
+
+
+def _db(request: Request):
+    with request.app.state.sessions() as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(_db)]
+
+
+def require_hub(request: Request) -> None:
+    expected = request.app.state.internal_token
+    token = token_from_header(request)
+    if not expected or not token or not hmac.compare_digest(token, expected):
+        raise HTTPException(403, "Only the hub may call this endpoint.")
+
+
+class ProjectStateOut(BaseModel):
+    slug: str
+    title: str
+    role: str
+    valid_from: date
+    valid_until: date
+    gpu_hours_budget: float
+    gpu_hours_used: float
+    max_concurrent_gpus: int
+    gpus_in_use: float
+    running_sessions: int
+    allowed_flavors: list[str] | None
+    allowed_images: list[str] | None
+
+
+class FlavorState(BaseModel):
+    slug: str
+    display_name: str
+    description: str
+    cpu: float
+    memory: str
+    gpus: int
+    mig_profile: str | None
+    gpu_product: str | None
+    shm: str | None
+    max_lifetime_hours: float | None
+    enabled: bool
+
+
+class ImageState(BaseModel):
+    slug: str
+    display_name: str
+    description: str
+    image: str
+    frameworks: list[str]
+    cuda: str | None
+    gpu_capable: bool
+    enabled: bool
+
+
+class SpawnContext(BaseModel):
+    user: str
+    projects: list[ProjectStateOut]
+    flavors: list[FlavorState]
+    images: list[ImageState]
+    sessions_by_flavor: dict[str, int] = Field(
+        description="Running sessions of all users per flavor (for capacity)."
+    )
+
+
+class SessionStart(BaseModel):
+    user: str = Field(pattern=USERNAME)
+    server_name: str = Field(default="", max_length=255)
+    project: str = Field(pattern=SLUG, max_length=63)
+    flavor: str = Field(pattern=SLUG, max_length=63)
+    image: str = Field(pattern=SLUG, max_length=63)
+
+
+class SessionStarted(BaseModel):
+    id: int
+    gpus: float
+
+
+class SessionStopped(BaseModel):
+    id: int
+    gpu_hours: float
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def flavor_spec(row: models.Flavor) -> FlavorSpec:
+    return FlavorSpec(
+        slug=row.slug,
+        display_name=row.display_name,
+        description=row.description,
+        cpu=row.cpu,
+        memory=row.memory,
+        gpus=row.gpus,
+        mig_profile=row.mig_profile,
+        gpu_product=row.gpu_product,
+        shm=row.shm,
+        max_lifetime_hours=row.max_lifetime_hours,
+        enabled=row.enabled,
+    )
+
+
+def image_spec(row: models.Image) -> ImageSpec:
+    return ImageSpec(
+        slug=row.slug,
+        display_name=row.display_name,
+        description=row.description,
+        image=row.image,
+        frameworks=tuple(row.frameworks or ()),
+        cuda=row.cuda,
+        gpu_capable=row.gpu_capable,
+        enabled=row.enabled,
+    )
+
+
+def project_state(membership: models.Membership, usage: ProjectUsage) -> tuple[ProjectState, int]:
+    project = membership.project
+    state = ProjectState(
+        slug=project.slug,
+        title=project.title,
+        role=membership.role.value,
+        valid_from=project.valid_from,
+        valid_until=project.valid_until,
+        gpu_hours_budget=project.gpu_hours_budget,
+        gpu_hours_used=usage.gpu_hours_used,
+        max_concurrent_gpus=project.max_concurrent_gpus,
+        gpus_in_use=usage.gpus_in_use,
+        allowed_flavors=tuple(project.allowed_flavors)
+        if project.allowed_flavors is not None
+        else None,
+        allowed_images=tuple(project.allowed_images)
+        if project.allowed_images is not None
+        else None,
+    )
+    return state, usage.running_sessions
+
+
+def user_project_states(
+    session: Session, user: str, now: datetime, *, lock: bool = False
+) -> list[tuple[ProjectState, int, int]]:
+    """The user's projects with usage: (state, running sessions, project id)."""
+    memberships = list(
+        session.scalars(
+            select(models.Membership)
+            .join(models.User)
+            .where(models.User.name == user)
+            .options(selectinload(models.Membership.project))
+        )
+    )
+    if lock and memberships and session.bind.dialect.name == "postgresql":
+        ids = [m.project_id for m in memberships]
+        session.execute(
+            select(models.Project.id).where(models.Project.id.in_(ids)).with_for_update()
+        )
+    usage = usage_by_project(session, [m.project_id for m in memberships], now)
+    result = []
+    for membership in sorted(memberships, key=lambda m: m.project.slug):
+        state, running = project_state(membership, usage[membership.project_id])
+        result.append((state, running, membership.project_id))
+    return result
+
+
+def sessions_router() -> APIRouter:
+    router = APIRouter(prefix="/api/internal", tags=["hub"], dependencies=[Depends(require_hub)])
+
+    @router.get("/spawn-context/{user}", response_model=SpawnContext)
+    def spawn_context(
+        user: Annotated[str, Path(pattern=USERNAME)], session: DbSession
+    ) -> SpawnContext:
+        """The user's projects with their usage, and the catalog, for the spawn page."""
+        now = _now()
+        states = user_project_states(session, user, now)
+        flavors = session.scalars(select(models.Flavor).order_by(models.Flavor.id))
+        images = session.scalars(select(models.Image).order_by(models.Image.id))
+        return SpawnContext(
+            user=user,
+            projects=[
+                ProjectStateOut(
+                    **{k: getattr(s, k) for k in ProjectStateOut.model_fields if hasattr(s, k)},
+                    running_sessions=running,
+                )
+                for s, running, _ in states
+            ],
+            flavors=[FlavorState.model_validate(f, from_attributes=True) for f in flavors],
+            images=[ImageState.model_validate(i, from_attributes=True) for i in images],
+            sessions_by_flavor=dict(
+                session.execute(
+                    select(models.SessionRecord.flavor, func.count())
+                    .where(models.SessionRecord.stopped_at.is_(None))
+                    .group_by(models.SessionRecord.flavor)
+                ).all()
+            ),
+        )
+
+    @router.post("/sessions", response_model=SessionStarted, status_code=201)
+    def start_session(body: SessionStart, session: DbSession) -> SessionStarted:
+        """Admit a start and record it, or refuse with the reason (403)."""
+        with _ADMISSION_LOCK, session.begin():
+            now = _now()
+            states = user_project_states(session, body.user, now, lock=True)
+            flavors = {f.slug: flavor_spec(f) for f in session.scalars(select(models.Flavor))}
+            images = {i.slug: image_spec(i) for i in session.scalars(select(models.Image))}
+            decision = admit(
+                SpawnRequest(body.project, body.flavor, body.image),
+                [s for s, _, _ in states],
+                flavors,
+                images,
+                now.date(),
+            )
+            if not decision.allowed:
+                raise HTTPException(403, {"code": decision.code, "message": decision.reason})
+            project_id = next(pid for s, _, pid in states if s.slug == body.project)
+            user_id = session.scalar(select(models.User.id).where(models.User.name == body.user))
+            record = models.SessionRecord(
+                user_id=user_id,
+                project_id=project_id,
+                server_name=body.server_name,
+                flavor=body.flavor,
+                image=body.image,
+                gpus=flavors[body.flavor].gpu_equivalent,
+                started_at=now,
+            )
+            session.add(record)
+            session.flush()
+            return SessionStarted(id=record.id, gpus=record.gpus)
+
+    @router.post("/sessions/{record_id}/stop", response_model=SessionStopped)
+    def stop_session(record_id: int, session: DbSession) -> SessionStopped:
+        """Close a session record and charge its GPU-hours (idempotent)."""
+        with session.begin():
+            record = session.get(models.SessionRecord, record_id)
+            if record is None:
+                raise HTTPException(404, f"No session record {record_id}.")
+            if record.stopped_at is None:
+                record.stopped_at = _now()
+                record.gpu_hours = session_gpu_hours(record, record.stopped_at)
+            return SessionStopped(id=record.id, gpu_hours=record.gpu_hours or 0.0)
+
+    return router

@@ -1,0 +1,79 @@
+"""GPU-hours used and GPUs in use per project, from the session records."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aitestbed.portal import models
+
+
+@dataclass(frozen=True)
+class ProjectUsage:
+    gpu_hours_used: float = 0.0
+    gpus_in_use: float = 0.0
+    running_sessions: int = 0
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def session_gpu_hours(record: models.SessionRecord, now: datetime) -> float:
+    """Charged GPU-hours: closed sessions as recorded, running ones up to ``now``."""
+    if record.gpu_hours is not None:
+        return record.gpu_hours
+    end = as_utc(record.stopped_at) if record.stopped_at else now
+    seconds = max((end - as_utc(record.started_at)).total_seconds(), 0.0)
+    return record.gpus * seconds / 3600
+
+
+def usage_by_project(
+    session: Session, project_ids: Iterable[int], now: datetime
+) -> dict[int, ProjectUsage]:
+    ids = list(project_ids)
+    totals: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
+    if ids:
+        records = session.scalars(
+            select(models.SessionRecord).where(models.SessionRecord.project_id.in_(ids))
+        )
+        for record in records:
+            entry = totals[record.project_id]
+            entry[0] += session_gpu_hours(record, now)
+            if record.stopped_at is None:
+                entry[1] += record.gpus
+                entry[2] += 1
+    return {pid: ProjectUsage(*totals[pid]) if pid in totals else ProjectUsage() for pid in ids}
+
+
+CSV_COLUMNS = (
+    "project",
+    "title",
+    "gpu_hours_budget",
+    "gpu_hours_used",
+    "max_concurrent_gpus",
+    "gpus_in_use",
+    "running_sessions",
+    "valid_from",
+    "valid_until",
+)
+
+
+def usage_csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        # A leading =, +, - or @ would be a formula in a spreadsheet: neutralise it.
+        writer.writerow(
+            {k: (f"'{v}" if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in row.items()}
+        )
+    return buffer.getvalue()
