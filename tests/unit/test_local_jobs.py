@@ -242,3 +242,39 @@ def test_interrupted_submissions_are_adopted_or_failed_never_left_pending(local)
     failed = alice.get(lost["id"]).json()
     assert failed["state"] == "FAILED" and "interrupted" in failed["reason"]
     assert failed["gpu_hours_charged"] == 0.0
+
+
+def test_jobs_and_sessions_share_the_gpu_cap_and_the_usage(local):
+    """A running GPU session holds GPUs a job cannot also take; a finished job's charge
+    shows in the project's usage that sessions are admitted against."""
+    from datetime import UTC, datetime
+
+    from aitestbed.portal import models
+    from aitestbed.portal.db import session_factory, transaction
+    from sqlalchemy import select
+
+    alice, gateway = local["alice"], local["gateway"]
+    with transaction(session_factory(local["engine"])) as session:
+        project = session.scalar(select(models.Project).where(models.Project.slug == "acme-vision"))
+        user = session.scalar(select(models.User).where(models.User.name == "alice"))
+        session.add(
+            models.SessionRecord(
+                user_id=user.id,
+                project_id=project.id,
+                flavor="a100x1",
+                image="pytorch",
+                gpus=3.0,
+                started_at=datetime.now(UTC),
+            )
+        )
+    too_many = alice.submit(
+        project="acme-vision", partition="gpu", gpus_per_node=2, command=["true"]
+    )
+    assert too_many.status_code == 403 and "holds 3" in too_many.json()["detail"]
+    job = alice.submit(
+        project="acme-vision", partition="gpu", gpus_per_node=1, command=["sleep", "1"]
+    ).json()
+    done = wait_for_state(gateway, alice, job["id"], FINAL)
+    usage = alice.client.get("/services/portal/api/usage", headers=alice.headers).json()
+    acme = next(u for u in usage if u["slug"] == "acme-vision")
+    assert acme["gpu_hours_used"] >= round(done["gpu_hours_charged"], 4) > 0

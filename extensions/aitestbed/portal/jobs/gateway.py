@@ -20,7 +20,7 @@ from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,6 +37,7 @@ from aitestbed.portal.jobs.backend import (
 from aitestbed.portal.jobs.spec import JobSpec, JobSpecError, validate
 from aitestbed.portal.jobs.states import ACTIVE_STATES, JobState
 from aitestbed.portal.queries import is_operator
+from aitestbed.portal.usage import usage_by_project
 from aitestbed.settings import Settings
 
 log = logging.getLogger("aitestbed.portal.jobs")
@@ -73,7 +74,6 @@ class JobGateway:
         *,
         clock: Callable[[], datetime] = _utcnow,
         resolve: Callable[[str], str] = os.path.realpath,
-        session_gpus: Callable[[str], int] = lambda _project: 0,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
@@ -81,7 +81,6 @@ class JobGateway:
         self.backend = backend
         self.clock = clock
         self.resolve = resolve
-        self.session_gpus = session_gpus
         self.backend_calls = 0
 
     # -- submit ------------------------------------------------------------------------
@@ -239,22 +238,20 @@ class JobGateway:
         return project
 
     def _usage(self, session: Session, project: models.Project) -> quota.Usage:
-        """What the project has used and holds, in one aggregate query."""
+        """Shared with sessions: GPU-hours used and GPUs held by the project's sessions and
+        jobs (``portal.usage``), plus the time limits the active jobs reserve."""
+        shared = usage_by_project(session, [project.id], self.clock())[project.id]
         gpus = models.Job.nodes * models.Job.gpus_per_node
-        active = models.Job.state.in_([s.value for s in ACTIVE_STATES])
-        charged, reserved_gpu_minutes, gpus_in_use = session.execute(
-            select(
-                func.coalesce(func.sum(models.Job.gpu_hours_charged), 0.0),
-                func.coalesce(
-                    func.sum(case((active, gpus * models.Job.time_limit_minutes), else_=0)), 0
-                ),
-                func.coalesce(func.sum(case((active, gpus), else_=0)), 0),
-            ).where(models.Job.project_id == project.id)
-        ).one()
+        reserved_gpu_minutes = session.scalar(
+            select(func.coalesce(func.sum(gpus * models.Job.time_limit_minutes), 0)).where(
+                models.Job.project_id == project.id,
+                models.Job.state.in_([s.value for s in ACTIVE_STATES]),
+            )
+        )
         return quota.Usage(
-            charged_gpu_hours=float(charged),
+            charged_gpu_hours=shared.gpu_hours_used,
             reserved_gpu_hours=float(reserved_gpu_minutes) / 60.0,
-            gpus_in_use=int(gpus_in_use) + self.session_gpus(project.slug),
+            gpus_in_use=int(shared.gpus_in_use),
         )
 
     # -- read, cancel, logs ------------------------------------------------------------
