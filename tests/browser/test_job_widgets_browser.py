@@ -64,6 +64,9 @@ def test_job_monitor_renders_in_jupyterlab(tmp_path):
                 page.fill("#username_input", "alice")
                 page.fill("#password_input", "alice-pw")
                 page.click("#login_submit")
+                # the spawn page offers alice's project with its defaults: press Start
+                page.wait_for_url("**/hub/spawn**", timeout=60_000)
+                page.locator("#spawn_form [type=submit]").click()
                 page.wait_for_url("**/user/alice/lab**", timeout=120_000)
                 page.goto(f"{portal.url}/user/alice/lab/tree/jobs.ipynb?reset", timeout=60_000)
                 first_cell = page.locator(".jp-Notebook .jp-Cell").first
