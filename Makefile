@@ -25,6 +25,7 @@ bench: bench-spawn bench-storm bench-policy
 bench-spawn:
 	scripts/setup.sh --test
 	.venv/bin/python bench/spawn_bench.py
+	.venv/bin/python -m bench.jobs_bench
 
 bench-storm:
 	scripts/setup.sh --test

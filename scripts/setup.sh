@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the portal and its tests need on a fresh Debian machine (idempotent).
 #   scripts/setup.sh          Python venv (.venv) with the project, configurable-http-proxy
-#   scripts/setup.sh --test   also Debian packages for the tests (Chromium, PostgreSQL),
+#   scripts/setup.sh --test   also Debian packages for the tests (Chromium, PostgreSQL, a
+#                             single-node Slurm: munge, slurmctld, slurmd, slurmrestd with JWT),
 #                             helm and checkov for the chart tests (.tools/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,8 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || base_pkgs+=(python3-venv)
 [ ${#base_pkgs[@]} -gt 0 ] && apt_install "${base_pkgs[@]}"
 if [ "$want_test" = 1 ]; then
   apt_install chromium fonts-liberation postgresql
+  # tests/slurm_cluster.py starts these (no daemon runs after install; no accounting DB).
+  apt_install slurmctld slurmd slurm-client munge slurmrestd slurm-wlm-jwt-plugin
 fi
 
 python_bin="${PYTHON:-python3}"

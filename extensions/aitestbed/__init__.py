@@ -5,6 +5,8 @@ In a notebook session::
     import aitestbed
     aitestbed.quota_panel()            # your projects and allocations, as a widget
     aitestbed.PortalClient().me()      # the same, as data
+    aitestbed.jobs.submit(["python", "train.py"], gpus=1)   # batch jobs (see aitestbed.jobs)
+    aitestbed.job_launcher(); aitestbed.job_monitor()      # the same, as widgets
 
 Subpackages by where they run: ``aitestbed.notebook`` (in every user session),
 ``aitestbed.hub`` (inside JupyterHub), ``aitestbed.portal`` (the portal service),
@@ -16,16 +18,29 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PortalClient", "PortalError", "quota_panel"]
+__all__ = ["PortalClient", "PortalError", "job_launcher", "job_monitor", "jobs", "quota_panel"]
 
 _LAZY = {
     "PortalClient": "aitestbed.notebook.client",
     "PortalError": "aitestbed.notebook.client",
     "quota_panel": "aitestbed.notebook.widgets",
+    "job_launcher": "aitestbed.notebook.job_widgets",
+    "job_monitor": "aitestbed.notebook.job_widgets",
 }
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext aitestbed``: the ``%%job`` cell magic."""
+    from aitestbed.notebook.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
 def __getattr__(name: str) -> Any:
+    if name == "jobs":
+        import importlib
+
+        return importlib.import_module("aitestbed.notebook.jobs")
     if name in _LAZY:
         import importlib
 

@@ -136,7 +136,8 @@ def test_allocation_elapsed(today, share):
 def test_notebook_side_imports_no_hub_side_package():
     code = (
         "import sys, aitestbed, aitestbed.notebook.widgets, aitestbed.notebook.client;"
-        "aitestbed.quota_panel;"
+        "import aitestbed.notebook.job_widgets, aitestbed.notebook.magics, aitestbed.notebook.cli;"
+        "aitestbed.quota_panel; aitestbed.jobs; aitestbed.job_monitor;"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'jupyterhub', 'sqlalchemy', 'fastapi', 'alembic', 'uvicorn', 'yaml', 'jsonschema'} "
         "or m.startswith(('aitestbed.hub', 'aitestbed.portal', 'aitestbed.settings')));"
@@ -153,4 +154,5 @@ def test_notebook_extra_does_not_depend_on_hub_packages():
 
     notebook = [r for r in requires("aitestbed") if 'extra == "notebook"' in r]
     names = {r.split(";")[0].split(">")[0].split("=")[0].strip().lower() for r in notebook}
-    assert names == {"requests", "ipywidgets"}
+    # papermill runs notebook jobs on the cluster, in the job's (curated) image
+    assert names == {"requests", "ipywidgets", "papermill"}

@@ -182,6 +182,51 @@ def test_settings_reference_is_generated_from_the_schema():
     assert committed == render(), "regenerate: python -m aitestbed.settings.reference"
 
 
+def test_jobs_section_of_both_examples():
+    embedded = load_settings(HUB_CONFIG_DIR / "settings.yaml").jobs
+    assert embedded.backend == "local" and embedded.slurm is None
+    assert embedded.partition(None).name == "local"
+    assert embedded.home_template == str((REPO / "state" / "homes" / "{user}").resolve())
+    assert embedded.unix_user("alice") == "alice"
+    production = load_settings(HUB_CONFIG_DIR / "settings.production.example.yaml").jobs
+    assert production.backend == "slurm"
+    assert production.partition(None).name == "a100"
+    assert production.partition("h100").gpus_per_node == 8
+    assert production.partition("nope") is None
+    assert str(production.slurm.jwt_key_file) == "/etc/aitestbed/slurm/jwt_hs256.key"
+
+
+@pytest.mark.parametrize(
+    ("jobs", "where", "problem"),
+    [
+        ({"backend": "slurm"}, "jobs", "'slurm' is a required property"),
+        ({"backend": "pbs"}, "jobs.backend", "is not one of"),
+        ({"partitions": [{"name": "gpu;rm"}]}, "jobs.partitions[0].name", "does not match"),
+        (
+            {"partitions": [{"name": "g", "gpus_per_node": -1}]},
+            "jobs.partitions[0].gpus_per_node",
+            "minimum",
+        ),
+        ({"user_mapping": {"template": "static"}}, "jobs.user_mapping.template", "does not match"),
+        (
+            {"slurm": {"rest_url": "slurm:6820", "jwt_key_file": "k"}},
+            "jobs.slurm.rest_url",
+            "does not match",
+        ),
+        ({"partitions": [{"name": "a"}, {"name": "a"}]}, "jobs.partitions[1].name", "twice"),
+        (
+            {"partitions": [{"name": "a", "default": True}, {"name": "b", "default": True}]},
+            "jobs.partitions",
+            "at most one partition",
+        ),
+    ],
+)
+def test_jobs_section_mistakes(settings_doc, tmp_path, jobs, where, problem):
+    settings_doc["jobs"] = jobs
+    message = _check(settings_doc, tmp_path)
+    assert f"  - {where}: " in message and problem in message
+
+
 def _oidc_doc(settings_doc, **oidc):
     settings_doc["authentication"] = {
         "kind": "oidc",

@@ -60,11 +60,22 @@ class PortalClient:
         self.timeout = timeout
         self.http = session or requests.Session()
 
-    def _get(self, path: str) -> Any:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         try:
-            response = self.http.get(
+            response = self.http.request(
+                method,
                 self.url + path,
-                headers={"Authorization": f"token {self.token}"},
+                headers={"Authorization": f"token {self.token}", **(headers or {})},
+                json=json,
+                params=params,
                 timeout=self.timeout,
             )
         except requests.RequestException as error:
@@ -80,6 +91,12 @@ class PortalClient:
             )
         return response.json()
 
+    def _get(self, path: str, **params: Any) -> Any:
+        return self._request("GET", path, params=params or None)
+
+    def _post(self, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+        return self._request("POST", path, json=body, headers=headers)
+
     def health(self) -> dict[str, Any]:
         return self._get("api/health")
 
@@ -92,6 +109,24 @@ class PortalClient:
 
     def project(self, slug: str) -> dict[str, Any]:
         return self._get(f"api/projects/{requests.utils.quote(slug, safe='')}")
+
+    # -- jobs (the friendlier API is aitestbed.jobs) --------------------------------------
+
+    def submit_job(self, body: dict[str, Any], idempotency_key: str | None = None) -> dict:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._post("api/jobs", body, headers)
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return self._get("api/jobs")
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return self._get(f"api/jobs/{int(job_id)}")
+
+    def cancel_job(self, job_id: int) -> dict[str, Any]:
+        return self._post(f"api/jobs/{int(job_id)}/cancel")
+
+    def job_logs(self, job_id: int, tail_bytes: int = 65536) -> dict[str, Any]:
+        return self._get(f"api/jobs/{int(job_id)}/logs", tail_bytes=tail_bytes)
 
 
 def allocation_elapsed(valid_from: str, valid_until: str, today: date | None = None) -> float:

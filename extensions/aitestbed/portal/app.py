@@ -7,6 +7,8 @@ are in ``queries``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, date, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
@@ -20,6 +22,9 @@ from aitestbed.portal import queries, schemas
 from aitestbed.portal.access import access_api_router, access_pages_router
 from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity, Identity, identify
 from aitestbed.portal.db import session_factory
+from aitestbed.portal.jobs.api import job_error_handler, jobs_router
+from aitestbed.portal.jobs.gateway import JobError, JobGateway
+from aitestbed.portal.jobs.poller import poll_forever
 from aitestbed.portal.pages import usage_page
 from aitestbed.portal.sessions import sessions_router
 from aitestbed.portal.usage import usage_csv
@@ -189,6 +194,24 @@ def pages_router(site_name: str) -> APIRouter:
     return router
 
 
+def _run_poller(app: FastAPI, jobs: JobGateway, interval: float) -> None:
+    """The job poller runs while the app serves (startup/shutdown events, like the
+    sessions' reconciler, so both run: a lifespan would switch the events off)."""
+
+    async def start() -> None:
+        app.state.job_poller = asyncio.create_task(poll_forever(jobs, interval))
+
+    async def stop() -> None:
+        task = getattr(app.state, "job_poller", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.on_event("startup")(start)
+    app.on_event("shutdown")(stop)
+
+
 def create_app(
     *,
     engine: Engine,
@@ -196,8 +219,14 @@ def create_app(
     prefix: str,
     site_name: str = "AI Testbed Portal",
     internal_token: str | None = None,
+    jobs: JobGateway | None = None,
+    poll_interval: float | None = None,
 ) -> FastAPI:
-    """The portal application, mounted under ``prefix`` (ends with a slash)."""
+    """The portal application, mounted under ``prefix`` (ends with a slash).
+
+    ``jobs`` is the job gateway (None: the job API answers 503); with ``poll_interval``
+    the app runs the gateway's poller while it serves.
+    """
     if not prefix.endswith("/"):
         prefix += "/"
     app = FastAPI(
@@ -214,8 +243,13 @@ def create_app(
     app.state.identity = identity
     app.state.prefix = prefix
     app.state.internal_token = internal_token
+    app.state.jobs = jobs
+    app.add_exception_handler(JobError, job_error_handler)
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
     app.include_router(sessions_router(), prefix=prefix.rstrip("/"))
+    app.include_router(jobs_router(), prefix=prefix.rstrip("/"))
+    if jobs is not None and poll_interval:
+        _run_poller(app, jobs, poll_interval)
     app.include_router(pages_router(site_name), prefix=prefix.rstrip("/"))
     app.include_router(access_api_router(), prefix=prefix.rstrip("/"))
     app.include_router(access_pages_router(site_name), prefix=prefix.rstrip("/"))

@@ -186,6 +186,52 @@ class Image(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class Job(Base):
+    """A batch job submitted through the portal, whichever backend runs it.
+
+    The portal keeps its own record of every job: a backend forgets finished jobs (Slurm's
+    MinJobAge), the portal never does. ``gpu_hours_charged`` is set once, when the job ends.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    unix_user: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="RESTRICT"))
+    account: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    spec: Mapped[dict] = mapped_column(JSON)
+    backend: Mapped[str] = mapped_column(String(16))
+    backend_job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    partition: Mapped[str] = mapped_column(String(64))
+    nodes: Mapped[int] = mapped_column(Integer)
+    gpus_per_node: Mapped[int] = mapped_column(Integer)
+    time_limit_minutes: Mapped[int] = mapped_column(Integer)
+    working_dir: Mapped[str] = mapped_column(Text)
+    output_path: Mapped[str] = mapped_column(Text)
+    notebook_output: Mapped[str | None] = mapped_column(Text, nullable=True)
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    gpu_hours_charged: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    project: Mapped[Project] = relationship(lazy="joined")
+
+    @property
+    def total_gpus(self) -> int:
+        return self.nodes * self.gpus_per_node
+
+
 class SessionRecord(Base):
     """One notebook session: who ran which flavor for which project, from when to when.
 

@@ -128,6 +128,77 @@ class Problem(BaseModel):
     detail: str
 
 
+JobStateName = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"]
+
+
+class JobSubmit(BaseModel):
+    """A job request. Only ``project`` and what the kind needs are required."""
+
+    name: str = Field("job", description="1-64 letters, digits, '.', '_' or '-'.")
+    project: str = Field(description="Slug of the project to charge.")
+    kind: Literal["command", "script", "notebook"] = "command"
+    command: list[str] | None = Field(
+        None, description="kind command: the program and its arguments, as a list."
+    )
+    script: str | None = Field(None, description="kind script: path of a bash script.")
+    script_text: str | None = Field(None, description="kind script: the script's text instead.")
+    args: list[str] | None = Field(None, description="Arguments of the script.")
+    notebook: str | None = Field(None, description="kind notebook: path of the .ipynb to run.")
+    parameters: dict[str, object] | None = Field(None, description="Notebook parameters.")
+    working_dir: str | None = Field(
+        None, description="Under your home or the project folder; default: your home."
+    )
+    partition: str | None = Field(None, description="Default: the site's default partition.")
+    nodes: int = 1
+    gpus_per_node: int = 0
+    cpus_per_task: int = 1
+    memory_mb: int | None = None
+    time_limit_minutes: int = 60
+    environment: dict[str, str] | None = None
+    image: str | None = Field(None, description="Curated image slug (container launcher).")
+    distributed: Literal["none", "torchrun"] = "none"
+    idempotency_key: str | None = Field(
+        None, description="Same key, same job: a retried submission never makes a second one."
+    )
+
+
+class JobOut(BaseModel):
+    id: int
+    uid: str
+    name: str
+    owner: str
+    project: str
+    kind: str
+    state: JobStateName
+    reason: str
+    exit_code: int | None
+    partition: str
+    nodes: int
+    gpus_per_node: int
+    time_limit_minutes: int
+    working_dir: str
+    output_path: str
+    notebook_output: str | None
+    backend: str
+    backend_job_id: str | None
+    submitted_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    gpu_hours_charged: float | None
+
+
+class JobLogs(BaseModel):
+    job_id: int
+    path: str
+    text: str
+    truncated: bool
+
+
+class JobProblem(BaseModel):
+    detail: str
+    field: str | None = None
+
+
 class ProjectUsageOut(BaseModel):
     slug: str
     title: str

@@ -24,6 +24,24 @@ def prepare_database(settings: Settings) -> Engine:
     return engine
 
 
+def make_backend(settings: Settings):
+    """The job backend the site settings choose."""
+    if settings.jobs.backend == "slurm":
+        from aitestbed.portal.jobs.slurm import SlurmBackend
+
+        assert settings.jobs.slurm is not None  # the schema requires the section
+        return SlurmBackend(settings.jobs.slurm)
+    from aitestbed.portal.jobs.local import LocalBackend
+
+    return LocalBackend(settings.site.state_dir / "jobs")
+
+
+def make_gateway(settings: Settings, engine: Engine):
+    from aitestbed.portal.jobs.gateway import JobGateway
+
+    return JobGateway(session_factory(engine), settings, make_backend(settings))
+
+
 def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integration tests
     """Run as a JupyterHub-managed service (reads the JUPYTERHUB_SERVICE_* environment)."""
     import uvicorn
@@ -40,6 +58,8 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         identity=HubIdentity(HubOAuth(cache_max_age=60)),
         prefix=prefix,
         site_name=settings.site.name,
+        jobs=make_gateway(settings, engine),
+        poll_interval=settings.jobs.poll_interval_seconds,
         internal_token=os.environ.get("JUPYTERHUB_API_TOKEN"),
     )
     interval = float(os.environ.get("AITESTBED_RECONCILE_SECONDS", "300"))

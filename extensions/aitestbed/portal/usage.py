@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from aitestbed.portal import models
 
+ACTIVE_JOB_STATES = ("PENDING", "RUNNING")  # aitestbed.portal.jobs.states.ACTIVE_STATES
+
 
 @dataclass(frozen=True)
 class ProjectUsage:
@@ -39,6 +41,8 @@ def session_gpu_hours(record: models.SessionRecord, now: datetime) -> float:
 def usage_by_project(
     session: Session, project_ids: Iterable[int], now: datetime
 ) -> dict[int, ProjectUsage]:
+    """Sessions and batch jobs together: finished jobs count with the GPU-hours charged
+    when they ended; active jobs (pending or running) hold their GPUs."""
     ids = list(project_ids)
     totals: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
     if ids:
@@ -51,6 +55,20 @@ def usage_by_project(
             if record.stopped_at is None:
                 entry[1] += record.gpus
                 entry[2] += 1
+        jobs = session.execute(
+            select(
+                models.Job.project_id,
+                models.Job.state,
+                models.Job.nodes * models.Job.gpus_per_node,
+                models.Job.gpu_hours_charged,
+            ).where(models.Job.project_id.in_(ids))
+        )
+        for project_id, state, gpus, charged in jobs:
+            entry = totals[project_id]
+            if state in ACTIVE_JOB_STATES:
+                entry[1] += gpus
+            else:
+                entry[0] += charged or 0.0
     return {pid: ProjectUsage(*totals[pid]) if pid in totals else ProjectUsage() for pid in ids}
 
 

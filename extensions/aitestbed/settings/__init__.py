@@ -202,6 +202,62 @@ class Kubernetes:
 
 
 @dataclass(frozen=True)
+class Partition:
+    """A partition users may submit batch jobs to, with the most a job may ask of it."""
+
+    name: str
+    display_name: str = ""
+    default: bool = False
+    gpu_type: str | None = None
+    gpus_per_node: int = 0
+    cpus_per_node: int = 4
+    memory_per_node_mb: int = 4096
+    max_nodes: int = 1
+    max_time_minutes: int = 1440
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    rest_url: str
+    jwt_key_file: Path
+    api_version: str = "v0.0.38"
+    token_lifetime_seconds: int = 300
+    poll_user: str = "slurm"
+    job_completion_file: Path | None = None
+    accounting: bool = False
+    user_check: str = "passwd"
+    request_timeout_seconds: float = 15.0
+
+
+@dataclass(frozen=True)
+class Jobs:
+    """The ``jobs`` section: backend, partitions, working-directory rules, user mapping."""
+
+    backend: str = "local"
+    poll_interval_seconds: float = 5.0
+    partitions: tuple[Partition, ...] = (Partition(name="local", default=True),)
+    working_dir_roots: tuple[str, ...] = ("{home}", "{project_dir}")
+    home_template: str = "/home/{user}"
+    project_dir_template: str = "/projects/{project}"
+    user_template: str = "{name}"
+    user_overrides: dict[str, str] = field(default_factory=dict)
+    container_launcher: str = "none"
+    image_prefix: str = ""
+    papermill: tuple[str, ...] = ("python3", "-m", "papermill")
+    slurm: SlurmSettings | None = None
+
+    def partition(self, name: str | None) -> Partition | None:
+        """The partition called ``name``; with None the default one."""
+        if name is None:
+            return next((p for p in self.partitions if p.default), self.partitions[0])
+        return next((p for p in self.partitions if p.name == name), None)
+
+    def unix_user(self, portal_name: str) -> str:
+        """The Unix account on the cluster that runs ``portal_name``'s jobs."""
+        return self.user_overrides.get(portal_name) or self.user_template.format(name=portal_name)
+
+
+@dataclass(frozen=True)
 class Settings:
     path: Path
     site: Site
@@ -210,6 +266,7 @@ class Settings:
     images: tuple[Image, ...]
     projects: tuple[Project, ...] = ()
     kubernetes: Kubernetes = field(default_factory=Kubernetes)
+    jobs: Jobs = field(default_factory=Jobs)
 
     def flavor(self, slug: str) -> Flavor | None:
         return next((f for f in self.flavors if f.slug == slug), None)
@@ -307,6 +364,10 @@ def _semantic_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
         for position, user in enumerate(members):
             if user in members[:position]:
                 problems.append((f"{where}.members[{position}].user", f"{user!r} is listed twice."))
+    partitions = doc.get("jobs", {}).get("partitions", [])
+    _duplicates(partitions, "name", "jobs.partitions", problems)
+    if sum(1 for p in partitions if p.get("default")) > 1:
+        problems.append(("jobs.partitions", "mark at most one partition as default."))
     auth = doc.get("authentication", {"kind": "demo"})
     if auth["kind"] == "demo":
         _duplicates(auth.get("demo_users", []), "name", "authentication.demo_users", problems)
@@ -442,6 +503,42 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
         images=images,
         projects=tuple(projects),
         kubernetes=Kubernetes(**kube_doc),
+        jobs=_build_jobs(doc.get("jobs", {}), state_dir),
+    )
+
+
+def _build_jobs(doc: dict[str, Any], state_dir: Path) -> Jobs:
+    def under_state(template: str) -> str:
+        expanded = os.path.expanduser(template)
+        return expanded if os.path.isabs(expanded) else str(state_dir / expanded)
+
+    defaults = Jobs()
+    slurm = None
+    if "slurm" in doc:
+        slurm_doc = dict(doc["slurm"])
+        slurm_doc["jwt_key_file"] = Path(under_state(slurm_doc["jwt_key_file"]))
+        if slurm_doc.get("job_completion_file"):
+            slurm_doc["job_completion_file"] = Path(under_state(slurm_doc["job_completion_file"]))
+        slurm = SlurmSettings(**slurm_doc)
+    mapping = doc.get("user_mapping", {})
+    partitions = tuple(Partition(**p) for p in doc.get("partitions", ())) or defaults.partitions
+    return Jobs(
+        backend=doc.get("backend", defaults.backend),
+        poll_interval_seconds=float(
+            doc.get("poll_interval_seconds", defaults.poll_interval_seconds)
+        ),
+        partitions=partitions,
+        working_dir_roots=tuple(doc.get("working_dir_roots", defaults.working_dir_roots)),
+        home_template=under_state(doc.get("home_template", defaults.home_template)),
+        project_dir_template=under_state(
+            doc.get("project_dir_template", defaults.project_dir_template)
+        ),
+        user_template=mapping.get("template", defaults.user_template),
+        user_overrides=dict(mapping.get("overrides", {})),
+        container_launcher=doc.get("container_launcher", defaults.container_launcher),
+        image_prefix=doc.get("image_prefix", defaults.image_prefix),
+        papermill=tuple(doc.get("papermill", defaults.papermill)),
+        slurm=slurm,
     )
 
 

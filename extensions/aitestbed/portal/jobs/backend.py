@@ -1,0 +1,65 @@
+"""What every job backend offers the gateway (Slurm, local processes; Kubernetes Jobs later).
+
+A backend is a thin adapter: the gateway decides (validation, quota, ownership) and keeps
+the record; the backend only starts, observes and stops jobs. ``poll`` gets every active job
+of the backend in one call, so the number of calls does not grow with users or jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from aitestbed.portal.jobs.spec import JobSpec
+from aitestbed.portal.jobs.states import JobState
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend cannot be reached now (the API answers 503); the message says so."""
+
+
+class BackendRejected(RuntimeError):
+    """The backend refused the request (the API answers 422 with its reason)."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    uid: str  # the portal's id of the job, also given to the backend (Slurm comment)
+    spec: JobSpec
+    unix_user: str
+    account: str | None
+    script: str
+    output_path: str
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Observation:
+    state: JobState
+    exit_code: int | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    reason: str = ""
+
+
+class JobBackend(Protocol):
+    name: str
+    #: whether job output files belong to the job's Unix user (checked before reading logs)
+    files_owned_by_user: bool
+
+    def submit(self, submission: Submission) -> str:
+        """Start the job; return the backend's id for it."""
+
+    def poll(self, job_ids: Sequence[str]) -> dict[str, Observation]:
+        """The state of each job; ids the backend cannot tell anything about are left out."""
+
+    def find(self, uids: Sequence[str]) -> dict[str, str]:
+        """Backend ids of jobs the portal submitted with these portal ids (uid -> id)."""
+
+    def cancel(self, job_id: str, unix_user: str) -> None:
+        """Stop the job (as ``unix_user``, so the backend checks ownership too)."""
+
+    def user_exists(self, unix_user: str) -> bool:
+        """Whether ``unix_user`` has an account where the jobs run."""

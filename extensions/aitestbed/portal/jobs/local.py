@@ -1,0 +1,139 @@
+"""The local backend: jobs as processes on the portal's machine (the embedded default).
+
+Same states, output files, cancel and time limit as on Slurm, but no isolation: every job
+runs as the portal's own user. Each job has a folder under ``jobs_dir`` with its script, its
+``job.json`` and the ``status.json`` its runner keeps; the state lives there, so a restarted
+portal finds every job again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from aitestbed.portal.jobs.backend import BackendRejected, Observation, Submission
+from aitestbed.portal.jobs.states import JobState
+
+
+class LocalBackend:
+    name = "local"
+    files_owned_by_user = False
+
+    def __init__(self, jobs_dir: Path, *, seconds_per_minute: float = 60.0) -> None:
+        """``seconds_per_minute`` scales time limits (tests use a fraction of a second)."""
+        self.jobs_dir = Path(jobs_dir)
+        self.seconds_per_minute = seconds_per_minute
+        self._children: dict[str, subprocess.Popen] = {}
+
+    def _dir(self, job_id: str) -> Path:
+        if not job_id.isalnum():
+            raise ValueError(f"not a local job id: {job_id!r}")
+        return self.jobs_dir / job_id
+
+    def submit(self, submission: Submission) -> str:
+        spec = submission.spec
+        if not Path(spec.working_dir).is_dir():
+            raise BackendRejected(
+                f"working_dir: {spec.working_dir} does not exist; create it first."
+            )
+        job_dir = self._dir(submission.uid)
+        job_dir.mkdir(parents=True, exist_ok=False)
+        (job_dir / "script.sh").write_text(submission.script, encoding="utf-8")
+        python_bin = os.path.dirname(sys.executable)
+        environment = {
+            "PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": os.path.expanduser("~"),
+            "LANG": "C.UTF-8",
+            **submission.environment,
+        }
+        job = {
+            "working_dir": spec.working_dir,
+            "output_path": submission.output_path,
+            "environment": environment,
+            "time_limit_seconds": spec.time_limit_minutes * self.seconds_per_minute,
+        }
+        (job_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
+        self._children[submission.uid] = subprocess.Popen(
+            [sys.executable, "-m", "aitestbed.portal.jobs.local_runner", str(job_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=(job_dir / "runner.log").open("ab"),
+            start_new_session=True,
+        )
+        return submission.uid
+
+    def poll(self, job_ids: Sequence[str]) -> dict[str, Observation]:
+        for uid, child in list(self._children.items()):
+            if child.poll() is not None:  # reap finished runners
+                del self._children[uid]
+        found = {}
+        for job_id in job_ids:
+            job_dir = self._dir(job_id)
+            if not job_dir.is_dir():
+                continue
+            try:
+                status = json.loads((job_dir / "status.json").read_text())
+            except (OSError, ValueError):
+                found[job_id] = Observation(JobState.PENDING)
+                continue
+            state = JobState(status["state"])
+            runner_gone = job_id not in self._children and not _alive(status.get("runner_pid"))
+            if state.active and runner_gone:
+                # The runner died without a word (machine rebooted): the job is lost.
+                found[job_id] = Observation(
+                    JobState.FAILED, reason="the local runner stopped unexpectedly"
+                )
+                continue
+            found[job_id] = Observation(
+                state,
+                exit_code=status.get("exit_code"),
+                started_at=_time(status.get("started_at")),
+                ended_at=_time(status.get("ended_at")),
+            )
+        return found
+
+    def find(self, uids: Sequence[str]) -> dict[str, str]:
+        return {uid: uid for uid in uids if uid.isalnum() and (self.jobs_dir / uid).is_dir()}
+
+    def cancel(self, job_id: str, unix_user: str) -> None:
+        job_dir = self._dir(job_id)
+        (job_dir / "cancel").touch()
+        try:
+            status = json.loads((job_dir / "status.json").read_text())
+        except (OSError, ValueError):
+            return  # not started: the runner sees the cancel file first
+        pid = status.get("runner_pid")
+        if pid and _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def user_exists(self, unix_user: str) -> bool:
+        return True
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of ours counts as gone
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True

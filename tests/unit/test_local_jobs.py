@@ -1,0 +1,280 @@
+"""The job API with the local backend (the embedded default): real processes, real files."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+from aitestbed.portal.jobs.local import LocalBackend
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from tests.jobs_support import JobsClient, make_app, wait_for_state, write_settings
+
+FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
+
+
+@pytest.fixture
+def local(tmp_path, settings_doc, monkeypatch, database_url):
+    monkeypatch.setenv("AITESTBED_DATABASE_URL", database_url)
+    settings_doc["site"]["state_dir"] = str(tmp_path / "state")
+    settings_doc["jobs"]["partitions"].append(
+        {"name": "gpu", "gpus_per_node": 4, "max_nodes": 2, "max_time_minutes": 600}
+    )
+    path = write_settings(tmp_path / "settings.yaml", settings_doc)
+    for name in ("alice", "bob"):
+        (tmp_path / "state" / "homes" / name).mkdir(parents=True)
+    (tmp_path / "state" / "projects" / "acme-vision").mkdir(parents=True)
+    # One "minute" of time limit lasts 0.5 s here, so TIMEOUT is quick to see.
+    backend = LocalBackend(tmp_path / "state" / "jobs", seconds_per_minute=0.5)
+    app, gateway, engine = make_app(path, backend, ["alice", "bob", "carol"])
+    with TestClient(app) as client:
+        yield {
+            "alice": JobsClient(client, "t-alice"),
+            "bob": JobsClient(client, "t-bob"),
+            "carol": JobsClient(client, "t-carol"),
+            "gateway": gateway,
+            "home": tmp_path / "state" / "homes",
+            "engine": engine,
+            "path": path,
+        }
+    for job_dir in (tmp_path / "state" / "jobs").glob("*"):
+        backend.cancel(job_dir.name, "")
+    engine.dispose()
+
+
+def job_count(engine) -> int:
+    from aitestbed.portal import models
+
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(models.Job)).scalar_one()
+
+
+def test_command_job_runs_and_its_output_is_readable(local):
+    alice = local["alice"]
+    response = alice.submit(
+        name="hello", project="acme-vision", command=["python", "-c", "print('hi', 6*7)"]
+    )
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert job["state"] == "PENDING" and job["owner"] == "alice"
+    assert job["working_dir"] == str(local["home"] / "alice")
+    done = wait_for_state(local["gateway"], alice, job["id"], FINAL)
+    assert (done["state"], done["exit_code"]) == ("COMPLETED", 0)
+    assert done["started_at"] and done["ended_at"] and done["gpu_hours_charged"] == 0.0
+    assert "hi 42" in alice.logs(job["id"]).json()["text"]
+
+
+def test_failure_timeout_and_cancel_are_reported_with_exit_codes(local):
+    alice, gateway = local["alice"], local["gateway"]
+    failing = alice.submit(project="acme-vision", command=["bash", "-c", "exit 3"]).json()
+    slow = alice.submit(project="acme-vision", command=["sleep", "30"], time_limit_minutes=1).json()
+    cancelled = alice.submit(
+        project="acme-vision", command=["sleep", "30"], time_limit_minutes=100
+    ).json()
+    wait_for_state(gateway, alice, cancelled["id"], ("RUNNING",))
+    assert alice.cancel(cancelled["id"]).status_code == 200
+    failed = wait_for_state(gateway, alice, failing["id"], FINAL)
+    assert (failed["state"], failed["exit_code"]) == ("FAILED", 3)
+    timed_out = wait_for_state(gateway, alice, slow["id"], FINAL)
+    assert timed_out["state"] == "TIMEOUT"
+    stopped = wait_for_state(gateway, alice, cancelled["id"], FINAL)
+    assert stopped["state"] == "CANCELLED"
+
+
+def test_users_cannot_see_or_cancel_each_others_jobs(local):
+    alice, bob = local["alice"], local["bob"]
+    job = alice.submit(project="acme-vision", command=["sleep", "20"]).json()
+    assert [j["id"] for j in alice.list().json()] == [job["id"]]
+    assert bob.list().json() == []
+    for response in (bob.get(job["id"]), bob.cancel(job["id"]), bob.logs(job["id"])):
+        assert response.status_code == 404
+        assert response.json()["detail"] == f"No job {job['id']} that you can see."
+    assert alice.get(job["id"]).json()["state"] in ("PENDING", "RUNNING")
+    alice.cancel(job["id"])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x;rm -rf ~", "command": ["true"]}, "name"),
+        ({"command": ["true"], "working_dir": "/etc"}, "working_dir"),
+        ({"command": ["true"], "working_dir": "../bob"}, "working_dir"),
+        ({"command": ["true"], "nodes": -1}, "nodes"),
+        ({"command": ["true"], "partition": "gpu", "gpus_per_node": 100000}, "gpus_per_node"),
+        ({"command": ["true"], "partition": "nope"}, "partition"),
+        ({"command": ["true"], "project": "uni-nlp"}, "project"),
+        ({"command": ["true"], "partition": "gpu", "gpus_per_node": 4}, "gpus_per_node"),
+    ],
+)
+def test_refusals_are_4xx_naming_the_field_and_create_no_job(local, body, field):
+    body = {"project": "acme-vision", **body}
+    if field == "gpus_per_node" and body.get("gpus_per_node") == 4:
+        body["project"] = "acme-vision"
+        body["nodes"] = 2  # 8 GPUs > the project's 4 concurrent GPUs
+    response = local["alice"].submit(**body)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["field"] == field
+    assert response.json()["detail"].startswith(f"{field}: ")
+    assert job_count(local["engine"]) == 0
+
+
+def test_same_idempotency_key_makes_one_job(local):
+    alice = local["alice"]
+    first = alice.submit(key="k-1", project="acme-vision", command=["true"])
+    again = alice.submit(key="k-1", project="acme-vision", command=["true"])
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    other_user = local["bob"].submit(key="k-1", project="acme-vision", command=["true"])
+    assert other_user.status_code == 201 and other_user.json()["id"] != first.json()["id"]
+    assert job_count(local["engine"]) == 2
+
+
+def test_gpu_jobs_are_admitted_against_the_cap_and_charged_for_elapsed_time(local):
+    alice, gateway = local["alice"], local["gateway"]
+    job = alice.submit(
+        project="acme-vision", partition="gpu", gpus_per_node=4, command=["sleep", "1"]
+    ).json()
+    second = alice.submit(project="acme-vision", partition="gpu", gpus_per_node=1, command=["true"])
+    assert second.status_code == 403 and second.json()["field"] == "gpus_per_node"
+    done = wait_for_state(gateway, alice, job["id"], FINAL)
+    assert done["state"] == "COMPLETED"
+    # 4 GPUs for about one second
+    assert 4 * 0.9 / 3600 < done["gpu_hours_charged"] < 4 * 10 / 3600
+    assert (
+        alice.submit(
+            project="acme-vision", partition="gpu", gpus_per_node=1, command=["true"]
+        ).status_code
+        == 201
+    )
+
+
+def test_reads_never_call_the_backend_and_one_poll_covers_every_job(local):
+    alice, bob, gateway = local["alice"], local["bob"], local["gateway"]
+    ids = [alice.submit(project="acme-vision", command=["sleep", "5"]).json()["id"]]
+    ids.append(bob.submit(project="acme-vision", command=["sleep", "5"]).json()["id"])
+    calls = gateway.backend_calls
+    for _ in range(25):
+        alice.get(ids[0])
+        bob.list()
+    assert gateway.backend_calls == calls
+    gateway.poll_once()
+    assert gateway.backend_calls == calls + 1
+    for job_id, api in zip(ids, (alice, bob), strict=True):
+        api.cancel(job_id)
+
+
+def test_a_restarted_portal_finds_its_running_job_and_records_the_end(local, tmp_path):
+    alice = local["alice"]
+    job = alice.submit(
+        project="acme-vision", partition="gpu", gpus_per_node=2, command=["sleep", "2"]
+    ).json()
+    wait_for_state(local["gateway"], alice, job["id"], ("RUNNING",))
+    # A new portal process: new app, new gateway, new backend object on the same folders.
+    backend = LocalBackend(tmp_path / "state" / "jobs", seconds_per_minute=0.5)
+    app, gateway, engine = make_app(local["path"], backend, ["alice"])
+    with TestClient(app) as client:
+        restarted = JobsClient(client, "t-alice")
+        done = wait_for_state(gateway, restarted, job["id"], FINAL)
+    engine.dispose()
+    assert done["state"] == "COMPLETED"
+    assert done["gpu_hours_charged"] > 2 * 1.5 / 3600
+
+
+def test_notebook_job_writes_its_output_notebook_beside_it(local):
+    alice, home = local["alice"], local["home"] / "alice"
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "language": "python",
+        "display_name": "Python 3",
+    }
+    notebook.metadata["language_info"] = {"name": "python"}
+    notebook.cells = [
+        nbformat.v4.new_code_cell("factor = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("result = 21 * factor\nprint('result', result)"),
+    ]
+    nbformat.write(notebook, home / "analysis.ipynb")
+    job = alice.submit(
+        project="acme-vision",
+        kind="notebook",
+        notebook="analysis.ipynb",
+        parameters={"factor": 2},
+        time_limit_minutes=200,
+    ).json()
+    assert job["notebook_output"] == str(home / "analysis.output.ipynb")
+    done = wait_for_state(local["gateway"], alice, job["id"], FINAL, timeout=120)
+    assert done["state"] == "COMPLETED", alice.logs(job["id"]).json()["text"]
+    output = json.loads((home / "analysis.output.ipynb").read_text())
+    printed = "".join(
+        "".join(o.get("text", "")) for c in output["cells"] for o in c.get("outputs", [])
+    )
+    assert "result 42" in printed
+
+
+def test_job_api_is_documented_and_needs_a_token(local):
+    client = local["alice"].client
+    assert client.get("/services/portal/api/jobs").status_code == 401
+    spec = client.get("/services/portal/api/openapi.json").json()
+    assert "/services/portal/api/jobs/{job_id}/logs" in spec["paths"]
+
+
+def test_interrupted_submissions_are_adopted_or_failed_never_left_pending(local):
+    """The portal stopped between recording a job and hearing back from the backend."""
+    from datetime import UTC, datetime, timedelta
+
+    from aitestbed.portal import models
+    from aitestbed.portal.db import session_factory, transaction
+
+    alice, gateway = local["alice"], local["gateway"]
+    reached = alice.submit(project="acme-vision", command=["true"]).json()
+    lost = alice.submit(project="acme-vision", command=["true"]).json()
+    long_ago = datetime.now(UTC) - timedelta(minutes=10)
+    with transaction(session_factory(local["engine"])) as session:
+        for job_id, uid in ((reached["id"], None), (lost["id"], "0000lost0000")):
+            row = session.get(models.Job, job_id)
+            row.backend_job_id, row.reason, row.submitted_at = None, "submitting", long_ago
+            if uid:
+                row.uid = uid  # no job folder has this id: the backend never saw it
+    adopted = wait_for_state(gateway, alice, reached["id"], FINAL)
+    assert adopted["state"] == "COMPLETED" and adopted["backend_job_id"] == reached["uid"]
+    failed = alice.get(lost["id"]).json()
+    assert failed["state"] == "FAILED" and "interrupted" in failed["reason"]
+    assert failed["gpu_hours_charged"] == 0.0
+
+
+def test_jobs_and_sessions_share_the_gpu_cap_and_the_usage(local):
+    """A running GPU session holds GPUs a job cannot also take; a finished job's charge
+    shows in the project's usage that sessions are admitted against."""
+    from datetime import UTC, datetime
+
+    from aitestbed.portal import models
+    from aitestbed.portal.db import session_factory, transaction
+    from sqlalchemy import select
+
+    alice, gateway = local["alice"], local["gateway"]
+    with transaction(session_factory(local["engine"])) as session:
+        project = session.scalar(select(models.Project).where(models.Project.slug == "acme-vision"))
+        user = session.scalar(select(models.User).where(models.User.name == "alice"))
+        session.add(
+            models.SessionRecord(
+                user_id=user.id,
+                project_id=project.id,
+                flavor="a100x1",
+                image="pytorch",
+                gpus=3.0,
+                started_at=datetime.now(UTC),
+            )
+        )
+    too_many = alice.submit(
+        project="acme-vision", partition="gpu", gpus_per_node=2, command=["true"]
+    )
+    assert too_many.status_code == 403 and "holds 3" in too_many.json()["detail"]
+    job = alice.submit(
+        project="acme-vision", partition="gpu", gpus_per_node=1, command=["sleep", "1"]
+    ).json()
+    done = wait_for_state(gateway, alice, job["id"], FINAL)
+    usage = alice.client.get("/services/portal/api/usage", headers=alice.headers).json()
+    acme = next(u for u in usage if u["slug"] == "acme-vision")
+    assert acme["gpu_hours_used"] >= round(done["gpu_hours_charged"], 4) > 0
