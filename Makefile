@@ -1,5 +1,5 @@
 # AI Testbed Portal: the commands a developer and CI use. Each does its own set-up.
-.PHONY: setup demo test lint format bench bench-spawn bench-storm bench-policy clean
+.PHONY: setup demo test lint format bench bench-spawn bench-storm bench-policy bench-jobs clean
 
 setup:
 	scripts/setup.sh
@@ -20,12 +20,11 @@ format:
 	.venv/bin/ruff check --fix .
 
 # Benchmarks (minutes each; never part of the tests): see bench/README.md.
-bench: bench-spawn bench-storm bench-policy
+bench: bench-spawn bench-storm bench-policy bench-jobs
 
 bench-spawn:
 	scripts/setup.sh --test
 	.venv/bin/python bench/spawn_bench.py
-	.venv/bin/python -m bench.jobs_bench
 
 bench-storm:
 	scripts/setup.sh --test
@@ -34,6 +33,10 @@ bench-storm:
 bench-policy:
 	scripts/setup.sh --test
 	.venv/bin/python bench/policy_bench.py
+
+bench-jobs:
+	scripts/setup.sh --test
+	.venv/bin/python -m bench.jobs_bench
 
 clean:
 	rm -rf state test-artifacts bench/results
