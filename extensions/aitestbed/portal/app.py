@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, date, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
@@ -194,22 +195,26 @@ def pages_router(site_name: str) -> APIRouter:
     return router
 
 
-def _run_poller(app: FastAPI, jobs: JobGateway, interval: float) -> None:
-    """The job poller runs while the app serves (startup/shutdown events, like the
-    sessions' reconciler, so both run: a lifespan would switch the events off)."""
+BackgroundTask = Callable[[], Coroutine[Any, Any, None]]
 
-    async def start() -> None:
-        app.state.job_poller = asyncio.create_task(poll_forever(jobs, interval))
 
-    async def stop() -> None:
-        task = getattr(app.state, "job_poller", None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+def _lifespan(tasks: Sequence[BackgroundTask]):
+    """Run ``tasks`` (pollers, reconcilers) while the app serves; cancel them at shutdown."""
 
-    app.on_event("startup")(start)
-    app.on_event("shutdown")(stop)
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        running = [asyncio.create_task(task()) for task in tasks]
+        app.state.background_tasks = running
+        try:
+            yield
+        finally:
+            for task in running:
+                task.cancel()
+            for task in running:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    return lifespan
 
 
 def create_app(
@@ -221,15 +226,21 @@ def create_app(
     internal_token: str | None = None,
     jobs: JobGateway | None = None,
     poll_interval: float | None = None,
+    background: Sequence[BackgroundTask] = (),
 ) -> FastAPI:
     """The portal application, mounted under ``prefix`` (ends with a slash).
 
     ``jobs`` is the job gateway (None: the job API answers 503); with ``poll_interval``
-    the app runs the gateway's poller while it serves.
+    the app runs the gateway's poller while it serves, beside the other ``background``
+    tasks.
     """
     if not prefix.endswith("/"):
         prefix += "/"
+    tasks = list(background)
+    if jobs is not None and poll_interval:
+        tasks.append(lambda: poll_forever(jobs, poll_interval))
     app = FastAPI(
+        lifespan=_lifespan(tasks),
         title=f"{site_name} API",
         version=VERSION,
         description="Projects, allocations and the catalog of the AI Testbed Portal. "
@@ -248,8 +259,6 @@ def create_app(
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
     app.include_router(sessions_router(), prefix=prefix.rstrip("/"))
     app.include_router(jobs_router(), prefix=prefix.rstrip("/"))
-    if jobs is not None and poll_interval:
-        _run_poller(app, jobs, poll_interval)
     app.include_router(pages_router(site_name), prefix=prefix.rstrip("/"))
     app.include_router(access_api_router(), prefix=prefix.rstrip("/"))
     app.include_router(access_pages_router(site_name), prefix=prefix.rstrip("/"))

@@ -53,6 +53,10 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
     service_url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/portal/")
     engine = prepare_database(settings)
+    from aitestbed.portal.reconcile import reconcile_forever
+
+    interval = float(os.environ.get("AITESTBED_RECONCILE_SECONDS", "300"))
+    sessions = session_factory(engine)
     app = create_app(
         engine=engine,
         identity=HubIdentity(HubOAuth(cache_max_age=60)),
@@ -61,24 +65,15 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         jobs=make_gateway(settings, engine),
         poll_interval=settings.jobs.poll_interval_seconds,
         internal_token=os.environ.get("JUPYTERHUB_API_TOKEN"),
-    )
-    interval = float(os.environ.get("AITESTBED_RECONCILE_SECONDS", "300"))
-
-    @app.on_event("startup")
-    async def _start_reconciling() -> None:
-        import asyncio
-
-        from aitestbed.portal.reconcile import reconcile_forever
-
-        app.state.reconciler = asyncio.create_task(
-            reconcile_forever(
-                app.state.sessions,
+        background=[
+            lambda: reconcile_forever(
+                sessions,
                 os.environ["JUPYTERHUB_API_URL"],
                 os.environ["JUPYTERHUB_API_TOKEN"],
                 interval,
             )
-        )
-
+        ],
+    )
     log.info("Portal service listening on %s%s", service_url.netloc, prefix)
     uvicorn.run(
         app,
