@@ -10,21 +10,10 @@ from __future__ import annotations
 import nbformat
 import pytest
 
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.harness import REPO, running_portal
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 
 def _notebook(path) -> None:
@@ -55,9 +44,7 @@ def test_job_monitor_renders_in_jupyterlab(tmp_path):
         home.mkdir(parents=True, exist_ok=True)
         _notebook(home / "jobs.ipynb")
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-            )
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             try:
                 page.goto(f"{portal.url}/hub/login", timeout=60_000)

@@ -19,18 +19,17 @@ from datetime import date
 from typing import Annotated
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aitestbed.portal import access_requests, models, queries, schemas
 from aitestbed.portal.access_requests import AccessRequestError
-from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity, Identity, identify
+from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity, Identity
 from aitestbed.portal.db import transaction
+from aitestbed.portal.deps import CurrentUser
 from aitestbed.portal.directory import has_active_project
-
-CurrentUser = Annotated[Identity, Depends(identify)]
 
 
 def _run(request: Request, work: Callable[[Session], object]):

@@ -17,12 +17,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session, sessionmaker
 
 from aitestbed.portal import queries, schemas
 from aitestbed.portal.access import access_api_router, access_pages_router
-from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity, Identity, identify
+from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity
 from aitestbed.portal.db import session_factory
+from aitestbed.portal.deps import CurrentUser, DbSession
 from aitestbed.portal.jobs.api import job_error_handler, jobs_router
 from aitestbed.portal.jobs.gateway import JobError, JobGateway
 from aitestbed.portal.jobs.poller import poll_forever
@@ -38,18 +38,10 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     VERSION = "0.0.0"
 
 
-def _db(request: Request):
-    factory: sessionmaker[Session] = request.app.state.sessions
-    with factory() as session:
-        yield session
-
-
 def _today() -> date:
     return date.today()
 
 
-CurrentUser = Annotated[Identity, Depends(identify)]
-DbSession = Annotated[Session, Depends(_db)]
 Today = Annotated[date, Depends(_today)]
 
 

@@ -21,6 +21,7 @@ from aitestbed.policy.admission import admit
 from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState, SpawnRequest
 from aitestbed.portal import models
 from aitestbed.portal.auth import token_from_header
+from aitestbed.portal.deps import DbSession
 from aitestbed.portal.usage import ProjectUsage, session_gpu_hours, usage_by_project
 
 USERNAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -28,14 +29,6 @@ SLUG = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 # One admission at a time in this process: the check and the record are one step, so two
 # starts cannot both take the last GPU (PostgreSQL additionally locks the project row).
 _ADMISSION_LOCK = threading.Lock()
-
-
-def _db(request: Request):
-    with request.app.state.sessions() as session:
-        yield session
-
-
-DbSession = Annotated[Session, Depends(_db)]
 
 
 def require_hub(request: Request) -> None:

@@ -8,10 +8,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from aitestbed.portal import models, schemas
-from aitestbed.portal.auth import Identity, identify
+from aitestbed.portal.deps import CurrentUser
 from aitestbed.portal.jobs.gateway import JobError, JobGateway
-
-CurrentUser = Annotated[Identity, Depends(identify)]
 
 
 def job_out(job: models.Job) -> schemas.JobOut:
