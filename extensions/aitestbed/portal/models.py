@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -305,3 +306,96 @@ class AccessRequest(Base):
 
     user: Mapped[User] = relationship()
     granted_project: Mapped[Project | None] = relationship()
+
+
+class Dataset(Base):
+    """A dataset in the catalog: what it is, who may use it, where its files are.
+
+    ``storage`` holds the fields of :class:`aitestbed.settings.DatasetStorage` (kind, path,
+    claim, sub_path, server). ``terms_version`` is None when the dataset has no terms.
+    ``source`` says who owns the row: the settings file (synced at every start) or an
+    operator through the API (never touched by the sync).
+    """
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(60), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    license: Mapped[str] = mapped_column(String(100), default="")
+    version: Mapped[str] = mapped_column(String(32), default="1")
+    visibility: Mapped[str] = mapped_column(String(16), default="granted")
+    terms_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    terms_text: Mapped[str] = mapped_column(Text, default="")
+    storage: Mapped[dict] = mapped_column(JSON)
+    cluster_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    file_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    source: Mapped[str] = mapped_column(String(16), default="settings")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    grants: Mapped[list[DatasetGrant]] = relationship(
+        back_populates="dataset", cascade="all, delete-orphan"
+    )
+
+
+class DatasetGrant(Base):
+    """A dataset granted to a project: its members may use it (after accepting terms)."""
+
+    __tablename__ = "dataset_grants"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "project_id", name="uq_dataset_grants_dataset_project"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    source: Mapped[str] = mapped_column(String(16), default="settings")
+    granted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    dataset: Mapped[Dataset] = relationship(back_populates="grants")
+    project: Mapped[Project] = relationship()
+
+
+class TermsAcceptance(Base):
+    """A user accepted one version of a dataset's terms, at a time."""
+
+    __tablename__ = "dataset_terms_acceptances"
+    __table_args__ = (
+        UniqueConstraint(
+            "dataset_id", "user_id", "terms_version", name="uq_dataset_terms_acceptances_once"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    terms_version: Mapped[str] = mapped_column(String(32))
+    accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DatasetAuditEntry(Base):
+    """One access decision about datasets: who, what, allowed or refused, and why.
+
+    Names, not keys: an entry outlives the dataset, user or project it mentions.
+    ``dataset`` is None for a catalog listing or search (``detail`` holds the query).
+    """
+
+    __tablename__ = "dataset_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    user: Mapped[str] = mapped_column(String(64), index=True)
+    dataset: Mapped[str | None] = mapped_column(String(60), nullable=True, index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    allowed: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    project: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -8,6 +8,10 @@ their role updated; memberships made elsewhere (access requests, group sync) are
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from pathlib import Path
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -87,12 +91,83 @@ def _sync_project(session: Session, spec: site_settings.Project) -> None:
             membership.source = models.MembershipSource.SETTINGS
 
 
+def folder_size(folder: Path) -> tuple[int, int] | None:
+    """(bytes, files) under ``folder``, not following symlinks; None if it is not a folder."""
+    if not folder.is_dir():
+        return None
+    size = count = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            path = Path(root, name)
+            if path.is_file() and not path.is_symlink():
+                size += path.stat().st_size
+                count += 1
+    return size, count
+
+
+def storage_fields(storage: site_settings.DatasetStorage) -> dict[str, str]:
+    """The storage as stored in the database: only the fields that are set."""
+    return {k: v for k, v in dataclasses.asdict(storage).items() if v not in (None, "")}
+
+
+def _sync_datasets(session: Session, datasets: tuple[site_settings.Dataset, ...]) -> None:
+    existing = {row.slug: row for row in session.scalars(select(models.Dataset))}
+    projects = {p.slug: p for p in session.scalars(select(models.Project))}
+    now = models.utcnow()
+    listed = set()
+    for spec in datasets:
+        row = existing.get(spec.slug)
+        if row is None:
+            row = models.Dataset(slug=spec.slug, created_at=now)
+            session.add(row)
+        measured = folder_size(Path(spec.storage.path)) if spec.storage.kind == "local" else None
+        values = {
+            "title": spec.title,
+            "description": spec.description,
+            "tags": list(spec.tags),
+            "license": spec.license,
+            "version": spec.version,
+            "visibility": spec.visibility,
+            "terms_version": spec.terms.version if spec.terms else None,
+            "terms_text": spec.terms.text if spec.terms else "",
+            "storage": storage_fields(spec.storage),
+            "cluster_path": spec.cluster_path,
+            "size_bytes": spec.size_bytes
+            if spec.size_bytes is not None
+            else measured and measured[0],
+            "file_count": spec.file_count
+            if spec.file_count is not None
+            else measured and measured[1],
+            "source": "settings",
+            "enabled": True,
+        }
+        if any(getattr(row, k, None) != v for k, v in values.items()):
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.updated_at = now
+        session.flush()
+        listed.add(spec.slug)
+        wanted = {projects[slug].id for slug in spec.projects if slug in projects}
+        for grant in list(row.grants):
+            if grant.source == "settings" and grant.project_id not in wanted:
+                row.grants.remove(grant)
+        have = {g.project_id for g in row.grants}
+        for project_id in sorted(wanted - have):
+            row.grants.append(models.DatasetGrant(project_id=project_id, source="settings"))
+    for slug, row in existing.items():
+        if slug not in listed and row.source == "settings" and row.enabled:
+            row.enabled = False
+            row.updated_at = now
+
+
 def sync_settings(session: Session, settings: site_settings.Settings) -> None:
     """Write the settings' catalog, projects, members and operators into the database."""
     _sync_catalog(session, models.Flavor, settings.flavors, FLAVOR_FIELDS)
     _sync_catalog(session, models.Image, settings.images, IMAGE_FIELDS)
     for project in settings.projects:
         _sync_project(session, project)
+    session.flush()
+    _sync_datasets(session, settings.datasets)
     operators = set(settings.site.operators)
     for name in operators:
         get_or_create_user(session, name)

@@ -92,6 +92,41 @@ class Project:
 
 
 @dataclass(frozen=True)
+class DatasetStorage:
+    """Where a dataset's files are; which fields are set depends on ``kind``."""
+
+    kind: str  # local | pvc | nfs | host_path
+    path: str | None = None  # local: resolved absolute folder; nfs, host_path: as given
+    claim: str | None = None
+    sub_path: str = ""
+    server: str | None = None
+    demo_source: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetTerms:
+    version: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    slug: str
+    title: str
+    storage: DatasetStorage
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    license: str = ""
+    version: str = "1"
+    visibility: str = "granted"  # public | granted
+    projects: tuple[str, ...] = ()
+    terms: DatasetTerms | None = None
+    cluster_path: str | None = None
+    size_bytes: int | None = None
+    file_count: int | None = None
+
+
+@dataclass(frozen=True)
 class DemoUser:
     name: str
     password_hash: str
@@ -267,6 +302,7 @@ class Settings:
     projects: tuple[Project, ...] = ()
     kubernetes: Kubernetes = field(default_factory=Kubernetes)
     jobs: Jobs = field(default_factory=Jobs)
+    datasets: tuple[Dataset, ...] = ()
 
     def flavor(self, slug: str) -> Flavor | None:
         return next((f for f in self.flavors if f.slug == slug), None)
@@ -364,6 +400,9 @@ def _semantic_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
         for position, user in enumerate(members):
             if user in members[:position]:
                 problems.append((f"{where}.members[{position}].user", f"{user!r} is listed twice."))
+    problems += _dataset_problems(
+        doc.get("datasets", []), {p["slug"] for p in doc.get("projects", [])}
+    )
     partitions = doc.get("jobs", {}).get("partitions", [])
     _duplicates(partitions, "name", "jobs.partitions", problems)
     if sum(1 for p in partitions if p.get("default")) > 1:
@@ -374,6 +413,69 @@ def _semantic_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
     if auth["kind"] == "oidc":
         problems += _oidc_problems(auth.get("oidc"), {p["slug"] for p in doc.get("projects", [])})
     return problems
+
+
+def _dataset_problems(datasets: list[dict[str, Any]], project_slugs: set[str]):
+    problems: list[tuple[str, str]] = []
+    _duplicates(datasets, "slug", "datasets", problems)
+    for index, dataset in enumerate(datasets):
+        where = f"datasets[{index}]"
+        grants = dataset.get("projects", [])
+        if grants and dataset.get("visibility", "granted") == "public":
+            problems.append(
+                (
+                    f"{where}.projects",
+                    "a public dataset is open to every user; remove the projects or set "
+                    "visibility: granted.",
+                )
+            )
+        for position, slug in enumerate(grants):
+            if slug not in project_slugs:
+                problems.append(
+                    (f"{where}.projects[{position}]", f"no project {slug!r} is defined.")
+                )
+        storage = dataset["storage"]
+        if storage["kind"] in ("nfs", "host_path") and not storage["path"].startswith("/"):
+            problems.append((f"{where}.storage.path", "must be an absolute path for this kind."))
+        if ".." in storage.get("sub_path", "").split("/"):
+            problems.append((f"{where}.storage.sub_path", "must not contain '..'."))
+        if storage.get("demo_source") and storage["kind"] != "local":
+            problems.append((f"{where}.storage.demo_source", "is only for kind: local."))
+        extra = {"path", "claim", "sub_path", "server"} - set(_STORAGE_FIELDS[storage["kind"]])
+        for name in sorted(extra & set(storage)):
+            problems.append((f"{where}.storage.{name}", f"is not used by kind {storage['kind']}."))
+    return problems
+
+
+_STORAGE_FIELDS = {
+    "local": ("path", "demo_source"),
+    "pvc": ("claim", "sub_path"),
+    "nfs": ("server", "path"),
+    "host_path": ("path",),
+}
+
+
+def _build_dataset(doc: dict[str, Any], base: Path, state_dir: Path) -> Dataset:
+    storage = dict(doc["storage"])
+    if storage["kind"] == "local":
+        folder = Path(os.path.expanduser(storage["path"].replace("{state_dir}", str(state_dir))))
+        storage["path"] = str(folder if folder.is_absolute() else (base / folder).resolve())
+    terms = doc.get("terms")
+    return Dataset(
+        slug=doc["slug"],
+        title=doc["title"],
+        storage=DatasetStorage(**storage),
+        description=doc.get("description", ""),
+        tags=tuple(doc.get("tags", ())),
+        license=doc.get("license", ""),
+        version=doc.get("version", "1"),
+        visibility=doc.get("visibility", "granted"),
+        projects=tuple(doc.get("projects", ())),
+        terms=DatasetTerms(**terms) if terms else None,
+        cluster_path=doc.get("cluster_path"),
+        size_bytes=doc.get("size_bytes"),
+        file_count=doc.get("file_count"),
+    )
 
 
 def _match_problem(rule: dict[str, Any]) -> str | None:
@@ -504,6 +606,7 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
         projects=tuple(projects),
         kubernetes=Kubernetes(**kube_doc),
         jobs=_build_jobs(doc.get("jobs", {}), state_dir),
+        datasets=tuple(_build_dataset(d, path.parent, state_dir) for d in doc.get("datasets", [])),
     )
 
 
