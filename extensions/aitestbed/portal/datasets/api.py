@@ -15,11 +15,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import String, and_, cast, func, or_, select, true
+from sqlalchemy import Select, String, and_, cast, func, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from aitestbed import settings as site_settings
@@ -356,13 +356,14 @@ def _grant_out(grant: models.DatasetGrant) -> GrantOut:
 
 
 def _audit_query(
-    user: str | None,
-    dataset: str | None,
-    action: str | None,
-    allowed: bool | None,
-    since: datetime | None,
-    until: datetime | None,
+    user: UserFilter = None,
+    dataset: DatasetFilter = None,
+    action: ActionFilter = None,
+    allowed: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ):
+    """The audit entries the filters select, newest first (a FastAPI dependency)."""
     query = select(models.DatasetAuditEntry)
     if user:
         query = query.where(models.DatasetAuditEntry.user == user)
@@ -377,6 +378,9 @@ def _audit_query(
     if until:
         query = query.where(models.DatasetAuditEntry.at < until)
     return query.order_by(models.DatasetAuditEntry.id.desc())
+
+
+AuditQuery = Annotated[Select, Depends(_audit_query)]
 
 
 def _audit_out(entry: models.DatasetAuditEntry) -> AuditEntryOut:
@@ -732,18 +736,12 @@ def datasets_router() -> APIRouter:
     def audit_log(
         identity: CurrentUser,
         session: DbSession,
-        user: UserFilter = None,
-        dataset: DatasetFilter = None,
-        action: ActionFilter = None,
-        allowed: bool | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        query: AuditQuery,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> list[AuditEntryOut]:
         """Access decisions about datasets, newest first (operators)."""
         _require_operator(session, identity, "read the dataset audit log")
-        query = _audit_query(user, dataset, action, allowed, since, until)
         return [_audit_out(e) for e in session.scalars(query.limit(limit).offset(offset))]
 
     @router.get(
@@ -754,16 +752,11 @@ def datasets_router() -> APIRouter:
     def audit_csv(
         identity: CurrentUser,
         session: DbSession,
-        user: UserFilter = None,
-        dataset: DatasetFilter = None,
-        action: ActionFilter = None,
-        allowed: bool | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        query: AuditQuery,
     ) -> PlainTextResponse:
         """The audit log as CSV (operators), with the same filters."""
         _require_operator(session, identity, "export the dataset audit log")
-        entries = session.scalars(_audit_query(user, dataset, action, allowed, since, until))
+        entries = session.scalars(query)
         rows = [_audit_out(e).model_dump(mode="json") for e in entries]
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         return PlainTextResponse(
