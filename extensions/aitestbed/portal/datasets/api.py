@@ -10,7 +10,6 @@ datasets do not leak.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,7 +18,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Res
 from fastapi import Path as PathParam
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, String, and_, cast, func, or_, select, true
+from sqlalchemy import Select, and_, func, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from aitestbed import settings as site_settings
@@ -182,7 +181,7 @@ def _summary_fields(row: models.Dataset, viewer: Viewer) -> dict[str, Any]:
         "slug": row.slug,
         "title": row.title,
         "description": row.description,
-        "tags": list(row.tags or []),
+        "tags": row.tags,
         "license": row.license,
         "version": row.version,
         "visibility": row.visibility,
@@ -212,21 +211,37 @@ def _visible(viewer: Viewer):
     )
 
 
+def _with_tag(condition):
+    return models.Dataset.id.in_(select(models.DatasetTag.dataset_id).where(condition))
+
+
 def _matches(words: list[str], tag: str | None):
     conditions = []
-    tags_text = func.lower(cast(models.Dataset.tags, String))
     for word in words:
         conditions.append(
             or_(
                 func.lower(models.Dataset.slug).contains(word, autoescape=True),
                 func.lower(models.Dataset.title).contains(word, autoescape=True),
                 func.lower(models.Dataset.description).contains(word, autoescape=True),
-                tags_text.contains(word, autoescape=True),
+                _with_tag(models.DatasetTag.tag.contains(word, autoescape=True)),
             )
         )
     if tag:
-        conditions.append(cast(models.Dataset.tags, String).contains(f'"{tag}"', autoescape=True))
+        conditions.append(_with_tag(models.DatasetTag.tag == tag))
     return and_(true(), *conditions)
+
+
+def _tag_counts(session: Session, condition) -> list[TagCount]:
+    """Tags of the datasets matching ``condition``, most used first."""
+    matching = select(models.Dataset.id).where(condition)
+    count = func.count().label("count")
+    rows = session.execute(
+        select(models.DatasetTag.tag, count)
+        .where(models.DatasetTag.dataset_id.in_(matching))
+        .group_by(models.DatasetTag.tag)
+        .order_by(count.desc(), models.DatasetTag.tag)
+    )
+    return [TagCount(tag=tag, count=n) for tag, n in rows]
 
 
 def _require_operator(session: Session, identity, what: str) -> None:
@@ -303,7 +318,7 @@ def _document(row: models.Dataset) -> dict[str, Any]:
         "slug": row.slug,
         "title": row.title,
         "description": row.description,
-        "tags": list(row.tags or []),
+        "tags": row.tags,
         "license": row.license,
         "version": row.version,
         "visibility": row.visibility,
@@ -423,22 +438,17 @@ def datasets_router() -> APIRouter:
             .order_by(models.Dataset.slug)
             .limit(limit)
             .offset(offset)
-            .options(selectinload(models.Dataset.grants).selectinload(models.DatasetGrant.project))
+            .options(
+                selectinload(models.Dataset.grants).selectinload(models.DatasetGrant.project),
+                selectinload(models.Dataset.tag_rows),
+            )
         ).all()
-        counts = Counter(
-            t
-            for tags in session.scalars(select(models.Dataset.tags).where(condition))
-            for t in tags
-        )
         page = DatasetPage(
             total=total or 0,
             limit=limit,
             offset=offset,
             items=[DatasetSummary(**_summary_fields(r, viewer)) for r in rows],
-            tags=[
-                TagCount(tag=t, count=c)
-                for t, c in sorted(counts.items(), key=lambda i: (-i[1], i[0]))
-            ],
+            tags=_tag_counts(session, condition),
         )
         audit(
             session,
