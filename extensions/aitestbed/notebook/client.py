@@ -163,10 +163,11 @@ class PortalClient:
         return self._post(f"api/datasets/{_segment(slug)}/terms", {"version": version})
 
     def dataset_files(self, slug: str, path: str = "") -> dict[str, Any]:
-        return self._get(f"api/datasets/{_segment(slug)}/files", path=path)
+        return self._request("GET", f"api/datasets/{_segment(slug)}/files", params={"path": path})
 
     def dataset_preview(self, slug: str, path: str, rows: int = 20) -> dict[str, Any]:
-        return self._get(f"api/datasets/{_segment(slug)}/preview", path=path, rows=rows)
+        params = {"path": path, "rows": rows}
+        return self._request("GET", f"api/datasets/{_segment(slug)}/preview", params=params)
 
 
 def _segment(value: str) -> str:
