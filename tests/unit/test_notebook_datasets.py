@@ -8,6 +8,7 @@ Users of the embedded default: alice (acme-vision: digits needs her acceptance),
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import sys
 import threading
@@ -268,6 +269,7 @@ def test_browser_accept_terms_then_preview_table_and_thumbnails(url):
     assert datasets.info("digits", client=alice).terms_accepted
     assert "You accepted version 1" in browser.status.value
     assert browser.accept_button.layout.display == "none"
+    assert re.search(r"version 1, accepted 20\d\d-\d\d-\d\d \d\d:\d\d UTC", browser.details.value)
     assert ("Handwritten digits (digits)", "digits") in browser.results.options
     assert _file_labels(browser)[0] == "images/"
     (table,) = browser.preview_area.children
@@ -276,6 +278,7 @@ def test_browser_accept_terms_then_preview_table_and_thumbnails(url):
     _pick_file(browser, "images/")
     assert _file_labels(browser)[:3] == ["\u2191 ..", "0/", "1/"]
     _pick_file(browser, "7/")
+    assert 'path("digits") / "images/7"\nsorted(' in browser.code.value
     tiles = browser.preview_area.children
     assert len(tiles) == 8
     image = tiles[0].children[0]
@@ -329,6 +332,11 @@ def test_details_and_snippets_are_escaped_and_valid_python():
     for path in ("a.csv", "b.parquet", 'we"ird\\.png', "notes.md", "", "t.tsv"):
         compile(load_snippet("x", path), "<snippet>", "exec")  # always valid Python
     assert load_snippet("x", 'we"ird\\.png').count('"we\\"ird\\\\.png"') == 1
+    assert load_snippet("x", "images/3", folder=True).endswith(
+        'folder = aitestbed.datasets.path("x") / "images/3"\n'
+        "sorted(p.name for p in folder.iterdir())"
+    )
+    assert "read_text()" in load_snippet("x", "notes.md")
 
 
 def test_datasets_module_imports_no_hub_side_package():

@@ -38,12 +38,15 @@ COPY_BUTTON = (
 )
 
 
-def load_snippet(slug: str, file_path: str = "") -> str:
-    """Python that loads ``file_path`` of ``slug`` in a session (pandas for tables)."""
+def load_snippet(slug: str, file_path: str = "", *, folder: bool = False) -> str:
+    """Python that loads ``file_path`` of ``slug`` in a session (pandas for tables), or
+    lists it where it is a folder (the dataset's root when ``file_path`` is empty)."""
     where = f"aitestbed.datasets.path({json.dumps(slug)})"
     if file_path:
         where += f" / {json.dumps(file_path)}"
     lower = file_path.lower()
+    if folder or not file_path:
+        return f"import aitestbed\n\nfolder = {where}\nsorted(p.name for p in folder.iterdir())"
     if lower.endswith(".csv"):
         return f"import aitestbed\nimport pandas as pd\n\ndf = pd.read_csv({where})\ndf.head()"
     if lower.endswith(".tsv"):
@@ -55,9 +58,7 @@ def load_snippet(slug: str, file_path: str = "") -> str:
         return f"import aitestbed\nimport pandas as pd\n\ndf = pd.read_parquet({where})\ndf.head()"
     if lower.endswith((".png", ".jpg", ".jpeg", ".gif")):
         return f"import aitestbed\nfrom IPython.display import Image\n\nImage(filename={where})"
-    if file_path:
-        return f"import aitestbed\n\ntext = ({where}).read_text()"
-    return f"import aitestbed\n\nfolder = {where}\nsorted(p.name for p in folder.iterdir())"
+    return f"import aitestbed\n\ntext = ({where}).read_text()"
 
 
 def _size(size: int | None) -> str:
@@ -68,6 +69,18 @@ def _size(size: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _when(stamp: str | None) -> str:
+    """An ISO time from the portal (UTC) as ``2026-11-26 06:27 UTC``; as given otherwise."""
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(stamp or "")
+    except ValueError:
+        return stamp or ""
+    when = when.astimezone(UTC) if when.tzinfo else when
+    return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def details_html(info: datasets.DatasetInfo) -> str:
@@ -81,7 +94,7 @@ def details_html(info: datasets.DatasetInfo) -> str:
     terms = ""
     if info.terms_version:
         state = (
-            f"accepted {e(info.accepted_at or '')}" if info.terms_accepted else "not accepted yet"
+            f"accepted {e(_when(info.accepted_at))}" if info.terms_accepted else "not accepted yet"
         )
         terms = (
             f"<h4>Terms (version {e(info.terms_version)}, {state})</h4>"
@@ -133,9 +146,7 @@ class DatasetBrowser(widgets.VBox):
         )
         self.file_list = widgets.Select(options=[], rows=8, layout=widgets.Layout(width="100%"))
         self.preview_area = widgets.Box(layout=widgets.Layout(flex_flow="row wrap"))
-        self.code = widgets.Textarea(
-            disabled=True, rows=5, layout=widgets.Layout(width="100%", font_family="monospace")
-        )
+        self.code = widgets.Textarea(disabled=True, rows=5, layout=widgets.Layout(width="100%"))
         self.copy_button = widgets.HTML(COPY_BUTTON)
         self.code_box = widgets.HBox([self.code, self.copy_button])
         self.code_box.add_class("aitestbed-dataset-code")
@@ -273,10 +284,10 @@ class DatasetBrowser(widgets.VBox):
                 else f"You cannot open the files of {slug}: {info.access.reason}"
             )
 
-    def _set_code(self, file_path: str) -> None:
+    def _set_code(self, path: str, folder: bool = False) -> None:
         if self.current is None:
             return
-        self.code.value = load_snippet(self.current.slug, file_path)
+        self.code.value = load_snippet(self.current.slug, path, folder=folder)
         _hidden(self.code_box, False)
 
     # -- terms ---------------------------------------------------------------------------
@@ -356,7 +367,7 @@ class DatasetBrowser(widgets.VBox):
         self._set_files(options)
         more = " (list cut short)" if folder.truncated else ""
         self._note(f"{self.current.slug}/{folder.path}: {len(folder.entries)} entries{more}.")
-        self._set_code(folder.path)
+        self._set_code(folder.path, folder=True)
         images = [e for e in folder.entries if e.type == "file" and _is_image(e.path)]
         if images:
             self.thumbnails([e.path for e in images[:THUMBNAILS]])
