@@ -6,8 +6,10 @@ from __future__ import annotations
 import csv
 import logging
 import multiprocessing
+import os
 import stat
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -191,3 +193,23 @@ def test_two_processes_at_once_leave_one_complete_folder(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "iris.csv", "iris.parquet"]
     assert len(_csv_rows(folder / "iris.csv")) == 151
     assert [p.name for p in tmp_path.iterdir()] == ["iris"]
+
+
+def test_partial_folders_of_a_dead_writer_are_removed_when_stale(tmp_path):
+    stale = tmp_path / ".partial-iris-dead"
+    (stale / "images").mkdir(parents=True)
+    (stale / "images" / "x.png").write_bytes(b"half")
+    os.chmod(stale / "images", demo.FOLDER_MODE)
+    fresh = tmp_path / ".partial-iris-writing"  # another process may be writing it now
+    fresh.mkdir()
+    other = tmp_path / ".partial-wine-dead"
+    other.mkdir()
+    two_hours_ago = time.time() - 7200
+    for path in (stale, other):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    assert demo.write_demo_dataset(tmp_path / "iris", "sklearn-iris")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".partial-iris-writing",
+        ".partial-wine-dead",  # another dataset's, left for that dataset's own write
+        "iris",
+    ]

@@ -21,6 +21,7 @@ import os
 import shutil
 import struct
 import tempfile
+import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ log = logging.getLogger("aitestbed.portal.datasets")
 FILE_MODE = 0o444
 FOLDER_MODE = 0o555
 PARTIAL_PREFIX = ".partial-"
+# A partial folder this old was left by a process that died while writing it.
+STALE_PARTIAL_SECONDS = 3600
 # Each 8 x 8 digit is written as a 32 x 32 PNG, so a thumbnail is big enough to see.
 DIGIT_SCALE = 4
 
@@ -221,6 +224,15 @@ def _is_filled(folder: Path) -> bool:
     return folder.is_dir() and any(folder.iterdir())
 
 
+def _remove_stale_partials(folder: Path, now: float) -> None:
+    """Remove what a process that died while writing ``folder`` left next to it."""
+    for partial in folder.parent.glob(f"{PARTIAL_PREFIX}{folder.name}-*"):
+        with contextlib.suppress(OSError):
+            if now - partial.stat().st_mtime > STALE_PARTIAL_SECONDS:
+                _remove(partial)
+                log.info("Removed %s, left by an interrupted demo data write", partial)
+
+
 def write_demo_dataset(folder: Path, source: str, title: str = "", license: str = "") -> bool:
     """Fill ``folder`` from ``source`` unless it has files; True if this call wrote it.
 
@@ -231,6 +243,7 @@ def write_demo_dataset(folder: Path, source: str, title: str = "", license: str 
         return False
     writer = WRITERS[source]
     folder.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(folder, time.time())
     partial = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{folder.name}-", dir=folder.parent))
     try:
         writer(partial, title or folder.name, license)
