@@ -94,7 +94,7 @@ def test_dataset_browser_in_jupyterlab(tmp_path, artifacts_dir):
                 widget.get_by_role("button", name="Copy").click()
                 expect(widget.get_by_role("button", name="Copied")).to_be_visible()
                 assert page.evaluate("navigator.clipboard.readText()") == code.input_value()
-                page.screenshot(path=str(artifacts_dir / "dataset-browser.png"), full_page=True)
+                widget.screenshot(path=str(artifacts_dir / "dataset-browser.png"))
             except Exception:
                 page.screenshot(path=str(artifacts_dir / "FAILED-dataset-browser.png"))
                 raise

@@ -162,7 +162,7 @@ class DatasetBrowser(widgets.VBox):
                 widgets.HTML("<b>Load it</b>"),
                 self.code_box,
             ],
-            layout=widgets.Layout(flex="1", margin="0 0 0 12px"),
+            layout=widgets.Layout(flex="1", padding="0 4px 0 16px"),
         )
         super().__init__(
             [
