@@ -93,6 +93,9 @@ def test_list_search_tags_and_info(url):
     assert isinstance(digits.tags, tuple) and "images" in digits.tags
     assert listed["iris"].file_count == 3 and listed["iris"].size_bytes > 0  # demo data measured
     assert [d.slug for d in datasets.search("handwritten", client=bob)] == ["digits"]
+    assert [d.slug for d in datasets.list(limit=2, client=bob)] == ["digits", "iris"]
+    first = datasets.page("classification", limit=1, offset=1, client=bob)
+    assert first.total == 3 and [d.slug for d in first.items] == ["iris"]
     assert [d.slug for d in datasets.list(tag="chemistry", client=bob)] == ["wine"]
     assert {t.tag: t.count for t in datasets.tags(client=bob)}["classification"] == 3
     carol = [d.slug for d in datasets.list(client=client(url, "carol"))]
@@ -277,6 +280,7 @@ def test_browser_accept_terms_then_preview_table_and_thumbnails(url):
     # into images/, then images/7: thumbnails of the first images
     _pick_file(browser, "images/")
     assert _file_labels(browser)[:3] == ["\u2191 ..", "0/", "1/"]
+    assert browser.preview_area.children == ()  # a folder of folders: nothing to preview
     _pick_file(browser, "7/")
     assert 'path("digits") / "images/7"\nsorted(' in browser.code.value
     tiles = browser.preview_area.children
@@ -309,6 +313,15 @@ def test_browser_says_when_storage_is_neither_readable_nor_mounted(url, mounts):
     assert "cannot read nfs storage" in browser.status.value
     assert f"not mounted in this session at {mounts / 'remote-scans'}" in browser.status.value
     assert browser.file_list.options == ()
+
+
+def test_browser_says_when_the_list_is_cut_short(url, monkeypatch):
+    from aitestbed.notebook import dataset_browser
+
+    monkeypatch.setattr(dataset_browser, "MAX_RESULTS", 2)
+    browser = DatasetBrowser(client(url, "bob"))
+    assert len(browser.results.options) == 2
+    assert "The first 2 of 4 datasets: search to narrow." in browser.status.value
 
 
 def test_browser_reports_an_unreachable_portal():

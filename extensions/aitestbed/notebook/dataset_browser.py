@@ -17,6 +17,7 @@ from aitestbed.notebook import datasets
 from aitestbed.notebook.client import PortalClient
 
 THUMBNAILS = 8
+MAX_RESULTS = 200  # a longer list is no help: search to narrow it
 PREVIEW_ROWS = 20
 UP = "\u2191 .."
 # Copies the snippet's textarea (found next to the button) to the clipboard: the
@@ -207,8 +208,11 @@ class DatasetBrowser(widgets.VBox):
     def refresh(self) -> None:
         """Search again with the box and the tag filter; keep the selection if it is found."""
         try:
-            found = datasets.search(
-                self.search_box.value.strip(), self.tag_filter.value or None, client=self.client
+            result = datasets.page(
+                self.search_box.value.strip(),
+                self.tag_filter.value or None,
+                limit=MAX_RESULTS,
+                client=self.client,
             )
             tags = datasets.tags(client=self.client)
         except datasets.DatasetError as error:
@@ -221,6 +225,7 @@ class DatasetBrowser(widgets.VBox):
         with self.tag_filter.hold_trait_notifications():
             self.tag_filter.options = options
             self.tag_filter.value = chosen
+        found = result.items
         selected = self.results.value
         self._quiet = True
         try:
@@ -230,6 +235,8 @@ class DatasetBrowser(widgets.VBox):
             self._quiet = False
         if not found:
             self._note("No dataset matches. Clear the search or the tag filter.")
+        elif result.total > len(found):
+            self._note(f"The first {len(found)} of {result.total} datasets: search to narrow.")
         else:
             self._note(f"{len(found)} dataset{'s' if len(found) != 1 else ''}.")
         if self.results.value is None:
@@ -369,6 +376,7 @@ class DatasetBrowser(widgets.VBox):
         self._note(f"{self.current.slug}/{folder.path}: {len(folder.entries)} entries{more}.")
         self._set_code(folder.path, folder=True)
         images = [e for e in folder.entries if e.type == "file" and _is_image(e.path)]
+        self.preview_area.children = ()
         if images:
             self.thumbnails([e.path for e in images[:THUMBNAILS]])
         elif auto_preview:

@@ -213,34 +213,62 @@ def _call(method, *args: Any, **kwargs: Any) -> Any:
         raise DatasetError(error.detail, error.status, code=error.code) from None
 
 
-def _pages(client: PortalClient, text: str, tag: str | None) -> Iterator[dict[str, Any]]:
-    offset = 0
-    while True:
-        page = _call(client.datasets, text, tag, PAGE_SIZE, offset)
-        items = page.get("items", [])
-        yield page
-        offset += len(items)
-        if not items or offset >= page.get("total", 0):
-            return
+@dataclass(frozen=True)
+class Page:
+    """One page of a search: ``total`` matches, these ``items``, and the matches' tags."""
+
+    total: int
+    items: tuple[Dataset, ...]
+    tags: tuple[TagCount, ...]
 
 
-def list(tag: str | None = None, *, client: PortalClient | None = None) -> builtins.list[Dataset]:
+def page(
+    text: str = "",
+    tag: str | None = None,
+    limit: int = PAGE_SIZE,
+    offset: int = 0,
+    *,
+    client: PortalClient | None = None,
+) -> Page:
+    """One page of the datasets matching ``text`` and ``tag``, with the total count."""
+    answer = _call(_client(client).datasets, text, tag, limit, offset)
+    return Page(
+        int(answer.get("total", 0)),
+        tuple(_build(Dataset, item) for item in answer.get("items", [])),
+        tuple(TagCount(t["tag"], int(t["count"])) for t in answer.get("tags", [])),
+    )
+
+
+def list(
+    tag: str | None = None, *, limit: int | None = None, client: PortalClient | None = None
+) -> builtins.list[Dataset]:
     """The datasets you can see (``tag``: only those with it); ``.usable`` if you may use it."""
-    return search("", tag, client=client)
+    return search("", tag, limit=limit, client=client)
 
 
 def search(
-    text: str, tag: str | None = None, *, client: PortalClient | None = None
+    text: str,
+    tag: str | None = None,
+    *,
+    limit: int | None = None,
+    client: PortalClient | None = None,
 ) -> builtins.list[Dataset]:
-    """Datasets whose slug, title, description or tags match ``text``."""
+    """Datasets whose slug, title, description or tags match all words of ``text``
+    (at most ``limit``; all of them by default)."""
     client = _client(client)
-    return [_build(Dataset, item) for page in _pages(client, text, tag) for item in page["items"]]
+    found: builtins.list[Dataset] = []
+    while limit is None or len(found) < limit:
+        size = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - len(found))
+        current = page(text, tag, size, len(found), client=client)
+        found.extend(current.items)
+        if not current.items or len(found) >= current.total:
+            break
+    return found
 
 
 def tags(*, client: PortalClient | None = None) -> builtins.list[TagCount]:
     """The catalog's tags with how many datasets you can see carry each."""
-    page = _call(_client(client).datasets, "", None, 1, 0)
-    return [TagCount(t["tag"], int(t["count"])) for t in page.get("tags", [])]
+    return [*page(limit=1, client=client).tags]
 
 
 def info(slug: str, *, client: PortalClient | None = None) -> DatasetInfo:
