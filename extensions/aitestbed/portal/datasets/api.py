@@ -37,6 +37,7 @@ from aitestbed.portal.datasets.access import (
 from aitestbed.portal.deps import CurrentUser, DbSession
 from aitestbed.portal.export import csv_text
 from aitestbed.portal.seed import folder_size, get_or_create_user, storage_fields
+from aitestbed.portal.usage import as_utc
 
 DATASET_SLUG = r"^[a-z0-9]([a-z0-9-]{0,58}[a-z0-9])?$"
 PROJECT_SLUG = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -243,7 +244,7 @@ def _visible_or_404(session: Session, viewer: Viewer, slug: str) -> models.Datas
 def _accepted_at(session: Session, row: models.Dataset, user: str) -> datetime | None:
     if not row.terms_version:
         return None
-    return session.scalar(
+    when = session.scalar(
         select(models.TermsAcceptance.accepted_at)
         .join(models.User, models.User.id == models.TermsAcceptance.user_id)
         .where(
@@ -252,6 +253,7 @@ def _accepted_at(session: Session, row: models.Dataset, user: str) -> datetime |
             models.User.name == user,
         )
     )
+    return as_utc(when) if when else None
 
 
 def _detail(session: Session, row: models.Dataset, viewer: Viewer) -> DatasetDetail:
@@ -378,7 +380,8 @@ def _audit_query(
 
 
 def _audit_out(entry: models.DatasetAuditEntry) -> AuditEntryOut:
-    return AuditEntryOut.model_validate(entry, from_attributes=True)
+    out = AuditEntryOut.model_validate(entry, from_attributes=True)
+    return out.model_copy(update={"at": as_utc(entry.at)})
 
 
 # -- the router ----------------------------------------------------------------------------
