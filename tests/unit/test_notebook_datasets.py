@@ -210,6 +210,13 @@ def test_unreadable_storage_falls_back_to_the_sessions_mount(url, mounts):
     image = datasets.preview("remote-scans", "2026/a.png", client=carol)
     assert image.kind == "image" and base64.b64decode(image.data_base64).endswith(b"rest")
     (mounted / "link.txt").symlink_to(mounts / "secret.txt")
+    (mounted / "table.tsv").write_text("a\tb\n1\t2\n")
+    assert [e.name for e in datasets.files("remote-scans", client=carol)] == [
+        "2026",
+        "scans.csv",
+        "table.tsv",
+    ]  # the link that leads out is left out, as the portal does
+    assert datasets.preview("remote-scans", "table.tsv", client=carol).rows == (("1", "2"),)
     with pytest.raises(datasets.DatasetError, match="outside the dataset") as outside:
         datasets.preview("remote-scans", "link.txt", client=carol)
     assert outside.value.status == 400 and outside.value.code == "bad-path"

@@ -35,8 +35,12 @@ from aitestbed.notebook.client import PortalClient, PortalError
 DATASETS_DIR_ENV = "AITESTBED_DATASETS_DIR"
 DEFAULT_DATASETS_DIR = "/datasets"
 PAGE_SIZE = 50
-IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
-TEXT_SUFFIXES = {".md", ".txt", ".json", ".yaml", ".yml", ".rst", ".cfg", ".ini", ".tsv"}
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+}
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
 MAX_TEXT_CHARS = 64 * 1024
 
@@ -379,6 +383,9 @@ def local_files(root: pathlib.Path, relative: str = "") -> Folder:
     base = root.resolve()
     entries = []
     for item in sorted(folder.iterdir(), key=lambda p: (not p.is_dir(), p.name)):
+        real = item.resolve()
+        if real != base and base not in real.parents:
+            continue  # a link that leads out of the dataset, as the portal leaves it out
         kind = "dir" if item.is_dir() else "file"
         size = item.stat().st_size if kind == "file" else None
         entries.append(FileEntry(item.name, str(item.relative_to(base)), kind, size))
@@ -391,9 +398,9 @@ def local_preview(root: pathlib.Path, relative: str, rows: int = 20) -> Preview:
     if not target.is_file():
         raise DatasetError(f"{relative!r} is not a file of the dataset.", 400, code="bad-path")
     suffix = target.suffix.lower()
-    if suffix == ".csv":
+    if suffix in (".csv", ".tsv"):
         with target.open(newline="", encoding="utf-8", errors="replace") as handle:
-            reader = csv.reader(handle)
+            reader = csv.reader(handle, delimiter="\t" if suffix == ".tsv" else ",")
             header = next(reader, [])
             body = [tuple(row) for _, row in zip(range(rows), reader, strict=False)]
         return Preview(relative, "table", tuple(header), tuple(body), source="mount")
