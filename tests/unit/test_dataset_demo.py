@@ -213,3 +213,18 @@ def test_partial_folders_of_a_dead_writer_are_removed_when_stale(tmp_path):
         ".partial-wine-dead",  # another dataset's, left for that dataset's own write
         "iris",
     ]
+
+
+def test_losing_the_rename_race_keeps_the_winners_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "iris"
+
+    def slow_writer(partial, title, license):
+        (partial / "mine.csv").write_text("x\n")
+        # meanwhile another process finished first
+        folder.mkdir()
+        (folder / "iris.csv").write_text("theirs\n")
+
+    monkeypatch.setitem(demo.WRITERS, "sklearn-iris", slow_writer)
+    assert demo.write_demo_dataset(folder, "sklearn-iris") is False
+    assert [p.name for p in folder.iterdir()] == ["iris.csv"]
+    assert [p.name for p in tmp_path.iterdir()] == ["iris"]  # our partial folder is gone
