@@ -140,6 +140,8 @@ def fill(database_url: str, count: int, seed: int = 7) -> None:
                     enabled=True,
                 )
             )
+        for row in rows:
+            row.index_for_search()
         session.add_all(rows)
         session.flush()
         session.add_all(

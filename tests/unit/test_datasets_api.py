@@ -195,8 +195,17 @@ def test_operators_can_use_every_operator_endpoint(client):
     assert created.status_code == 201, created.text
     assert created.json()["storage"] == {"kind": "pvc", "claim": "datasets", "sub_path": "scans/v1"}
     assert call(client, "POST", "datasets", olivia, json=new).status_code == 409
-    patched = call(client, "PATCH", "datasets/scans", olivia, json={"title": "CT scans v2"})
-    assert patched.json()["title"] == "CT scans v2"
+
+    def found(query):
+        return [i["slug"] for i in call(client, "GET", f"datasets?{query}", olivia).json()["items"]]
+
+    assert found("q=ct scans") == ["scans"]
+    assert found("q=second") == []
+    patched = call(
+        client, "PATCH", "datasets/scans", olivia, json={"title": "CT scans, second edition"}
+    )
+    assert patched.json()["title"] == "CT scans, second edition"
+    assert found("q=second") == ["scans"]  # the search follows the change
     grants = call(client, "PUT", "datasets/scans/grants/acme-vision", olivia)
     assert grants.json()["source"] == "api" and grants.json()["granted_by"] == "olivia"
     listed = call(client, "GET", "datasets/scans/grants", olivia).json()
@@ -403,6 +412,8 @@ def test_search_filters_by_words_and_tags_within_what_the_caller_may_see(client)
     _, page = slugs("t-bob", "tag=classification&limit=2&offset=1")
     assert page["total"] == 3 and [i["slug"] for i in page["items"]] == ["iris", "wine"]
     assert {"tag": "classification", "count": 3} in page["tags"]
+    _, beyond = slugs("t-bob", "offset=10")
+    assert beyond["total"] == 3 and beyond["items"] == []
     for hostile in ["%25", "_", "' OR 1=1 --", "%5C%25"]:
         assert slugs("t-bob", f"q={hostile}")[0] == []
     assert call(client, "GET", "datasets?tag=Bad Tag", "t-bob").status_code == 422

@@ -336,6 +336,9 @@ class Dataset(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Lower-cased slug, title, description and tags: one column for the catalog's word
+    # search (see index_for_search).
+    search_text: Mapped[str] = mapped_column(Text, default="")
 
     grants: Mapped[list[DatasetGrant]] = relationship(
         back_populates="dataset", cascade="all, delete-orphan"
@@ -356,6 +359,11 @@ class Dataset(Base):
         self.tag_rows = [kept.get(tag) or DatasetTag(tag=tag) for tag in tags]
         for position, row in enumerate(self.tag_rows):
             row.position = position
+
+    def index_for_search(self) -> None:
+        """Refresh ``search_text``; whoever changes the fields above calls this."""
+        parts = (self.slug, self.title, self.description, " ".join(self.tags))
+        self.search_text = "\n".join(part or "" for part in parts).lower()
 
 
 class DatasetTag(Base):

@@ -144,6 +144,7 @@ def _sync_datasets(session: Session, datasets: tuple[site_settings.Dataset, ...]
         if any(getattr(row, k, None) != v for k, v in values.items()):
             for name, value in values.items():
                 setattr(row, name, value)
+            row.index_for_search()
             row.updated_at = now
         session.flush()
         listed.add(spec.slug)

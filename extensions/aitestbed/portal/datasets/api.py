@@ -216,16 +216,7 @@ def _with_tag(condition):
 
 
 def _matches(words: list[str], tag: str | None):
-    conditions = []
-    for word in words:
-        conditions.append(
-            or_(
-                func.lower(models.Dataset.slug).contains(word, autoescape=True),
-                func.lower(models.Dataset.title).contains(word, autoescape=True),
-                func.lower(models.Dataset.description).contains(word, autoescape=True),
-                _with_tag(models.DatasetTag.tag.contains(word, autoescape=True)),
-            )
-        )
+    conditions = [models.Dataset.search_text.contains(word, autoescape=True) for word in words]
     if tag:
         conditions.append(_with_tag(models.DatasetTag.tag == tag))
     return and_(true(), *conditions)
@@ -358,6 +349,7 @@ def _apply(row: models.Dataset, spec: site_settings.Dataset) -> None:
     row.size_bytes = spec.size_bytes if spec.size_bytes is not None else measured and measured[0]
     row.file_count = spec.file_count if spec.file_count is not None else measured and measured[1]
     row.updated_at = models.utcnow()
+    row.index_for_search()
 
 
 def _grant_out(grant: models.DatasetGrant) -> GrantOut:
@@ -431,9 +423,9 @@ def datasets_router() -> APIRouter:
         condition = and_(_visible(viewer), _matches(words, tag))
         if not (viewer.is_operator and include_disabled):
             condition = and_(condition, models.Dataset.enabled)
-        total = session.scalar(select(func.count()).select_from(models.Dataset).where(condition))
-        rows = session.scalars(
-            select(models.Dataset)
+        # One scan for the page and the total (a window count), one for the tag counts.
+        found = session.execute(
+            select(models.Dataset, func.count().over())
             .where(condition)
             .order_by(models.Dataset.slug)
             .limit(limit)
@@ -443,8 +435,17 @@ def datasets_router() -> APIRouter:
                 selectinload(models.Dataset.tag_rows),
             )
         ).all()
+        rows = [row for row, _ in found]
+        if found:
+            total = found[0][1]
+        elif offset == 0:
+            total = 0
+        else:  # a page past the end: count without it
+            total = session.scalar(
+                select(func.count()).select_from(models.Dataset).where(condition)
+            )
         page = DatasetPage(
-            total=total or 0,
+            total=total,
             limit=limit,
             offset=offset,
             items=[DatasetSummary(**_summary_fields(r, viewer)) for r in rows],
