@@ -52,6 +52,23 @@ def test_local_storage_is_not_mountable_in_a_pod_and_is_left_out():
     assert [m["mountPath"] for m in mounts] == ["/datasets/digits"]
 
 
+@pytest.mark.parametrize(
+    "storage",
+    [
+        {"kind": "pvc", "claim": "d", "sub_path": "../other-tenant"},
+        {"kind": "pvc", "claim": "d", "sub_path": "/abs"},
+        {"kind": "pvc", "claim": "d", "sub_path": "a//b"},
+        {"kind": "pvc"},
+        {"kind": "nfs", "server": "nfs"},
+        {"kind": "host_path", "path": "relative"},
+    ],
+)
+def test_unsafe_or_incomplete_storage_is_not_mounted(storage):
+    mount = DatasetMount("odd", storage)
+    assert unmountable_in_pod([mount]) == ["odd"]
+    assert dataset_volumes([mount]) == ([], [])
+
+
 def test_volume_names_are_dns_labels_for_the_longest_slugs():
     slug = "a" * 30 + "-" + "b" * 29
     volumes, _ = dataset_volumes([DatasetMount(slug, {"kind": "pvc", "claim": "c"})])

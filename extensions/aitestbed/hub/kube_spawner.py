@@ -74,8 +74,9 @@ class PortalKubeSpawner(PolicySpawnerMixin, KubeSpawner):
         settings = pod_settings(flavor, image, project, self.site, datasets)
         for slug in unmountable_in_pod(datasets):
             self.log.warning(
-                "Dataset %s of %s has storage a pod cannot mount (local folder); not mounted. "
-                "Give it pvc, nfs or host_path storage in the settings.",
+                "Dataset %s of %s has storage a pod cannot mount (a local folder, or an "
+                "incomplete or unsafe pvc/nfs/host_path storage); not mounted. Give it pvc, "
+                "nfs or host_path storage in the settings.",
                 slug,
                 self._log_name,
             )

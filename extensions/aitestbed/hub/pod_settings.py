@@ -121,45 +121,54 @@ def storage_volumes(project: str, site: KubeSite) -> tuple[list[dict], list[dict
     return volumes, mounts
 
 
-POD_MOUNTABLE = ("pvc", "nfs", "host_path")
+def _safe_sub_path(sub_path: str) -> bool:
+    parts = sub_path.split("/")
+    return not sub_path.startswith("/") and ".." not in parts and "" not in parts
+
+
+def _pod_source(mount: DatasetMount) -> dict[str, Any] | None:
+    """The read-only volume source of a dataset, or None when a pod cannot mount it."""
+    storage = mount.storage
+    if mount.kind == "pvc" and storage.get("claim"):
+        if storage.get("sub_path") and not _safe_sub_path(storage["sub_path"]):
+            return None
+        return {"persistentVolumeClaim": {"claimName": storage["claim"], "readOnly": True}}
+    if mount.kind == "nfs" and storage.get("server") and storage.get("path"):
+        return {"nfs": {"server": storage["server"], "path": storage["path"], "readOnly": True}}
+    if mount.kind == "host_path" and storage.get("path", "").startswith("/"):
+        return {"hostPath": {"path": storage["path"], "type": "Directory"}}
+    return None
 
 
 def unmountable_in_pod(mounts: Sequence[DatasetMount]) -> list[str]:
-    """Slugs of datasets whose storage a pod cannot mount (``local``: a folder of the
-    portal's machine, for the embedded default only)."""
-    return [m.slug for m in mounts if m.kind not in POD_MOUNTABLE]
+    """Slugs of datasets a pod cannot mount: ``local`` storage (a folder of the portal's
+    machine, for the embedded default only) or incomplete storage (a sub_path with ``..``)."""
+    return [m.slug for m in mounts if _pod_source(m) is None]
 
 
 def dataset_volumes(mounts: Sequence[DatasetMount]) -> tuple[list[dict], list[dict]]:
     """Read-only volumes and mounts at /datasets/<slug> for the datasets a pod can mount.
 
     Every volume is read-only where Kubernetes allows it (PVC and NFS sources) and every
-    volume mount is ``readOnly``; a host path must be an existing directory. Volume names
-    are ``ds-<slug>`` (slugs have at most 60 characters: a valid DNS label). Storage the
-    pod cannot mount (see :func:`unmountable_in_pod`) is left out.
+    volume mount is ``readOnly`` (for a host path, the mount is what makes it read-only);
+    a host path must be an existing directory. Volume names are ``ds-<slug>`` (slugs have
+    at most 60 characters: a valid DNS label). Storage the pod cannot mount (see
+    :func:`unmountable_in_pod`) is left out.
     """
     volumes: list[dict] = []
     volume_mounts: list[dict] = []
     for mount in sorted(mounts, key=lambda m: m.slug):
+        source = _pod_source(mount)
+        if source is None:
+            continue
         name = f"ds-{mount.slug}"
-        storage = mount.storage
         volume_mount: dict[str, Any] = {
             "name": name,
-            "mountPath": f"{MOUNT_ROOT}/{mount.slug}",
+            "mountPath": mount.mount_path,
             "readOnly": True,
         }
-        if mount.kind == "pvc":
-            source = {"persistentVolumeClaim": {"claimName": storage["claim"], "readOnly": True}}
-            if storage.get("sub_path"):
-                volume_mount["subPath"] = storage["sub_path"]
-        elif mount.kind == "nfs":
-            source = {
-                "nfs": {"server": storage["server"], "path": storage["path"], "readOnly": True}
-            }
-        elif mount.kind == "host_path":
-            source = {"hostPath": {"path": storage["path"], "type": "Directory"}}
-        else:
-            continue
+        if mount.kind == "pvc" and mount.storage.get("sub_path"):
+            volume_mount["subPath"] = mount.storage["sub_path"]
         volumes.append({"name": name, **source})
         volume_mounts.append(volume_mount)
     return volumes, volume_mounts
