@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import pathlib
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, date, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -21,6 +22,7 @@ from sqlalchemy import Engine, text
 from aitestbed.portal import queries, schemas
 from aitestbed.portal.access import access_api_router, access_pages_router
 from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity
+from aitestbed.portal.datasets.api import datasets_router
 from aitestbed.portal.db import session_factory
 from aitestbed.portal.deps import CurrentUser, DbSession
 from aitestbed.portal.jobs.api import job_error_handler, jobs_router
@@ -219,6 +221,7 @@ def create_app(
     jobs: JobGateway | None = None,
     poll_interval: float | None = None,
     background: Sequence[BackgroundTask] = (),
+    state_dir: pathlib.Path | None = None,
 ) -> FastAPI:
     """The portal application, mounted under ``prefix`` (ends with a slash).
 
@@ -247,10 +250,12 @@ def create_app(
     app.state.prefix = prefix
     app.state.internal_token = internal_token
     app.state.jobs = jobs
+    app.state.state_dir = state_dir
     app.add_exception_handler(JobError, job_error_handler)
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
     app.include_router(sessions_router(), prefix=prefix.rstrip("/"))
     app.include_router(jobs_router(), prefix=prefix.rstrip("/"))
+    app.include_router(datasets_router(), prefix=prefix.rstrip("/"))
     app.include_router(pages_router(site_name), prefix=prefix.rstrip("/"))
     app.include_router(access_api_router(), prefix=prefix.rstrip("/"))
     app.include_router(access_pages_router(site_name), prefix=prefix.rstrip("/"))

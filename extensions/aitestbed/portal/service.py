@@ -65,6 +65,7 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         jobs=make_gateway(settings, engine),
         poll_interval=settings.jobs.poll_interval_seconds,
         internal_token=os.environ.get("JUPYTERHUB_API_TOKEN"),
+        state_dir=settings.site.state_dir,
         background=[
             lambda: reconcile_forever(
                 sessions,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aitestbed.portal import models
+from aitestbed.portal.export import csv_text
 
 ACTIVE_JOB_STATES = ("PENDING", "RUNNING")  # aitestbed.portal.jobs.states.ACTIVE_STATES
 
@@ -86,12 +85,4 @@ CSV_COLUMNS = (
 
 
 def usage_csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        # A leading =, +, - or @ would be a formula in a spreadsheet: neutralise it.
-        writer.writerow(
-            {k: (f"'{v}" if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in row.items()}
-        )
-    return buffer.getvalue()
+    return csv_text(rows, CSV_COLUMNS)

@@ -337,8 +337,11 @@ def key_path(parts: Any) -> str:
     return text or "(top level)"
 
 
-def _schema_problems(document: Any) -> list[tuple[str, str]]:
-    validator = jsonschema.Draft202012Validator(schema())
+def _schema_problems(document: Any, definition: str | None = None) -> list[tuple[str, str]]:
+    root = schema()
+    if definition:  # one definition of the schema, e.g. a dataset sent to the operator API
+        root = {"$defs": root["$defs"], "$ref": f"#/$defs/{definition}"}
+    validator = jsonschema.Draft202012Validator(root)
     problems = []
     for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path))):
         message = error.message
@@ -477,6 +480,31 @@ def _build_dataset(doc: dict[str, Any], base: Path, state_dir: Path) -> Dataset:
         size_bytes=doc.get("size_bytes"),
         file_count=doc.get("file_count"),
     )
+
+
+class DatasetInvalid(ValueError):
+    """A dataset document is invalid; ``problems`` are (key path, message) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{where}: {what}" for where, what in problems))
+        self.problems = problems
+
+
+def dataset_from_document(
+    doc: Any, *, project_slugs: set[str], state_dir: Path, base: Path | None = None
+) -> Dataset:
+    """One dataset entry, validated exactly as in the settings file (the operator API uses
+    this). Local paths must be absolute when there is no ``base`` folder to resolve them."""
+    problems = [(w, m[:300]) for w, m in _schema_problems(doc, "dataset")]
+    if not problems:
+        problems = _dataset_problems([doc], project_slugs)
+        problems = [(w.removeprefix("datasets[0]."), m) for w, m in problems]
+        path = doc["storage"].get("path", "")
+        if base is None and doc["storage"]["kind"] == "local" and not path.startswith("/"):
+            problems.append(("storage.path", "must be an absolute path."))
+    if problems:
+        raise DatasetInvalid(problems)
+    return _build_dataset(doc, base or Path("/"), state_dir)
 
 
 def _match_problem(rule: dict[str, Any]) -> str | None:
