@@ -11,16 +11,15 @@ from pathlib import Path
 
 import pytest
 import requests
-from aitestbed.portal.db import make_engine, session_factory
 from aitestbed.settings import load_settings
 
-from tests.datasets_support import accept_terms, audit_entries, local_section
+from tests.datasets_support import local_section
 from tests.harness import running_portal, wait_until
 from tests.integration.test_embedded_portal import _api_token, _run_in_session, _start_server
 
 pytestmark = pytest.mark.integration
 
-USERS = {"alice": "alice-pw", "bob": "bob-pw"}
+USERS = {"alice": "alice-pw", "bob": "bob-pw", "olivia": "olivia-pw"}
 # What a notebook does to find a dataset (the notebook package computes the same path).
 READ_IRIS = (
     "import os; from pathlib import Path; "
@@ -64,6 +63,19 @@ def _server_environment(hub_port: int, user: str) -> dict[str, str]:
     raise AssertionError(f"no server process of {user} found")
 
 
+def _audit(portal, action: str) -> list[tuple[str, str, bool, str]]:
+    """The operators' view of the audit log for ``action``, oldest first."""
+    olivia = portal.login("olivia", USERS["olivia"])
+    token = _api_token(portal, olivia, "olivia")
+    entries = requests.get(
+        f"{portal.portal_url}api/dataset-audit",
+        params={"action": action},
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    ).json()
+    return [(e["user"], e["dataset"], e["allowed"], e["project"]) for e in reversed(entries)]
+
+
 def test_sessions_and_jobs_see_exactly_the_allowed_datasets(tmp_path):
     data = tmp_path / "data"
     with running_portal(
@@ -72,7 +84,6 @@ def test_sessions_and_jobs_see_exactly_the_allowed_datasets(tmp_path):
         state = tmp_path / "portal" / "state"
         settings = load_settings(portal.settings_path)
         hub_port = settings.site.hub_port
-        sessions = session_factory(make_engine(settings.site.database_url))
         # A link of an earlier session that is not allowed now, and a file of alice's own.
         alice_datasets = state / "homes" / "alice" / "datasets"
         alice_datasets.mkdir(parents=True)
@@ -88,8 +99,13 @@ def test_sessions_and_jobs_see_exactly_the_allowed_datasets(tmp_path):
         assert "digits is not mounted: accept its terms first" in portal.log()
         _stop(portal, alice, "alice")
 
-        with sessions() as db, db.begin():
-            accept_terms(db, "alice", "digits")
+        accepted = requests.post(
+            f"{portal.portal_url}api/datasets/digits/terms",
+            json={"version": "1"},
+            headers={"Authorization": f"token {token}"},
+            timeout=30,
+        )
+        assert accepted.status_code == 200, accepted.text
         _start_server(portal, alice, "alice", project="acme-vision")
         assert _listing(alice_datasets) == {
             "digits": str(data / "digits"),
@@ -109,15 +125,14 @@ def test_sessions_and_jobs_see_exactly_the_allowed_datasets(tmp_path):
         # The dataset files are the same for everyone and cannot be written through a link
         # by accident (they are read-only on disk; see the embedded mode's limits).
 
-        with sessions() as db:
-            assert audit_entries(db, "mount") == [
-                ("alice", "iris", True, "acme-vision"),
-                ("alice", "digits", False, "acme-vision"),
-                ("alice", "digits", True, "acme-vision"),
-                ("alice", "iris", True, "acme-vision"),
-                ("bob", "iris", True, "uni-nlp"),
-                ("bob", "wine", True, "uni-nlp"),
-            ]
+        assert _audit(portal, "mount") == [
+            ("alice", "iris", True, "acme-vision"),
+            ("alice", "digits", False, "acme-vision"),
+            ("alice", "digits", True, "acme-vision"),
+            ("alice", "iris", True, "acme-vision"),
+            ("bob", "iris", True, "uni-nlp"),
+            ("bob", "wine", True, "uni-nlp"),
+        ]
 
         # A job through the hub with the notebook CLI reads its dataset the same way.
         env = {
