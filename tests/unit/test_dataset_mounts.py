@@ -293,3 +293,62 @@ def test_no_container_means_no_binds_in_the_script():
     script = render(spec, job_uid="u1", dataset_binds=[("/x", "/datasets/iris")])
     assert _exec_words(script) == ["python", "train.py"]
     assert "/datasets" not in script
+
+
+# -- the local spawner puts it together -------------------------------------------------
+
+
+def _local_spawner(tmp_path):
+    from types import SimpleNamespace
+
+    from aitestbed.hub.local_spawner import PortalLocalSpawner
+    from jupyterhub.objects import Server
+
+    user = SimpleNamespace(
+        name="alice", id=1, url="/user/alice/", escaped_name="alice", server=Server()
+    )
+    return PortalLocalSpawner(
+        user=user,
+        orm_spawner=None,
+        home_dir_template=str(tmp_path / "homes" / "{username}"),
+        projects_root=str(tmp_path / "projects"),
+    )
+
+
+def test_local_spawner_links_sets_the_environment_and_tells_what_is_missing(tmp_path):
+    (tmp_path / "data" / "iris").mkdir(parents=True)
+    spawner = _local_spawner(tmp_path)
+    datasets = [
+        _local("iris", tmp_path / "data" / "iris"),
+        _local("gone", tmp_path / "nothing"),
+        PVC,
+    ]
+    spawner.apply_session(CPU, IMAGE, "acme-vision", datasets)
+    home = tmp_path / "homes" / "alice"
+    assert spawner.session_environment["AITESTBED_DATASETS_DIR"] == str(home / "datasets")
+    assert spawner.session_environment["AITESTBED_DATASETS"] == "iris"
+    assert spawner.session_environment["AITESTBED_PROJECT"] == "acme-vision"
+    assert [p.name for p in (home / "datasets").iterdir()] == ["iris"]
+    assert [n.split(":")[0] for n in spawner.dataset_notes] == [
+        "digits is not mounted",
+        "gone is not mounted",
+    ]
+    # The next start of the same spawner with no datasets: nothing is left over.
+    spawner.dataset_notes = []
+    spawner.apply_session(CPU, IMAGE, "acme-vision", [])
+    assert spawner.session_environment["AITESTBED_DATASETS"] == ""
+    assert list((home / "datasets").iterdir()) == []
+
+
+def test_a_user_folder_in_the_way_refuses_the_start_with_a_message(tmp_path):
+    from tornado import web
+
+    (tmp_path / "data" / "iris").mkdir(parents=True)
+    (tmp_path / "homes" / "alice" / "datasets" / "iris").mkdir(parents=True)
+    spawner = _local_spawner(tmp_path)
+    with pytest.raises(web.HTTPError) as error:
+        spawner.apply_session(
+            CPU, IMAGE, "acme-vision", [_local("iris", tmp_path / "data" / "iris")]
+        )
+    assert error.value.status_code == 409
+    assert "rename it" in error.value.log_message

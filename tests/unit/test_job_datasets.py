@@ -55,6 +55,7 @@ def test_an_allowed_local_job_reads_exactly_its_datasets(local):
     response = bob.submit(project="uni-nlp", command=READ_IRIS, datasets=["iris", "wine"])
     assert response.status_code == 201, response.text
     job = response.json()
+    assert job["datasets"] == ["iris", "wine"]
     done = wait_for_state(local["gateway"], bob, job["id"], FINAL)
     assert (done["state"], done["exit_code"]) == ("COMPLETED", 0), bob.logs(job["id"]).json()
     text = bob.logs(job["id"]).json()["text"]

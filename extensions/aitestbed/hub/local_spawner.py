@@ -55,6 +55,11 @@ class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
             **local_environment(flavor, image, project, folder),
             **local_datasets_environment(datasets_dir, linked),
         }
+        for slug in sorted({d.slug for d in datasets} - set(linked)):
+            self.dataset_notes = [
+                *self.dataset_notes,
+                f"{slug} is not mounted: its files are not on this machine (tell the operators)",
+            ]
 
     def get_env(self):
         env = super().get_env()

@@ -218,7 +218,11 @@ class PolicySpawnerMixin(LoggingConfigurable):
         self.dataset_notes = refusal_messages(record.get("refused_datasets"))
         for note in self.dataset_notes:
             self.log.info("%s: %s", self._log_name, note)
-        self.apply_session(flavor, image, chosen["project"], datasets)
+        try:
+            self.apply_session(flavor, image, chosen["project"], datasets)
+        except BaseException:
+            await self.close_session()  # the portal recorded a session that never starts
+            raise
 
     async def close_session(self) -> None:
         if self.session_record_id is None:

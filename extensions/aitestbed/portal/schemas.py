@@ -191,6 +191,10 @@ class JobOut(BaseModel):
     started_at: datetime | None
     ended_at: datetime | None
     gpu_hours_charged: float | None
+    datasets: list[str] = Field(
+        default_factory=list,
+        description="Datasets the job reads, at $AITESTBED_DATASETS_DIR/<slug>.",
+    )
 
 
 class JobLogs(BaseModel):
