@@ -116,8 +116,20 @@ def test_sessions_and_jobs_see_exactly_the_allowed_datasets(tmp_path):
         assert env["AITESTBED_DATASETS"] == "digits,iris"
 
         bob = portal.login("bob", USERS["bob"])
-        _start_server(portal, bob, "bob", project="uni-nlp")
         bob_datasets = state / "homes" / "bob" / "datasets"
+        (bob_datasets / "wine").mkdir(parents=True)  # bob's own folder, in the way
+        (bob_datasets / "wine" / "mine.csv").write_text("mine")
+        blocked = bob.post(
+            f"{portal.url}/hub/api/users/bob/server", json={"project": "uni-nlp"}, timeout=90
+        )
+        assert blocked.status_code == 409, blocked.text
+        assert "is not the link to the dataset 'wine'; rename it" in blocked.json()["message"]
+        assert (bob_datasets / "wine" / "mine.csv").read_text() == "mine"
+        bob_token = {"Authorization": f"token {_api_token(portal, bob, 'bob')}"}
+        usage = requests.get(f"{portal.portal_url}api/usage", headers=bob_token, timeout=30)
+        assert {u["slug"]: u["running_sessions"] for u in usage.json()}["uni-nlp"] == 0
+        (bob_datasets / "wine").rename(state / "homes" / "bob" / "my-wine")
+        _start_server(portal, bob, "bob", project="uni-nlp")
         assert _listing(bob_datasets) == {"iris": str(data / "iris"), "wine": str(data / "wine")}
         env = _server_environment(hub_port, "bob")
         assert env["AITESTBED_DATASETS_DIR"] == str(bob_datasets)
@@ -130,6 +142,9 @@ def test_sessions_and_jobs_see_exactly_the_allowed_datasets(tmp_path):
             ("alice", "digits", False, "acme-vision"),
             ("alice", "digits", True, "acme-vision"),
             ("alice", "iris", True, "acme-vision"),
+            # the decisions of bob's blocked start are recorded too (decided, then blocked)
+            ("bob", "iris", True, "uni-nlp"),
+            ("bob", "wine", True, "uni-nlp"),
             ("bob", "iris", True, "uni-nlp"),
             ("bob", "wine", True, "uni-nlp"),
         ]
