@@ -7,6 +7,8 @@ In a notebook session::
     aitestbed.PortalClient().me()      # the same, as data
     aitestbed.jobs.submit(["python", "train.py"], gpus=1)   # batch jobs (see aitestbed.jobs)
     aitestbed.job_launcher(); aitestbed.job_monitor()      # the same, as widgets
+    aitestbed.datasets.list(); aitestbed.datasets.path("iris")  # datasets (aitestbed.datasets)
+    aitestbed.datasets.browser()        # search, terms, previews, code to load, as a widget
 
 Subpackages by where they run: ``aitestbed.notebook`` (in every user session),
 ``aitestbed.hub`` (inside JupyterHub), ``aitestbed.portal`` (the portal service),
@@ -18,7 +20,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PortalClient", "PortalError", "job_launcher", "job_monitor", "jobs", "quota_panel"]
+__all__ = [
+    "PortalClient",
+    "PortalError",
+    "datasets",
+    "job_launcher",
+    "job_monitor",
+    "jobs",
+    "quota_panel",
+]
 
 _LAZY = {
     "PortalClient": "aitestbed.notebook.client",
@@ -27,6 +37,7 @@ _LAZY = {
     "job_launcher": "aitestbed.notebook.job_widgets",
     "job_monitor": "aitestbed.notebook.job_widgets",
 }
+_MODULES = {"jobs": "aitestbed.notebook.jobs", "datasets": "aitestbed.notebook.datasets"}
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -37,10 +48,10 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "jobs":
+    if name in _MODULES:
         import importlib
 
-        return importlib.import_module("aitestbed.notebook.jobs")
+        return importlib.import_module(_MODULES[name])
     if name in _LAZY:
         import importlib
 

@@ -64,6 +64,25 @@ MATRIX: dict[str, dict[str, Any]] = {
         "gpuNodes": {"enabled": False},
         "scheduling": {"placeholders": {"enabled": True, "replicas": 2}},
     },
+    "datasets": {
+        "settings": {
+            "datasets": [
+                {
+                    "slug": "imagenet-1k",
+                    "title": "ImageNet-1k",
+                    "visibility": "public",
+                    "storage": {"kind": "pvc", "claim": "datasets-ro", "sub_path": "imagenet"},
+                },
+                {
+                    "slug": "notes",
+                    "title": "Clinical notes",
+                    "visibility": "public",
+                    "terms": {"version": "1", "text": "Research only."},
+                    "storage": {"kind": "nfs", "server": "nfs.example.org", "path": "/export/n"},
+                },
+            ]
+        }
+    },
     # Everything optional switched on at once, for the scanners.
     "everything": {
         "singleuser": {"networkPolicy": {"egressCIDRs": ["0.0.0.0/0"]}},

@@ -163,4 +163,13 @@ def test_openapi_documents_every_api_route(client):
         "api/access-requests/{request_id}",
         "api/access-requests/{request_id}/approve",
         "api/access-requests/{request_id}/decline",
+        "api/datasets",
+        "api/datasets/{slug}",
+        "api/datasets/{slug}/terms",
+        "api/datasets/{slug}/files",
+        "api/datasets/{slug}/preview",
+        "api/datasets/{slug}/grants",
+        "api/datasets/{slug}/grants/{project}",
+        "api/dataset-audit",
+        "api/dataset-audit.csv",
     }

@@ -20,11 +20,24 @@ DEFAULT_TIMEOUT = 10.0
 
 
 class PortalError(RuntimeError):
-    """The portal could not be reached or refused the request; the message says why."""
+    """The portal could not be reached or refused the request; the message says why.
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    ``detail`` is the portal's own message and ``code`` its machine-readable reason, where
+    the answer carried them (``{"detail": {"code": ..., "message": ...}}``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        *,
+        code: str | None = None,
+        detail: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.code = code
+        self.detail = detail if detail is not None else message
 
 
 def discover_portal_url(environ: dict[str, str] | None = None) -> str:
@@ -85,9 +98,14 @@ class PortalClient:
                 detail = response.json().get("detail", response.text)
             except ValueError:
                 detail = response.text[:200]
+            code = None
+            if isinstance(detail, dict) and "message" in detail:
+                code, detail = detail.get("code"), str(detail["message"])
             raise PortalError(
                 f"The portal refused {path} ({response.status_code}): {detail}",
                 status=response.status_code,
+                code=code,
+                detail=detail if isinstance(detail, str) else str(detail),
             )
         return response.json()
 
@@ -127,6 +145,36 @@ class PortalClient:
 
     def job_logs(self, job_id: int, tail_bytes: int = 65536) -> dict[str, Any]:
         return self._get(f"api/jobs/{int(job_id)}/logs", tail_bytes=tail_bytes)
+
+    # -- datasets (the friendlier API is aitestbed.datasets) ------------------------------
+
+    def datasets(
+        self, q: str = "", tag: str | None = None, limit: int = 50, offset: int = 0
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"q": q, "limit": limit, "offset": offset}
+        if tag:
+            params["tag"] = tag
+        return self._get("api/datasets", **params)
+
+    def dataset(self, slug: str) -> dict[str, Any]:
+        return self._get(f"api/datasets/{_segment(slug)}")
+
+    def accept_dataset_terms(self, slug: str, version: str) -> dict[str, Any]:
+        return self._post(f"api/datasets/{_segment(slug)}/terms", {"version": version})
+
+    def dataset_files(self, slug: str, path: str = "") -> dict[str, Any]:
+        return self._request("GET", f"api/datasets/{_segment(slug)}/files", params={"path": path})
+
+    def dataset_preview(self, slug: str, path: str, rows: int = 20) -> dict[str, Any]:
+        params = {"path": path, "rows": rows}
+        return self._request("GET", f"api/datasets/{_segment(slug)}/preview", params=params)
+
+
+def _segment(value: str) -> str:
+    """One URL path segment: a slug can never reach another endpoint."""
+    if str(value) in ("", ".", ".."):  # the URL library would resolve these away
+        raise PortalError(f"{value!r} is not a dataset name.")
+    return requests.utils.quote(str(value), safe="")
 
 
 def allocation_elapsed(valid_from: str, valid_until: str, today: date | None = None) -> float:

@@ -323,7 +323,6 @@ class Dataset(Base):
     slug: Mapped[str] = mapped_column(String(60), unique=True)
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     license: Mapped[str] = mapped_column(String(100), default="")
     version: Mapped[str] = mapped_column(String(32), default="1")
     visibility: Mapped[str] = mapped_column(String(16), default="granted")
@@ -341,6 +340,34 @@ class Dataset(Base):
     grants: Mapped[list[DatasetGrant]] = relationship(
         back_populates="dataset", cascade="all, delete-orphan"
     )
+    tag_rows: Mapped[list[DatasetTag]] = relationship(
+        cascade="all, delete-orphan", order_by="DatasetTag.position"
+    )
+
+    @property
+    def tags(self) -> list[str]:
+        """The tags in the order the operator gave them (one indexed row each, for search)."""
+        return [row.tag for row in self.tag_rows]
+
+    @tags.setter
+    def tags(self, tags: list[str]) -> None:
+        # Keep the rows of tags that stay (a tag is unique per dataset), add the new ones.
+        kept = {row.tag: row for row in self.tag_rows if row.tag in tags}
+        self.tag_rows = [kept.get(tag) or DatasetTag(tag=tag) for tag in tags]
+        for position, row in enumerate(self.tag_rows):
+            row.position = position
+
+
+class DatasetTag(Base):
+    """One tag of a dataset: the catalog's tag filter and tag counts are indexed queries."""
+
+    __tablename__ = "dataset_tags"
+
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class DatasetGrant(Base):

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 from sqlalchemy import Engine
 
+from aitestbed.portal.datasets.demo import ensure_demo_datasets
 from aitestbed.portal.db import make_engine, migrate, session_factory, transaction
 from aitestbed.portal.seed import sync_settings
 from aitestbed.settings import Settings
@@ -16,7 +17,11 @@ log = logging.getLogger("aitestbed.portal")
 
 
 def prepare_database(settings: Settings) -> Engine:
-    """Migrate the portal database to the current schema and apply the site settings."""
+    """Migrate the portal database to the current schema and apply the site settings.
+
+    Demo datasets are written first, so that the settings sync measures their size.
+    """
+    ensure_demo_datasets(settings.datasets)
     engine = make_engine(settings.site.database_url)
     migrate(engine)
     with transaction(session_factory(engine)) as session:

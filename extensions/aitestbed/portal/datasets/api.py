@@ -10,16 +10,15 @@ datasets do not leak.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import String, and_, cast, func, or_, select, true
+from sqlalchemy import Select, and_, func, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from aitestbed import settings as site_settings
@@ -37,6 +36,7 @@ from aitestbed.portal.datasets.access import (
 from aitestbed.portal.deps import CurrentUser, DbSession
 from aitestbed.portal.export import csv_text
 from aitestbed.portal.seed import folder_size, get_or_create_user, storage_fields
+from aitestbed.portal.usage import as_utc
 
 DATASET_SLUG = r"^[a-z0-9]([a-z0-9-]{0,58}[a-z0-9])?$"
 PROJECT_SLUG = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -181,7 +181,7 @@ def _summary_fields(row: models.Dataset, viewer: Viewer) -> dict[str, Any]:
         "slug": row.slug,
         "title": row.title,
         "description": row.description,
-        "tags": list(row.tags or []),
+        "tags": row.tags,
         "license": row.license,
         "version": row.version,
         "visibility": row.visibility,
@@ -211,21 +211,37 @@ def _visible(viewer: Viewer):
     )
 
 
+def _with_tag(condition):
+    return models.Dataset.id.in_(select(models.DatasetTag.dataset_id).where(condition))
+
+
 def _matches(words: list[str], tag: str | None):
     conditions = []
-    tags_text = func.lower(cast(models.Dataset.tags, String))
     for word in words:
         conditions.append(
             or_(
                 func.lower(models.Dataset.slug).contains(word, autoescape=True),
                 func.lower(models.Dataset.title).contains(word, autoescape=True),
                 func.lower(models.Dataset.description).contains(word, autoescape=True),
-                tags_text.contains(word, autoescape=True),
+                _with_tag(models.DatasetTag.tag.contains(word, autoescape=True)),
             )
         )
     if tag:
-        conditions.append(cast(models.Dataset.tags, String).contains(f'"{tag}"', autoescape=True))
+        conditions.append(_with_tag(models.DatasetTag.tag == tag))
     return and_(true(), *conditions)
+
+
+def _tag_counts(session: Session, condition) -> list[TagCount]:
+    """Tags of the datasets matching ``condition``, most used first."""
+    matching = select(models.Dataset.id).where(condition)
+    count = func.count().label("count")
+    rows = session.execute(
+        select(models.DatasetTag.tag, count)
+        .where(models.DatasetTag.dataset_id.in_(matching))
+        .group_by(models.DatasetTag.tag)
+        .order_by(count.desc(), models.DatasetTag.tag)
+    )
+    return [TagCount(tag=tag, count=n) for tag, n in rows]
 
 
 def _require_operator(session: Session, identity, what: str) -> None:
@@ -243,7 +259,7 @@ def _visible_or_404(session: Session, viewer: Viewer, slug: str) -> models.Datas
 def _accepted_at(session: Session, row: models.Dataset, user: str) -> datetime | None:
     if not row.terms_version:
         return None
-    return session.scalar(
+    when = session.scalar(
         select(models.TermsAcceptance.accepted_at)
         .join(models.User, models.User.id == models.TermsAcceptance.user_id)
         .where(
@@ -252,6 +268,7 @@ def _accepted_at(session: Session, row: models.Dataset, user: str) -> datetime |
             models.User.name == user,
         )
     )
+    return as_utc(when) if when else None
 
 
 def _detail(session: Session, row: models.Dataset, viewer: Viewer) -> DatasetDetail:
@@ -301,7 +318,7 @@ def _document(row: models.Dataset) -> dict[str, Any]:
         "slug": row.slug,
         "title": row.title,
         "description": row.description,
-        "tags": list(row.tags or []),
+        "tags": row.tags,
         "license": row.license,
         "version": row.version,
         "visibility": row.visibility,
@@ -354,13 +371,14 @@ def _grant_out(grant: models.DatasetGrant) -> GrantOut:
 
 
 def _audit_query(
-    user: str | None,
-    dataset: str | None,
-    action: str | None,
-    allowed: bool | None,
-    since: datetime | None,
-    until: datetime | None,
+    user: UserFilter = None,
+    dataset: DatasetFilter = None,
+    action: ActionFilter = None,
+    allowed: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ):
+    """The audit entries the filters select, newest first (a FastAPI dependency)."""
     query = select(models.DatasetAuditEntry)
     if user:
         query = query.where(models.DatasetAuditEntry.user == user)
@@ -377,8 +395,12 @@ def _audit_query(
     return query.order_by(models.DatasetAuditEntry.id.desc())
 
 
+AuditQuery = Annotated[Select, Depends(_audit_query)]
+
+
 def _audit_out(entry: models.DatasetAuditEntry) -> AuditEntryOut:
-    return AuditEntryOut.model_validate(entry, from_attributes=True)
+    out = AuditEntryOut.model_validate(entry, from_attributes=True)
+    return out.model_copy(update={"at": as_utc(entry.at)})
 
 
 # -- the router ----------------------------------------------------------------------------
@@ -416,22 +438,17 @@ def datasets_router() -> APIRouter:
             .order_by(models.Dataset.slug)
             .limit(limit)
             .offset(offset)
-            .options(selectinload(models.Dataset.grants).selectinload(models.DatasetGrant.project))
+            .options(
+                selectinload(models.Dataset.grants).selectinload(models.DatasetGrant.project),
+                selectinload(models.Dataset.tag_rows),
+            )
         ).all()
-        counts = Counter(
-            t
-            for tags in session.scalars(select(models.Dataset.tags).where(condition))
-            for t in tags
-        )
         page = DatasetPage(
             total=total or 0,
             limit=limit,
             offset=offset,
             items=[DatasetSummary(**_summary_fields(r, viewer)) for r in rows],
-            tags=[
-                TagCount(tag=t, count=c)
-                for t, c in sorted(counts.items(), key=lambda i: (-i[1], i[0]))
-            ],
+            tags=_tag_counts(session, condition),
         )
         audit(
             session,
@@ -729,18 +746,12 @@ def datasets_router() -> APIRouter:
     def audit_log(
         identity: CurrentUser,
         session: DbSession,
-        user: UserFilter = None,
-        dataset: DatasetFilter = None,
-        action: ActionFilter = None,
-        allowed: bool | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        query: AuditQuery,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> list[AuditEntryOut]:
         """Access decisions about datasets, newest first (operators)."""
         _require_operator(session, identity, "read the dataset audit log")
-        query = _audit_query(user, dataset, action, allowed, since, until)
         return [_audit_out(e) for e in session.scalars(query.limit(limit).offset(offset))]
 
     @router.get(
@@ -751,16 +762,11 @@ def datasets_router() -> APIRouter:
     def audit_csv(
         identity: CurrentUser,
         session: DbSession,
-        user: UserFilter = None,
-        dataset: DatasetFilter = None,
-        action: ActionFilter = None,
-        allowed: bool | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        query: AuditQuery,
     ) -> PlainTextResponse:
         """The audit log as CSV (operators), with the same filters."""
         _require_operator(session, identity, "export the dataset audit log")
-        entries = session.scalars(_audit_query(user, dataset, action, allowed, since, until))
+        entries = session.scalars(query)
         rows = [_audit_out(e).model_dump(mode="json") for e in entries]
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         return PlainTextResponse(

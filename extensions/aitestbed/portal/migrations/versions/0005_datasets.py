@@ -21,7 +21,6 @@ def upgrade() -> None:
         sa.Column("slug", sa.String(length=60), nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
-        sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("license", sa.String(length=100), nullable=False),
         sa.Column("version", sa.String(length=32), nullable=False),
         sa.Column("visibility", sa.String(length=16), nullable=False),
@@ -38,6 +37,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_datasets")),
         sa.UniqueConstraint("slug", name=op.f("uq_datasets_slug")),
     )
+    op.create_table(
+        "dataset_tags",
+        sa.Column("dataset_id", sa.Integer(), nullable=False),
+        sa.Column("tag", sa.String(length=40), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["dataset_id"],
+            ["datasets.id"],
+            name=op.f("fk_dataset_tags_dataset_id_datasets"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("dataset_id", "tag", name=op.f("pk_dataset_tags")),
+    )
+    op.create_index(op.f("ix_dataset_tags_tag"), "dataset_tags", ["tag"], unique=False)
     op.create_table(
         "dataset_grants",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -116,4 +129,5 @@ def downgrade() -> None:
     op.drop_table("dataset_audit")
     op.drop_table("dataset_terms_acceptances")
     op.drop_table("dataset_grants")
+    op.drop_table("dataset_tags")
     op.drop_table("datasets")
