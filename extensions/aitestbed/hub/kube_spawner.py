@@ -16,15 +16,23 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from kubespawner import KubeSpawner
 from traitlets import Dict, Float
 
 from aitestbed.hub.capacity import free_capacity
-from aitestbed.hub.pod_settings import KubeSite, flavor_demand, lifetime_seconds, pod_settings
+from aitestbed.hub.pod_settings import (
+    KubeSite,
+    flavor_demand,
+    lifetime_seconds,
+    pod_settings,
+    unmountable_in_pod,
+)
 from aitestbed.hub.policy_spawner import PolicySpawnerMixin
 from aitestbed.policy.model import FlavorSpec, ImageSpec
+from aitestbed.policy.mounts import DatasetMount
 
 LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 
@@ -56,8 +64,27 @@ class PortalKubeSpawner(PolicySpawnerMixin, KubeSpawner):
             fields["gpu_tolerations"] = tuple(fields["gpu_tolerations"])
         return KubeSite(**fields)
 
-    def apply_session(self, flavor: FlavorSpec, image: ImageSpec, project: str) -> None:
-        settings = pod_settings(flavor, image, project, self.site)
+    def apply_session(
+        self,
+        flavor: FlavorSpec,
+        image: ImageSpec,
+        project: str,
+        datasets: Sequence[DatasetMount] = (),
+    ) -> None:
+        settings = pod_settings(flavor, image, project, self.site, datasets)
+        for slug in unmountable_in_pod(datasets):
+            self.log.warning(
+                "Dataset %s of %s has storage a pod cannot mount (a local folder, or an "
+                "incomplete or unsafe pvc/nfs/host_path storage); not mounted. Give it pvc, "
+                "nfs or host_path storage in the settings.",
+                slug,
+                self._log_name,
+            )
+            self.dataset_notes = [
+                *self.dataset_notes,
+                f"{slug} is not mounted: its storage is not reachable from the cluster "
+                "(tell the operators)",
+            ]
         # The configured environment (e.g. the portal's URL) stays; the session's is
         # added to that, never to the previous session's.
         if self._configured_environment is None:

@@ -1,11 +1,24 @@
 """What a session becomes in the embedded default: the same decisions as on Kubernetes, as
-environment and folders of a local process. No GPU is visible to a CPU flavor."""
+environment and folders of a local process. No GPU is visible to a CPU flavor.
+
+Datasets: ``~/datasets/<slug>`` is a link to each allowed dataset's folder on this machine
+(what ``/datasets/<slug>`` is in a pod), and ``AITESTBED_DATASETS_DIR`` says where that is.
+The files themselves are read-only on disk, but every session runs as the hub's own Unix
+user, who could make them writable again or read any dataset folder directly: the embedded
+default does not isolate users (it is for one trusted team or a course on one server).
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from aitestbed.policy.model import FlavorSpec, ImageSpec
+from aitestbed.policy.mounts import DatasetMount, datasets_environment
+
+log = logging.getLogger(__name__)
+LOCAL_KINDS = ("local", "host_path")  # storage with a folder on this machine
 
 
 def local_environment(
@@ -45,3 +58,51 @@ def link_project_folder(home: Path, folder: Path) -> Path:
             )
     link.symlink_to(folder, target_is_directory=True)
     return link
+
+
+def link_datasets(home: Path, datasets: Sequence[DatasetMount]) -> tuple[Path, list[str]]:
+    """Make ``~/datasets`` hold links to exactly ``datasets``; returns the folder and the
+    linked slugs.
+
+    Links of earlier sessions that are not allowed now are removed. Real files or folders
+    of the user there are never deleted: one in the place of a dataset to link refuses the
+    start with a message saying what to rename; others are left alone. A dataset whose
+    storage has no folder on this machine (pvc, nfs) or whose folder does not exist is not
+    linked (and logged).
+    """
+    folder = home / "datasets"
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise FileExistsError(
+            f"{folder} exists and is not a folder; rename it so that your datasets can "
+            "appear there."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    targets: dict[str, Path] = {}
+    for mount in datasets:
+        path = mount.storage.get("path")
+        if mount.kind not in LOCAL_KINDS or not path:
+            log.warning("Dataset %s: %s storage has no folder here.", mount.slug, mount.kind)
+            continue
+        if not Path(path).is_dir():
+            log.warning("Dataset %s: its folder %s does not exist; not linked.", mount.slug, path)
+            continue
+        targets[mount.slug] = Path(path)
+    for entry in folder.iterdir():
+        if entry.is_symlink():
+            target = targets.get(entry.name)
+            if target is None or entry.resolve() != target.resolve():
+                entry.unlink()
+        elif entry.name in targets:
+            raise FileExistsError(
+                f"{entry} exists and is not the link to the dataset {entry.name!r}; "
+                "rename it to use the dataset."
+            )
+    for slug, target in targets.items():
+        link = folder / slug
+        if not link.is_symlink():
+            link.symlink_to(target, target_is_directory=True)
+    return folder, sorted(targets)
+
+
+def local_datasets_environment(folder: Path, slugs: Sequence[str]) -> dict[str, str]:
+    return datasets_environment(str(folder), slugs)

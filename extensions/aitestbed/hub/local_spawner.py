@@ -1,21 +1,32 @@
 """The embedded default's session spawner: local processes, no Unix accounts needed.
 
 Each user gets a home folder under the state directory and a JupyterLab process running as
-the hub's own user; the project's folder appears as ``~/project``. This gives no isolation
-between users: it is for evaluation, development and a small course on one trusted server,
-never for tenants who must not see each other (use the Kubernetes mode for that).
+the hub's own user; the project's folder appears as ``~/project`` and each dataset the user
+may use in the session's project as ``~/datasets/<slug>`` (a link to its read-only files).
+This gives no isolation between users: it is for evaluation, development and a small course
+on one trusted server, never for tenants who must not see each other (use the Kubernetes
+mode for that).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
+from tornado import web
 from traitlets import Dict, Unicode
 
-from aitestbed.hub.local_settings import link_project_folder, local_environment, project_folder
+from aitestbed.hub.local_settings import (
+    link_datasets,
+    link_project_folder,
+    local_datasets_environment,
+    local_environment,
+    project_folder,
+)
 from aitestbed.hub.policy_spawner import PolicySpawnerMixin
 from aitestbed.policy.model import FlavorSpec, ImageSpec
+from aitestbed.policy.mounts import DatasetMount
 
 
 class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
@@ -27,10 +38,28 @@ class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
     ).tag(config=True)
     session_environment = Dict(help="Environment of the admitted session (set per start).")
 
-    def apply_session(self, flavor: FlavorSpec, image: ImageSpec, project: str) -> None:
+    def apply_session(
+        self,
+        flavor: FlavorSpec,
+        image: ImageSpec,
+        project: str,
+        datasets: Sequence[DatasetMount] = (),
+    ) -> None:
         folder = project_folder(Path(self.projects_root), project)
-        link_project_folder(Path(self.home_dir), folder)
-        self.session_environment = local_environment(flavor, image, project, folder)
+        try:
+            link_project_folder(Path(self.home_dir), folder)
+            datasets_dir, linked = link_datasets(Path(self.home_dir), datasets)
+        except FileExistsError as error:
+            raise web.HTTPError(409, str(error)) from None
+        self.session_environment = {
+            **local_environment(flavor, image, project, folder),
+            **local_datasets_environment(datasets_dir, linked),
+        }
+        for slug in sorted({d.slug for d in datasets} - set(linked)):
+            self.dataset_notes = [
+                *self.dataset_notes,
+                f"{slug} is not mounted: its files are not on this machine (tell the operators)",
+            ]
 
     def get_env(self):
         env = super().get_env()

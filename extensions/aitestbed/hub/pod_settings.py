@@ -1,5 +1,6 @@
-"""What a session becomes on Kubernetes: pure functions from flavor, image and project to
-KubeSpawner settings (the trait values KubeSpawner turns into the pod).
+"""What a session becomes on Kubernetes: pure functions from flavor, image, project and the
+datasets the portal allowed to KubeSpawner settings (the trait values KubeSpawner turns
+into the pod).
 
 Every start sets every key below, so nothing leaks from one user's previous choice into the
 next pod (a CPU flavor after a GPU flavor gets an empty ``extra_resource_limits``).
@@ -8,11 +9,13 @@ next pod (a CPU flavor after a GPU flavor gets an empty ``extra_resource_limits`
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aitestbed.hub.capacity import FlavorDemand
 from aitestbed.policy.model import FlavorSpec, ImageSpec
+from aitestbed.policy.mounts import MOUNT_ROOT, DatasetMount, datasets_environment
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
@@ -118,6 +121,59 @@ def storage_volumes(project: str, site: KubeSite) -> tuple[list[dict], list[dict
     return volumes, mounts
 
 
+def _safe_sub_path(sub_path: str) -> bool:
+    parts = sub_path.split("/")
+    return not sub_path.startswith("/") and ".." not in parts and "" not in parts
+
+
+def _pod_source(mount: DatasetMount) -> dict[str, Any] | None:
+    """The read-only volume source of a dataset, or None when a pod cannot mount it."""
+    storage = mount.storage
+    if mount.kind == "pvc" and storage.get("claim"):
+        if storage.get("sub_path") and not _safe_sub_path(storage["sub_path"]):
+            return None
+        return {"persistentVolumeClaim": {"claimName": storage["claim"], "readOnly": True}}
+    if mount.kind == "nfs" and storage.get("server") and storage.get("path"):
+        return {"nfs": {"server": storage["server"], "path": storage["path"], "readOnly": True}}
+    if mount.kind == "host_path" and storage.get("path", "").startswith("/"):
+        return {"hostPath": {"path": storage["path"], "type": "Directory"}}
+    return None
+
+
+def unmountable_in_pod(mounts: Sequence[DatasetMount]) -> list[str]:
+    """Slugs of datasets a pod cannot mount: ``local`` storage (a folder of the portal's
+    machine, for the embedded default only) or incomplete storage (a sub_path with ``..``)."""
+    return [m.slug for m in mounts if _pod_source(m) is None]
+
+
+def dataset_volumes(mounts: Sequence[DatasetMount]) -> tuple[list[dict], list[dict]]:
+    """Read-only volumes and mounts at /datasets/<slug> for the datasets a pod can mount.
+
+    Every volume is read-only where Kubernetes allows it (PVC and NFS sources) and every
+    volume mount is ``readOnly`` (for a host path, the mount is what makes it read-only);
+    a host path must be an existing directory. Volume names are ``ds-<slug>`` (slugs have
+    at most 60 characters: a valid DNS label). Storage the pod cannot mount (see
+    :func:`unmountable_in_pod`) is left out.
+    """
+    volumes: list[dict] = []
+    volume_mounts: list[dict] = []
+    for mount in sorted(mounts, key=lambda m: m.slug):
+        source = _pod_source(mount)
+        if source is None:
+            continue
+        name = f"ds-{mount.slug}"
+        volume_mount: dict[str, Any] = {
+            "name": name,
+            "mountPath": mount.mount_path,
+            "readOnly": True,
+        }
+        if mount.kind == "pvc" and mount.storage.get("sub_path"):
+            volume_mount["subPath"] = mount.storage["sub_path"]
+        volumes.append({"name": name, **source})
+        volume_mounts.append(volume_mount)
+    return volumes, volume_mounts
+
+
 def security_settings() -> dict[str, Any]:
     """Non-root, no privilege escalation, no capabilities, the runtime's seccomp profile."""
     return {
@@ -147,18 +203,26 @@ def security_settings() -> dict[str, Any]:
 
 
 def pod_settings(
-    flavor: FlavorSpec, image: ImageSpec, project: str, site: KubeSite | None = None
+    flavor: FlavorSpec,
+    image: ImageSpec,
+    project: str,
+    site: KubeSite | None = None,
+    datasets: Sequence[DatasetMount] = (),
 ) -> dict[str, Any]:
-    """KubeSpawner trait values for one session of ``flavor`` x ``image`` in ``project``."""
+    """KubeSpawner trait values for one session of ``flavor`` x ``image`` in ``project``,
+    with ``datasets`` (the portal's decision at admission) mounted read-only."""
     site = site or KubeSite()
     limits = gpu_limits(flavor)
     shm_volumes, shm_mounts = shm_volume(flavor)
     store_volumes, store_mounts = storage_volumes(project, site)
+    data_volumes, data_mounts = dataset_volumes(datasets)
+    skipped = set(unmountable_in_pod(datasets))
     environment = {
         "AITESTBED_PROJECT": project,
         "AITESTBED_FLAVOR": flavor.slug,
         "AITESTBED_IMAGE": image.slug,
         "CPU_LIMIT": f"{flavor.cpu:g}",
+        **datasets_environment(MOUNT_ROOT, [d.slug for d in datasets if d.slug not in skipped]),
     }
     if flavor.uses_gpu:
         environment["NVIDIA_DRIVER_CAPABILITIES"] = "compute,utility"
@@ -178,8 +242,8 @@ def pod_settings(
         "extra_resource_limits": dict(limits),
         "node_selector": node_selector(flavor, site),
         "tolerations": [dict(t) for t in site.gpu_tolerations] if flavor.uses_gpu else [],
-        "volumes": store_volumes + shm_volumes,
-        "volume_mounts": store_mounts + shm_mounts,
+        "volumes": store_volumes + shm_volumes + data_volumes,
+        "volume_mounts": store_mounts + shm_mounts + data_mounts,
         "storage_pvc_ensure": True,
         "storage_capacity": site.home_storage,
         "storage_class": site.home_storage_class,

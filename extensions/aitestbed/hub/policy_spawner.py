@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
-from traitlets import Dict, Integer, Unicode, default
+from traitlets import Dict, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from aitestbed.hub.portal_client import HubPortalClient, PortalRefused, PortalUnavailable
@@ -25,6 +25,7 @@ from aitestbed.hub.spawn_form import form_choice, render_spawn_form
 from aitestbed.hub.start_queue import StartQueue
 from aitestbed.policy.admission import admit
 from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState, SpawnRequest
+from aitestbed.policy.mounts import DatasetMount, parse_mounts, refusal_messages
 from aitestbed.policy.options import ProjectOptions, complete_request, spawn_options
 
 OPTION_KEYS = ("project", "flavor", "image")
@@ -117,6 +118,7 @@ class PolicySpawnerMixin(LoggingConfigurable):
 
     session_record_id = Integer(None, allow_none=True)
     session_choice = Dict()
+    dataset_notes = List(help="Datasets of this start that are not mounted, and why.")
 
     _queues: ClassVar[dict[str, StartQueue]] = {}
 
@@ -212,7 +214,15 @@ class PolicySpawnerMixin(LoggingConfigurable):
         project = next(o for o in options if o.project.slug == chosen["project"])
         flavor = next(f.flavor for f in project.flavors if f.flavor.slug == chosen["flavor"])
         image = next(i for i in project.images if i.slug == chosen["image"])
-        self.apply_session(flavor, image, chosen["project"])
+        datasets = parse_mounts(record.get("datasets"))
+        self.dataset_notes = refusal_messages(record.get("refused_datasets"))
+        for note in self.dataset_notes:
+            self.log.info("%s: %s", self._log_name, note)
+        try:
+            self.apply_session(flavor, image, chosen["project"], datasets)
+        except BaseException:
+            await self.close_session()  # the portal recorded a session that never starts
+            raise
 
     async def close_session(self) -> None:
         if self.session_record_id is None:
@@ -224,7 +234,14 @@ class PolicySpawnerMixin(LoggingConfigurable):
                 raise
         self.session_record_id = None
 
-    def apply_session(self, flavor: FlavorSpec, image: ImageSpec, project: str) -> None:
+    def apply_session(
+        self,
+        flavor: FlavorSpec,
+        image: ImageSpec,
+        project: str,
+        datasets: list[DatasetMount] | tuple[DatasetMount, ...] = (),
+    ) -> None:
+        """Shape the session; ``datasets`` are exactly the ones to mount read-only."""
         raise NotImplementedError
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -297,6 +314,8 @@ class PolicySpawnerMixin(LoggingConfigurable):
             }
             await asyncio.sleep(1)
             ticket = getattr(self, "_queue_ticket", None)
+        for note in self.dataset_notes:
+            yield {"progress": 35, "message": note}
         yield {"progress": 40, "message": "Starting your session ..."}
         parent = getattr(super(), "progress", None)
         if parent is not None:

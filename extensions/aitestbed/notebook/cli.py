@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--partition")
     submit.add_argument("--workdir", help="under your home or project folder")
     submit.add_argument("--image", help="curated image slug")
+    submit.add_argument(
+        "--dataset",
+        action="append",
+        default=[],
+        metavar="SLUG",
+        help="a catalog dataset the job reads at $AITESTBED_DATASETS_DIR/SLUG (repeatable)",
+    )
     submit.add_argument("--torchrun", action="store_true", help="launch with torchrun")
     submit.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     submit.add_argument("--script", help="a bash script to run (arguments follow)")
@@ -110,6 +117,7 @@ def run(args: argparse.Namespace, client: PortalClient) -> int:
             environment=env or None,
             image=args.image,
             distributed="torchrun" if args.torchrun else "none",
+            datasets=args.dataset,
             client=client,
         )
         print(f"Submitted job {job.id} ({job.data['name']}) to {job.data['partition']}.")

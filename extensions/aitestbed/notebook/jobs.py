@@ -144,6 +144,7 @@ def submit(
     environment: dict[str, str] | None = None,
     image: str | None = None,
     distributed: str = "none",
+    datasets: Sequence[str] = (),
     idempotency_key: str | None = None,
     retries: int = 2,
     client: PortalClient | None = None,
@@ -151,7 +152,9 @@ def submit(
     """Submit a command (a list: program and arguments), a script or a notebook.
 
     ``gpus`` is per node and ``time_limit`` in minutes. A string ``command`` is split into
-    words like a shell would (quotes respected) but never run by a shell.
+    words like a shell would (quotes respected) but never run by a shell. ``datasets`` are
+    catalog slugs the job reads: it finds each at ``$AITESTBED_DATASETS_DIR/<slug>``
+    (read-only), as a session does; the portal refuses the job if you may not use one.
     """
     import shlex
 
@@ -181,6 +184,7 @@ def submit(
         "working_dir": working_dir,
         "environment": environment,
         "image": image,
+        "datasets": [*datasets] if datasets else None,
     }
     body.update({key: value for key, value in optional.items() if value is not None})
     key = idempotency_key or uuid.uuid4().hex

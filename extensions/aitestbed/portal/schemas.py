@@ -157,6 +157,12 @@ class JobSubmit(BaseModel):
     environment: dict[str, str] | None = None
     image: str | None = Field(None, description="Curated image slug (container launcher).")
     distributed: Literal["none", "torchrun"] = "none"
+    datasets: list[str] | None = Field(
+        None,
+        description="Slugs of catalog datasets the job reads; each must be usable by you in "
+        "the project (granted, terms accepted). The job finds them at "
+        "$AITESTBED_DATASETS_DIR/<slug>.",
+    )
     idempotency_key: str | None = Field(
         None, description="Same key, same job: a retried submission never makes a second one."
     )
@@ -185,6 +191,10 @@ class JobOut(BaseModel):
     started_at: datetime | None
     ended_at: datetime | None
     gpu_hours_charged: float | None
+    datasets: list[str] = Field(
+        default_factory=list,
+        description="Datasets the job reads, at $AITESTBED_DATASETS_DIR/<slug>.",
+    )
 
 
 class JobLogs(BaseModel):

@@ -18,9 +18,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from aitestbed.policy.admission import admit
+from aitestbed.policy.datasets import session_datasets
 from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState, SpawnRequest
 from aitestbed.portal import models
 from aitestbed.portal.auth import token_from_header
+from aitestbed.portal.datasets import access as dataset_access
 from aitestbed.portal.deps import DbSession
 from aitestbed.portal.usage import ProjectUsage, session_gpu_hours, usage_by_project
 
@@ -96,9 +98,31 @@ class SessionStart(BaseModel):
     image: str = Field(pattern=SLUG, max_length=63)
 
 
+class DatasetMount(BaseModel):
+    """A dataset the session sees read-only at ``mount_path``."""
+
+    slug: str
+    version: str
+    mount_path: str
+    storage: dict[str, str] = Field(
+        description="Where the files are (kind and its fields: path, claim, sub_path, server)."
+    )
+    cluster_path: str | None = None
+
+
+class RefusedDataset(BaseModel):
+    """A dataset of the session's project that is not mounted, and why (for the user)."""
+
+    slug: str
+    code: str
+    reason: str
+
+
 class SessionStarted(BaseModel):
     id: int
     gpus: float
+    datasets: list[DatasetMount] = Field(default_factory=list)
+    refused_datasets: list[RefusedDataset] = Field(default_factory=list)
 
 
 class SessionStopped(BaseModel):
@@ -186,6 +210,56 @@ def user_project_states(
     return result
 
 
+def decide_session_datasets(
+    session: Session, body: SessionStart, record_id: int, today: date
+) -> tuple[list[DatasetMount], list[RefusedDataset]]:
+    """The datasets an admitted session mounts (entitled in its project, terms accepted)
+    and the refused ones it could otherwise use; one audit entry per decision."""
+    operator = session.scalar(select(models.User.is_operator).where(models.User.name == body.user))
+    viewer = dataset_access.viewer_for(session, body.user, today, is_operator=bool(operator))
+    rows = {row.slug: row for row in dataset_access.all_datasets(session)}
+    mounted, refused = session_datasets(
+        [dataset_access.rule_for(row) for row in rows.values()], viewer, body.project
+    )
+    detail = f"server={body.server_name or '(default)'} session={record_id}"
+    mounts = []
+    for slug in mounted:
+        row = rows[slug]
+        dataset_access.audit(
+            session,
+            user=body.user,
+            action="mount",
+            allowed=True,
+            dataset=slug,
+            reason="ok",
+            project=body.project,
+            detail=detail,
+        )
+        mounts.append(
+            DatasetMount(
+                slug=slug,
+                version=row.version,
+                mount_path=dataset_access.mount_path(slug),
+                storage={k: str(v) for k, v in (row.storage or {}).items()},
+                cluster_path=row.cluster_path,
+            )
+        )
+    refusals = []
+    for slug, decision in refused:
+        dataset_access.audit(
+            session,
+            user=body.user,
+            action="mount",
+            allowed=False,
+            dataset=slug,
+            reason=f"{decision.code}: {decision.reason}",
+            project=body.project,
+            detail=detail,
+        )
+        refusals.append(RefusedDataset(slug=slug, code=decision.code, reason=decision.reason))
+    return mounts, refusals
+
+
 def sessions_router() -> APIRouter:
     router = APIRouter(prefix="/api/internal", tags=["hub"], dependencies=[Depends(require_hub)])
 
@@ -248,7 +322,10 @@ def sessions_router() -> APIRouter:
             )
             session.add(record)
             session.flush()
-            return SessionStarted(id=record.id, gpus=record.gpus)
+            mounts, refused = decide_session_datasets(session, body, record.id, now.date())
+            return SessionStarted(
+                id=record.id, gpus=record.gpus, datasets=mounts, refused_datasets=refused
+            )
 
     @router.post("/sessions/{record_id}/stop", response_model=SessionStopped)
     def stop_session(record_id: int, session: DbSession) -> SessionStopped:

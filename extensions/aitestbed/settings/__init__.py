@@ -278,6 +278,7 @@ class Jobs:
     user_overrides: dict[str, str] = field(default_factory=dict)
     container_launcher: str = "none"
     image_prefix: str = ""
+    datasets_dir: str = "/datasets"
     papermill: tuple[str, ...] = ("python3", "-m", "papermill")
     slurm: SlurmSettings | None = None
 
@@ -668,6 +669,7 @@ def _build_jobs(doc: dict[str, Any], state_dir: Path) -> Jobs:
         user_overrides=dict(mapping.get("overrides", {})),
         container_launcher=doc.get("container_launcher", defaults.container_launcher),
         image_prefix=doc.get("image_prefix", defaults.image_prefix),
+        datasets_dir=doc.get("datasets_dir", defaults.datasets_dir),
         papermill=tuple(doc.get("papermill", defaults.papermill)),
         slurm=slurm,
     )

@@ -36,6 +36,7 @@ def job_out(job: models.Job) -> schemas.JobOut:
         started_at=job.started_at,
         ended_at=job.ended_at,
         gpu_hours_charged=job.gpu_hours_charged,
+        datasets=list((job.spec or {}).get("datasets", [])),
     )
 
 

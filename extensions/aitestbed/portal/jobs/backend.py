@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from aitestbed.portal.jobs.datasets import JobDataset
 from aitestbed.portal.jobs.spec import JobSpec
 from aitestbed.portal.jobs.states import JobState
 
@@ -33,6 +34,9 @@ class Submission:
     script: str
     output_path: str
     environment: Mapping[str, str] = field(default_factory=dict)
+    # The datasets the user may use in this job (already decided and audited); backends
+    # that place them themselves (places_datasets) make them visible to the job.
+    datasets: tuple[JobDataset, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,9 @@ class JobBackend(Protocol):
     name: str
     #: whether job output files belong to the job's Unix user (checked before reading logs)
     files_owned_by_user: bool
+    #: whether the backend makes ``Submission.datasets`` visible itself (local links);
+    #: otherwise the gateway binds them through the script (Slurm)
+    places_datasets: bool
 
     def submit(self, submission: Submission) -> str:
         """Start the job; return the backend's id for it."""

@@ -1,7 +1,8 @@
 """The job gateway: the portal's decisions about jobs, with the backend at the edge.
 
-Submit: idempotency key -> project membership -> spec validation -> quota admission -> user
-exists on the cluster -> record -> backend. A job is recorded before the backend sees it
+Submit: idempotency key -> spec validation -> project membership and datasets (each one
+decided and audited; any refusal refuses the job) -> quota admission -> user exists on the
+cluster -> record -> backend. A job is recorded before the backend sees it
 (so a retry with the same key finds it) and removed again if the backend did not take it.
 Reading (list, get) only touches the database; one poller per backend (``poll_once``)
 fetches every active job in one call and records states, exit codes and charges.
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aitestbed.portal import models, quota
 from aitestbed.portal.auth import Identity
+from aitestbed.portal.datasets.access import decide_and_audit, viewer_for
 from aitestbed.portal.db import transaction
 from aitestbed.portal.jobs import script as job_script
 from aitestbed.portal.jobs.backend import (
@@ -34,6 +36,7 @@ from aitestbed.portal.jobs.backend import (
     JobBackend,
     Submission,
 )
+from aitestbed.portal.jobs.datasets import DatasetPlacementError, JobDataset, slurm_placement
 from aitestbed.portal.jobs.spec import JobSpec, JobSpecError, validate
 from aitestbed.portal.jobs.states import ACTIVE_STATES, JobState
 from aitestbed.portal.queries import is_operator
@@ -110,6 +113,9 @@ class JobGateway:
         except JobSpecError as error:
             raise JobError(422, error.reason, error.field) from None
         uid = secrets.token_hex(8)
+        datasets = self._allowed_datasets(identity, spec, uid)
+        image_ref = self._image_ref(spec.image)
+        binds, dataset_env = self._place_datasets(datasets, in_container=image_ref is not None)
         try:
             job_id, account, output_path = self._record(identity, spec, uid, idempotency_key)
         except IntegrityError:
@@ -126,8 +132,9 @@ class JobGateway:
                 spec,
                 job_uid=uid,
                 container_launcher=self.jobs.container_launcher,
-                image_ref=self._image_ref(spec.image),
+                image_ref=image_ref,
                 papermill=self.jobs.papermill,
+                dataset_binds=binds,
             ),
             output_path=output_path,
             environment={
@@ -135,7 +142,9 @@ class JobGateway:
                 "HOME": self.jobs.home_template.format(user=unix_user),
                 "AITESTBED_JOB_UID": uid,
                 "AITESTBED_PROJECT": spec.project,
+                **dataset_env,
             },
+            datasets=datasets,
         )
         try:
             backend_id = self.backend.submit(submission)
@@ -150,6 +159,60 @@ class JobGateway:
             job.reason = ""
         log.info("Job %s (%s %s) submitted for %s", job_id, self.backend.name, backend_id, uid)
         return job, True
+
+    def _allowed_datasets(
+        self, identity: Identity, spec: JobSpec, uid: str
+    ) -> tuple[JobDataset, ...]:
+        """Decide (and audit) every dataset the job names, in the job's project; the first
+        refusal refuses the whole job with the policy's reason. A dataset the user cannot
+        see gets the same answer as one that does not exist."""
+        if not spec.datasets:
+            return ()
+        with transaction(self.sessions) as session:
+            self._chargeable_project(session, identity, spec.project)
+            viewer = viewer_for(
+                session, identity.name, date.today(), is_operator=is_operator(session, identity)
+            )
+            allowed: list[JobDataset] = []
+            refusal = None
+            for slug in spec.datasets:
+                row, decision = decide_and_audit(
+                    session,
+                    viewer,
+                    slug,
+                    "job",
+                    project=spec.project,
+                    detail=f"job {uid} {spec.name}",
+                )
+                if not decision.allowed:
+                    refusal = refusal or decision
+                    continue
+                allowed.append(
+                    JobDataset(
+                        slug=row.slug,
+                        storage={k: str(v) for k, v in (row.storage or {}).items()},
+                        cluster_path=row.cluster_path,
+                    )
+                )
+        # Raised after the commit: the refusals stay in the audit log.
+        if refusal is not None:
+            raise JobError(403, refusal.reason, "datasets")
+        return tuple(allowed)
+
+    def _place_datasets(
+        self, datasets: tuple[JobDataset, ...], *, in_container: bool
+    ) -> tuple[list[tuple[str, str]], dict[str, str]]:
+        """Container binds and environment for the job's datasets (Slurm); a backend that
+        places them itself (local) gets only the list and sets the folder."""
+        if getattr(self.backend, "places_datasets", False):
+            return [], {"AITESTBED_DATASETS": ",".join(sorted(d.slug for d in datasets))}
+        try:
+            return slurm_placement(
+                datasets, datasets_dir=self.jobs.datasets_dir, in_container=in_container
+            )
+        except DatasetPlacementError as error:
+            log.warning("Dataset placement refused: %s", error)
+            raise JobError(409, str(error), "datasets") from None
 
     def _record(
         self, identity: Identity, spec: JobSpec, uid: str, idempotency_key: str | None
@@ -414,4 +477,5 @@ def _spec_record(spec: JobSpec) -> dict[str, Any]:
     record["command"] = list(spec.command)
     record["parameters"] = dict(spec.parameters)
     record["environment"] = sorted(spec.environment)  # names only: values may be secrets
+    record["datasets"] = list(spec.datasets)
     return record

@@ -3,7 +3,10 @@
 Same states, output files, cancel and time limit as on Slurm, but no isolation: every job
 runs as the portal's own user. Each job has a folder under ``jobs_dir`` with its script, its
 ``job.json`` and the ``status.json`` its runner keeps; the state lives there, so a restarted
-portal finds every job again.
+portal finds every job again. The job's datasets appear in its folder as ``datasets/<slug>``
+(links to exactly the datasets the gateway allowed), and ``AITESTBED_DATASETS_DIR`` points
+there, as ``~/datasets`` does in an embedded session. The same Unix user can still read any
+dataset folder directly: no isolation.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from aitestbed.policy.mounts import DATASETS_DIR_ENV, DATASETS_ENV
 from aitestbed.portal.jobs.backend import BackendRejected, Observation, Submission
+from aitestbed.portal.jobs.datasets import JobDataset
 from aitestbed.portal.jobs.states import JobState
 
 
 class LocalBackend:
     name = "local"
     files_owned_by_user = False
+    places_datasets = True
 
     def __init__(self, jobs_dir: Path, *, seconds_per_minute: float = 60.0) -> None:
         """``seconds_per_minute`` scales time limits (tests use a fraction of a second)."""
@@ -43,15 +49,22 @@ class LocalBackend:
             raise BackendRejected(
                 f"working_dir: {spec.working_dir} does not exist; create it first."
             )
+        folders = {d.slug: _dataset_folder(d) for d in submission.datasets}
         job_dir = self._dir(submission.uid)
         job_dir.mkdir(parents=True, exist_ok=False)
         (job_dir / "script.sh").write_text(submission.script, encoding="utf-8")
+        datasets_dir = job_dir / "datasets"
+        datasets_dir.mkdir()
+        for slug, folder in folders.items():
+            (datasets_dir / slug).symlink_to(folder, target_is_directory=True)
         python_bin = os.path.dirname(sys.executable)
         environment = {
             "PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin",
             "HOME": os.path.expanduser("~"),
             "LANG": "C.UTF-8",
             **submission.environment,
+            DATASETS_DIR_ENV: str(datasets_dir),
+            DATASETS_ENV: ",".join(sorted(folders)),
         }
         job = {
             "working_dir": spec.working_dir,
@@ -116,6 +129,22 @@ class LocalBackend:
 
     def user_exists(self, unix_user: str) -> bool:
         return True
+
+
+def _dataset_folder(dataset: JobDataset) -> Path:
+    """The dataset's folder on this machine; other storage cannot reach a local job."""
+    path = dataset.storage.get("path")
+    if dataset.storage.get("kind") not in ("local", "host_path") or not path:
+        raise BackendRejected(
+            f"datasets: {dataset.slug!r} is stored where jobs on this machine cannot read it "
+            f"({dataset.storage.get('kind')} storage)."
+        )
+    if not Path(path).is_dir():
+        raise BackendRejected(
+            f"datasets: the files of {dataset.slug!r} are not on this machine yet; tell the "
+            "operators."
+        )
+    return Path(path)
 
 
 def _time(value: str | None) -> datetime | None:

@@ -20,8 +20,19 @@ from aitestbed.portal.jobs.spec import JobSpec
 TORCHRUN_PORT = 29500
 
 
-def launcher_prefix(spec: JobSpec, *, container_launcher: str, image_ref: str | None) -> list[str]:
-    """Words (unquoted) that run the program inside the job's image, on every node."""
+def launcher_prefix(
+    spec: JobSpec,
+    *,
+    container_launcher: str,
+    image_ref: str | None,
+    dataset_binds: Sequence[tuple[str, str]] = (),
+) -> list[str]:
+    """Words (unquoted) that run the program inside the job's image, on every node.
+
+    ``dataset_binds`` are (path on the node, path in the container) pairs, bound read-only
+    (see :func:`aitestbed.portal.jobs.datasets.slurm_placement`, which refuses paths with
+    the separators ``,`` and ``:``).
+    """
     words: list[str] = []
     if spec.distributed == "torchrun" and spec.nodes > 1:
         words += ["srun", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
@@ -29,10 +40,15 @@ def launcher_prefix(spec: JobSpec, *, container_launcher: str, image_ref: str | 
         if not words:
             words += ["srun", "--ntasks=1"] if spec.nodes == 1 else ["srun", "--ntasks-per-node=1"]
         words += [f"--container-image={image_ref}", f"--container-workdir={spec.working_dir}"]
+        if dataset_binds:
+            mounts = ",".join(f"{source}:{target}:ro" for source, target in dataset_binds)
+            words.append(f"--container-mounts={mounts}")
     elif image_ref and container_launcher == "apptainer":
         words += ["apptainer", "exec"]
         if spec.gpus_per_node:
             words.append("--nv")
+        for source, target in dataset_binds:
+            words += ["--bind", f"{source}:{target}:ro"]
         words.append(image_ref)
     return words
 
@@ -81,6 +97,7 @@ def render(
     container_launcher: str = "none",
     image_ref: str | None = None,
     papermill: Sequence[str] = ("python3", "-m", "papermill"),
+    dataset_binds: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The whole batch script, starting with its shebang."""
     lines = [
@@ -89,7 +106,12 @@ def render(
         "set -uo pipefail",
         f"cd -- {shlex.quote(spec.working_dir)} || exit 1",
     ]
-    prefix = launcher_prefix(spec, container_launcher=container_launcher, image_ref=image_ref)
+    prefix = launcher_prefix(
+        spec,
+        container_launcher=container_launcher,
+        image_ref=image_ref,
+        dataset_binds=dataset_binds,
+    )
     if spec.distributed == "torchrun":
         lines.append(
             'AITESTBED_HEAD_NODE="$(scontrol show hostnames "${SLURM_JOB_NODELIST:-localhost}"'

@@ -131,6 +131,7 @@ class SlurmError(RuntimeError):
 class SlurmBackend:
     name = "slurm"
     files_owned_by_user = True
+    places_datasets = False
 
     def __init__(self, settings: SlurmSettings, *, http: requests.Session | None = None) -> None:
         self.settings = settings

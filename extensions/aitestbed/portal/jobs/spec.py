@@ -21,6 +21,8 @@ JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PROJECT_SLUG = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+DATASET_SLUG = re.compile(r"^[a-z0-9]([a-z0-9-]{0,58}[a-z0-9])?$")
+MAX_DATASETS = 32
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # tab is allowed in values, newline is not
 RESERVED_ENV_PREFIXES = ("SLURM_", "AITESTBED_", "LD_", "BASH_FUNC_")
 MAX_ARGS = 256
@@ -65,6 +67,7 @@ class JobSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     image: str | None = None
     distributed: Literal["none", "torchrun"] = "none"
+    datasets: tuple[str, ...] = ()  # slugs; the gateway decides whether the user may use them
 
     @property
     def total_gpus(self) -> int:
@@ -157,6 +160,28 @@ def _environment(value: Any) -> dict[str, str]:
             )
         env[key] = _text(f"environment.{key}", item)
     return env
+
+
+def _datasets(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        raise JobSpecError("datasets", "must be a list of dataset slugs.")
+    if len(value) > MAX_DATASETS:
+        raise JobSpecError("datasets", f"at most {MAX_DATASETS} datasets per job.")
+    slugs: list[str] = []
+    for index, slug in enumerate(value):
+        if not isinstance(slug, str) or not DATASET_SLUG.match(slug):
+            shown = repr(slug[:40]) if isinstance(slug, str) else type(slug).__name__
+            raise JobSpecError(
+                f"datasets[{index}]",
+                f"{shown} is not a dataset slug (lower-case letters, digits and '-', at most "
+                "60 characters); see aitestbed.datasets.list().",
+            )
+        if slug in slugs:
+            raise JobSpecError(f"datasets[{index}]", f"{slug!r} is listed twice.")
+        slugs.append(slug)
+    return tuple(slugs)
 
 
 def validate(
@@ -289,5 +314,6 @@ def validate(
         environment=_environment(request.get("environment")),
         image=image,
         distributed=distributed,
+        datasets=_datasets(request.get("datasets")),
         **values,
     )
