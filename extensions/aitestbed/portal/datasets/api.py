@@ -423,9 +423,9 @@ def datasets_router() -> APIRouter:
         condition = and_(_visible(viewer), _matches(words, tag))
         if not (viewer.is_operator and include_disabled):
             condition = and_(condition, models.Dataset.enabled)
-        # One scan for the page and the total (a window count), one for the tag counts.
-        found = session.execute(
-            select(models.Dataset, func.count().over())
+        total = session.scalar(select(func.count()).select_from(models.Dataset).where(condition))
+        rows = session.scalars(
+            select(models.Dataset)
             .where(condition)
             .order_by(models.Dataset.slug)
             .limit(limit)
@@ -435,17 +435,8 @@ def datasets_router() -> APIRouter:
                 selectinload(models.Dataset.tag_rows),
             )
         ).all()
-        rows = [row for row, _ in found]
-        if found:
-            total = found[0][1]
-        elif offset == 0:
-            total = 0
-        else:  # a page past the end: count without it
-            total = session.scalar(
-                select(func.count()).select_from(models.Dataset).where(condition)
-            )
         page = DatasetPage(
-            total=total,
+            total=total or 0,
             limit=limit,
             offset=offset,
             items=[DatasetSummary(**_summary_fields(r, viewer)) for r in rows],
