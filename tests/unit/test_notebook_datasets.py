@@ -45,11 +45,13 @@ def portal(tmp_path_factory):
     doc = yaml.safe_load(EXAMPLE_SETTINGS.read_text())
     doc["site"]["state_dir"] = str(base / "state")
     doc["datasets"].append(REMOTE)
+    # dave: a member of acme-vision whom only the command-line test uses.
+    doc["projects"][0]["members"].append({"user": "dave"})
     settings = load_settings(write_settings(base / "settings.yaml", doc))
     engine = prepare_database(settings)
     app = create_app(
         engine=engine,
-        identity=TableIdentity(["alice", "bob", "carol"]),
+        identity=TableIdentity(["alice", "bob", "carol", "dave"]),
         prefix=PREFIX,
         state_dir=settings.site.state_dir,
     )
@@ -372,3 +374,39 @@ def test_datasets_module_imports_no_hub_side_package():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_the_command_line_lists_shows_and_accepts(url, mounts, monkeypatch, capsys):
+    from aitestbed.notebook import cli
+
+    monkeypatch.setenv("AITESTBED_PORTAL_URL", url)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "t-carol")
+    assert cli.main(["dataset", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("DATASET")
+    assert [line.split()[0] for line in lines[1:]] == ["iris", "remote-scans"]
+    assert cli.main(["dataset", "list", "--tag", "botany", "fisher"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["iris"]
+    assert cli.main(["dataset", "files", "iris"]) == 0
+    assert "iris.csv" in capsys.readouterr().out
+    # Not mounted in this (test) session: the path command says why and fails.
+    assert cli.main(["dataset", "path", "iris"]) == 2
+    assert "aitestbed:" in capsys.readouterr().err
+    (mounts / "iris").mkdir()
+    assert cli.main(["dataset", "path", "iris"]) == 0
+    assert capsys.readouterr().out.strip() == str(mounts / "iris")
+    assert cli.main(["dataset", "info", "wine"]) == 2  # not carol's
+    assert "no dataset 'wine'" in capsys.readouterr().err
+
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "t-dave")
+    assert cli.main(["dataset", "info", "digits"]) == 0
+    shown = capsys.readouterr().out
+    assert "Terms, version 1" in shown and "identify the writers" in shown
+    monkeypatch.setattr("builtins.input", lambda prompt: "no")
+    assert cli.main(["dataset", "accept", "digits"]) == 1
+    assert "Not accepted" in capsys.readouterr().out
+    assert not datasets.info("digits", client=client(url, "dave")).terms_accepted
+    monkeypatch.setattr("builtins.input", lambda prompt: "yes")
+    assert cli.main(["dataset", "accept", "digits"]) == 0
+    assert "Accepted version 1" in capsys.readouterr().out
+    assert datasets.info("digits", client=client(url, "dave")).terms_accepted

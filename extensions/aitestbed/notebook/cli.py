@@ -5,6 +5,11 @@ aitestbed job submit --notebook analysis.ipynb -p lr=0.01 --wait
 aitestbed job list
 aitestbed job logs 42 [--follow]
 aitestbed job cancel 42
+aitestbed dataset list [--tag images] [words ...]
+aitestbed dataset info digits
+aitestbed dataset accept digits [--yes]
+aitestbed dataset path digits
+aitestbed dataset files digits [images/3]
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import json
 import sys
 import time
 
-from aitestbed.notebook import jobs
+from aitestbed.notebook import datasets, jobs
 from aitestbed.notebook.client import PortalClient, PortalError
 
 
@@ -67,6 +72,25 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("job_id", type=int)
         if action == "logs":
             sub.add_argument("--follow", "-f", action="store_true")
+
+    dataset = commands.add_parser("dataset", help="the dataset catalog").add_subparsers(
+        dest="action", required=True
+    )
+    listing = dataset.add_parser("list", help="datasets you can see (all words must match)")
+    listing.add_argument("--tag")
+    listing.add_argument("words", nargs="*")
+    for action, text in (
+        ("info", "details, terms and whether you may use it"),
+        ("accept", "show the current terms and accept them"),
+        ("path", "where the dataset is in this session"),
+        ("files", "a folder of the dataset"),
+    ):
+        sub = dataset.add_parser(action, help=text)
+        sub.add_argument("slug")
+        if action == "accept":
+            sub.add_argument("--yes", action="store_true", help="accept without asking")
+        if action == "files":
+            sub.add_argument("path", nargs="?", default="")
     return parser
 
 
@@ -95,7 +119,67 @@ def _follow(job: jobs.Job) -> int:
         time.sleep(2)
 
 
+DATASET_HEADER = f"{'DATASET':<28} {'USABLE':<6} {'TERMS':<9} {'SIZE':>10}  TITLE"
+
+
+def _dataset_row(item: datasets.Dataset) -> str:
+    terms = "-" if item.terms_version is None else ("accepted" if item.terms_accepted else "needed")
+    size = "" if item.size_bytes is None else f"{item.size_bytes / 2**20:.1f} MiB"
+    usable = "yes" if item.usable else "no"
+    return f"{item.slug[:28]:<28} {usable:<6} {terms:<9} {size:>10}  {item.title}"
+
+
+def run_dataset(args: argparse.Namespace, client: PortalClient) -> int:
+    if args.action == "list":
+        print(DATASET_HEADER)
+        found = datasets.search(" ".join(args.words), tag=args.tag, client=client)
+        for item in found:
+            print(_dataset_row(item))
+        return 0
+    if args.action == "path":
+        print(datasets.path(args.slug, client=client))
+        return 0
+    if args.action == "files":
+        for entry in datasets.files(args.slug, args.path, client=client):
+            size = "" if entry.size is None else str(entry.size)
+            print(f"{entry.type:<4} {size:>12}  {entry.path}")
+        return 0
+    details = datasets.info(args.slug, client=client)
+    if args.action == "info":
+        print(_dataset_row(details).split("  ", 1)[0])
+        for label, value in (
+            ("Title", details.title),
+            ("License", details.license),
+            ("Version", details.version),
+            ("Tags", ", ".join(details.tags)),
+            ("Path", details.path),
+            ("Access", details.access.reason or "You may use it."),
+        ):
+            print(f"{label + ':':<9}{value}")
+        if details.terms_version:
+            print(f"\nTerms, version {details.terms_version}:\n{details.terms_text}")
+        return 0
+    # accept
+    if details.terms_version is None:
+        print(f"{args.slug} has no terms to accept: you may use it as it is.")
+        return 0
+    print(f"Terms of {details.title} ({args.slug}), version {details.terms_version}:\n")
+    print(details.terms_text + "\n")
+    if not args.yes:
+        try:
+            answer = input("Type 'yes' to accept these terms: ")
+        except EOFError:  # no terminal to answer from
+            answer = ""
+        if answer.strip().lower() != "yes":
+            print("Not accepted (answer 'yes', or pass --yes).")
+            return 1
+    datasets.accept_terms(args.slug, details.terms_version, quiet=False, client=client)
+    return 0
+
+
 def run(args: argparse.Namespace, client: PortalClient) -> int:
+    if args.area == "dataset":
+        return run_dataset(args, client)
     if args.action == "submit":
         command = [word for word in args.command if word != "--"] if args.command else []
         env = dict(item.partition("=")[::2] for item in args.env)
