@@ -49,6 +49,10 @@ def test_pick_project_image_and_flavor_then_jupyterlab(portal, page, save_screen
     expect(block.locator("input[name='image-uni-nlp']")).to_have_count(1)
     expect(block.locator("input[value='a100x1']")).to_have_count(0)
     expect(page.locator(".aitb-project[data-project='acme-vision']")).to_be_hidden()
+    # The session's datasets: the public iris and wine, granted to uni-nlp; not digits.
+    datasets = block.locator(".aitb-datasets")
+    expect(datasets).to_contain_text("Datasets in this session (read-only): iris, wine.")
+    expect(datasets).not_to_contain_text("digits")
     block.locator("input[name='flavor-uni-nlp'][value='cpu-small']").check()
     block.locator("input[name='image-uni-nlp'][value='python-cpu']").check()
     save_screenshot(page, "spawn-page")

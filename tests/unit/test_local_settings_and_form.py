@@ -99,3 +99,23 @@ def test_form_choice_reads_only_the_chosen_project_block():
         "image": ["python-cpu"],
     }
     assert form_choice({}) == {}
+
+
+def test_form_shows_each_projects_datasets_and_why_others_are_not_mounted():
+    from aitestbed.hub.spawn_form import ProjectDatasets
+
+    options = spawn_options([ACME], list(FLAVORS.values()), list(IMAGES.values()), TODAY)
+    datasets = {
+        ACME.slug: ProjectDatasets(
+            mounted=("iris", "wine"),
+            refused=(("digits", "Accept version 1 of the terms <first>."),),
+        )
+    }
+    html = render_spawn_form(options, {}, None, datasets)
+    assert "Datasets in this session (read-only): <code>iris</code>, <code>wine</code>." in html
+    assert (
+        "<code>digits</code> is not mounted: Accept version 1 of the terms &lt;first&gt;." in html
+    )
+    empty = render_spawn_form(options, {}, None, {ACME.slug: ProjectDatasets()})
+    assert "No datasets are mounted in this project's sessions." in empty
+    assert "aitb-datasets" not in render_spawn_form(options, {}, None)  # portal said nothing

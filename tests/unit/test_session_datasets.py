@@ -123,3 +123,18 @@ def test_a_refused_start_mounts_and_audits_nothing(portal):
     assert response.status_code == 403
     with sessions() as session:
         assert audit_entries(session, "mount") == []
+
+
+def test_the_spawn_context_says_what_each_project_would_mount_without_deciding(portal):
+    client, sessions, _ = portal
+    context = client.get(PREFIX + "api/internal/spawn-context/bob", headers=HUB).json()
+    datasets = context["datasets"]
+    assert datasets["uni-nlp"] == {"mounted": ["iris", "wine"], "refused": []}
+    assert datasets["acme-vision"]["mounted"] == ["iris"]
+    assert [r["slug"] for r in datasets["acme-vision"]["refused"]] == ["digits"]
+    assert "accept" in datasets["acme-vision"]["refused"][0]["reason"]
+    # Showing the page is no access decision: nothing is audited until a start.
+    with sessions() as session:
+        assert audit_entries(session, "mount") == []
+    nobody = client.get(PREFIX + "api/internal/spawn-context/carol", headers=HUB).json()
+    assert nobody["datasets"] == {}

@@ -21,7 +21,7 @@ from traitlets import Dict, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from aitestbed.hub.portal_client import HubPortalClient, PortalRefused, PortalUnavailable
-from aitestbed.hub.spawn_form import form_choice, render_spawn_form
+from aitestbed.hub.spawn_form import ProjectDatasets, form_choice, render_spawn_form
 from aitestbed.hub.start_queue import StartQueue
 from aitestbed.policy.admission import admit
 from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState, SpawnRequest
@@ -59,6 +59,17 @@ def parse_context(context: dict[str, Any]):
     flavors = [FlavorSpec(**f) for f in context["flavors"]]
     images = [ImageSpec(**{**i, "frameworks": tuple(i["frameworks"])}) for i in context["images"]]
     return projects, flavors, images, context.get("sessions_by_flavor", {})
+
+
+def context_datasets(context: dict[str, Any]) -> dict[str, ProjectDatasets]:
+    """Per project: the datasets its sessions mount, and the refused ones with the reason."""
+    return {
+        project: ProjectDatasets(
+            mounted=tuple(entry.get("mounted", ())),
+            refused=tuple((r["slug"], r["reason"]) for r in entry.get("refused", ())),
+        )
+        for project, entry in (context.get("datasets") or {}).items()
+    }
 
 
 def clean_user_options(raw: dict[str, Any]) -> dict[str, str]:
@@ -136,11 +147,6 @@ class PolicySpawnerMixin(LoggingConfigurable):
     def portal(self) -> HubPortalClient:
         return HubPortalClient(self.portal_url, self.portal_token)
 
-    async def policy_options(self) -> tuple[list[ProjectOptions], dict[str, Any]]:
-        context = await self.portal().spawn_context(self.user.name)
-        projects, flavors, images, running = parse_context(context)
-        return spawn_options(projects, flavors, images, date.today()), running
-
     def capacity(
         self, running: dict[str, int], flavors: list[FlavorSpec]
     ) -> dict[str, tuple[float, float] | None]:
@@ -163,11 +169,13 @@ class PolicySpawnerMixin(LoggingConfigurable):
 
     async def render_options_form(self) -> str:
         try:
-            options, running = await self.policy_options()
+            context = await self.portal().spawn_context(self.user.name)
         except (PortalUnavailable, PortalRefused):
             return f"<div class='alert alert-danger'>{UNAVAILABLE}</div>"
+        projects, flavors, images, running = parse_context(context)
+        options = spawn_options(projects, flavors, images, date.today())
         capacity = await self.free_capacity(options, running)
-        return render_spawn_form(options, capacity, self.session_choice)
+        return render_spawn_form(options, capacity, self.session_choice, context_datasets(context))
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         return clean_user_options(form_choice(formdata))

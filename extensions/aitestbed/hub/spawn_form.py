@@ -11,6 +11,7 @@ Everything that comes from the settings or the database is escaped.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
 
 from aitestbed.policy.model import FlavorSpec, ImageSpec
@@ -46,6 +47,30 @@ SCRIPT = """
 """
 
 
+@dataclass(frozen=True)
+class ProjectDatasets:
+    """The datasets a session of one project mounts, and the refused ones with the reason."""
+
+    mounted: tuple[str, ...] = ()
+    refused: tuple[tuple[str, str], ...] = ()
+
+
+def datasets_block(datasets: ProjectDatasets | None) -> str:
+    """What the session will see under /datasets (read-only), and what it will not, why."""
+    if datasets is None:
+        return ""
+    if datasets.mounted:
+        names = ", ".join(f"<code>{escape(slug)}</code>" for slug in datasets.mounted)
+        text = f"Datasets in this session (read-only): {names}."
+    else:
+        text = "No datasets are mounted in this project's sessions."
+    parts = [f"<p class='aitb-muted aitb-datasets'>{text}"]
+    for slug, reason in datasets.refused:
+        parts.append(f"<br><code>{escape(slug)}</code> is not mounted: {escape(reason)}")
+    parts.append("</p>")
+    return "".join(parts)
+
+
 def flavor_summary(flavor: FlavorSpec) -> str:
     if flavor.mig_profile:
         gpu = f"MIG slice {flavor.mig_profile}"
@@ -78,6 +103,7 @@ def _project_block(
     options: ProjectOptions,
     capacity: Mapping[str, tuple[float, float] | None],
     selected: Mapping[str, str],
+    datasets: ProjectDatasets | None = None,
 ) -> str:
     project = options.project
     quota = (
@@ -128,7 +154,9 @@ def _project_block(
             + (f"<br><span class='text-danger'>{escape(reason)}</span>" if reason else "")
             + "</label>"
         )
-    parts.append("</div></div>")
+    parts.append("</div>")
+    parts.append(datasets_block(datasets))
+    parts.append("</div>")
     return "".join(parts)
 
 
@@ -136,8 +164,10 @@ def render_spawn_form(
     projects: Sequence[ProjectOptions],
     capacity: Mapping[str, tuple[float, float] | None],
     selected: Mapping[str, str] | None = None,
+    datasets: Mapping[str, ProjectDatasets] | None = None,
 ) -> str:
-    """The form's HTML; ``capacity`` maps flavor slug to (free, total) or None if unknown."""
+    """The form's HTML; ``capacity`` maps flavor slug to (free, total) or None if unknown;
+    ``datasets`` maps a project slug to what its sessions mount."""
     selected = selected or {}
     if not projects:
         return (
@@ -161,7 +191,8 @@ def render_spawn_form(
             f"{escape(label)}</option>"
         )
     parts.append("</select></div>")
-    parts += [_project_block(o, capacity, selected) for o in projects]
+    datasets = datasets or {}
+    parts += [_project_block(o, capacity, selected, datasets.get(o.project.slug)) for o in projects]
     parts.append(SCRIPT)
     return "".join(parts)
 

@@ -80,9 +80,28 @@ class ImageState(BaseModel):
     enabled: bool
 
 
+class RefusedDataset(BaseModel):
+    """A dataset of the session's project that is not mounted, and why (for the user)."""
+
+    slug: str
+    code: str
+    reason: str
+
+
+class ProjectDatasets(BaseModel):
+    """What a session of one project would mount (the spawn page shows it; nothing is
+    decided or audited here: the start decides again)."""
+
+    mounted: list[str]
+    refused: list[RefusedDataset]
+
+
 class SpawnContext(BaseModel):
     user: str
     projects: list[ProjectStateOut]
+    datasets: dict[str, ProjectDatasets] = Field(
+        default_factory=dict, description="Per project slug: its sessions' datasets."
+    )
     flavors: list[FlavorState]
     images: list[ImageState]
     sessions_by_flavor: dict[str, int] = Field(
@@ -108,14 +127,6 @@ class DatasetMount(BaseModel):
         description="Where the files are (kind and its fields: path, claim, sub_path, server)."
     )
     cluster_path: str | None = None
-
-
-class RefusedDataset(BaseModel):
-    """A dataset of the session's project that is not mounted, and why (for the user)."""
-
-    slug: str
-    code: str
-    reason: str
 
 
 class SessionStarted(BaseModel):
@@ -272,8 +283,19 @@ def sessions_router() -> APIRouter:
         states = user_project_states(session, user, now)
         flavors = session.scalars(select(models.Flavor).order_by(models.Flavor.id))
         images = session.scalars(select(models.Image).order_by(models.Image.id))
+        operator = session.scalar(select(models.User.is_operator).where(models.User.name == user))
+        viewer = dataset_access.viewer_for(session, user, now.date(), is_operator=bool(operator))
+        rules = [dataset_access.rule_for(row) for row in dataset_access.all_datasets(session)]
+        datasets = {}
+        for state, _, _ in states:
+            mounted, refused = session_datasets(rules, viewer, state.slug)
+            datasets[state.slug] = ProjectDatasets(
+                mounted=mounted,
+                refused=[RefusedDataset(slug=s, code=d.code, reason=d.reason) for s, d in refused],
+            )
         return SpawnContext(
             user=user,
+            datasets=datasets,
             projects=[
                 ProjectStateOut(
                     **{k: getattr(s, k) for k in ProjectStateOut.model_fields if hasattr(s, k)},
