@@ -352,6 +352,13 @@ def _apply(row: models.Dataset, spec: site_settings.Dataset) -> None:
     row.index_for_search()
 
 
+def _audit_change(session: Session, identity, action: str, slug: str, **extra: str) -> None:
+    """An operator's change to the catalog, in the audit log beside the access decisions."""
+    audit(
+        session, user=identity.name, action=action, allowed=True, dataset=slug, reason="ok", **extra
+    )
+
+
 def _grant_out(grant: models.DatasetGrant) -> GrantOut:
     return GrantOut(
         dataset=grant.dataset.slug,
@@ -585,14 +592,8 @@ def datasets_router() -> APIRouter:
                     project_id=projects[slug].id, source="api", granted_by=identity.name
                 )
             )
-        audit(
-            session,
-            user=identity.name,
-            action="create",
-            allowed=True,
-            dataset=spec.slug,
-            reason="ok",
-            detail=f"projects={list(spec.projects)}",
+        _audit_change(
+            session, identity, "create", spec.slug, detail=f"projects={list(spec.projects)}"
         )
         session.commit()
         return _detail(session, load_dataset(session, spec.slug), _viewer(session, identity))
@@ -626,15 +627,7 @@ def datasets_router() -> APIRouter:
         doc = {**_document(row), **changes}
         spec = _validated(request, session, doc)
         _apply(row, spec)
-        audit(
-            session,
-            user=identity.name,
-            action="update",
-            allowed=True,
-            dataset=slug,
-            reason="ok",
-            detail=f"fields={sorted(changes)}",
-        )
+        _audit_change(session, identity, "update", slug, detail=f"fields={sorted(changes)}")
         session.commit()
         return _detail(session, load_dataset(session, slug), _viewer(session, identity))
 
@@ -653,9 +646,7 @@ def datasets_router() -> APIRouter:
             )
         row.enabled = False
         row.updated_at = models.utcnow()
-        audit(
-            session, user=identity.name, action="disable", allowed=True, dataset=slug, reason="ok"
-        )
+        _audit_change(session, identity, "disable", slug)
         session.commit()
         return Response(status_code=204)
 
@@ -689,15 +680,7 @@ def datasets_router() -> APIRouter:
                 granted_at=models.utcnow(),
             )
             row.grants.append(existing)
-            audit(
-                session,
-                user=identity.name,
-                action="grant",
-                allowed=True,
-                dataset=slug,
-                reason="ok",
-                project=project,
-            )
+            _audit_change(session, identity, "grant", slug, project=project)
             session.commit()
             existing = next(
                 g for g in load_dataset(session, slug).grants if g.project_id == target.id
@@ -722,15 +705,7 @@ def datasets_router() -> APIRouter:
                 "This grant is in the site settings file; remove it there.",
             )
         row.grants.remove(grant)
-        audit(
-            session,
-            user=identity.name,
-            action="revoke",
-            allowed=True,
-            dataset=slug,
-            reason="ok",
-            project=project,
-        )
+        _audit_change(session, identity, "revoke", slug, project=project)
         session.commit()
         return Response(status_code=204)
 
