@@ -157,10 +157,15 @@ def test_usage_page_for_members_and_operators(portal):
     page = client.get(PREFIX).text
     assert "ACME Vision (startup)" in page and "University NLP lab" not in page
     assert "1 / 4" in page and "Export usage as CSV" not in page
+    assert "dataset-audit.csv" not in page
     client.cookies.set(TOKEN_COOKIE, "t-olivia")
     page = client.get(PREFIX).text
     assert "University NLP lab" in page and "operator: all projects" in page
     assert "api/usage.csv" in page
+    # The export links are GETs: the browser's cookie is honoured for them.
+    assert "api/dataset-audit.csv" in page
+    audit = client.get(PREFIX + "api/dataset-audit.csv")
+    assert audit.status_code == 200 and audit.text.startswith("id,at,user,dataset,action")
     client.cookies.clear()
 
 

@@ -47,7 +47,9 @@ def usage_page(
         else empty
     )
     export = (
-        f"<p><a href='{escape(prefix)}api/usage.csv'>Export usage as CSV</a></p>"
+        f"<p><a href='{escape(prefix)}api/usage.csv'>Export usage as CSV</a> &middot; "
+        f"<a href='{escape(prefix)}api/dataset-audit.csv'>Export the dataset audit log as "
+        "CSV</a></p>"
         if me.operator
         else ""
     )
