@@ -441,8 +441,6 @@ def _dataset_problems(datasets: list[dict[str, Any]], project_slugs: set[str]):
         storage = dataset["storage"]
         if storage["kind"] in ("nfs", "host_path") and not storage["path"].startswith("/"):
             problems.append((f"{where}.storage.path", "must be an absolute path for this kind."))
-        if ".." in storage.get("sub_path", "").split("/"):
-            problems.append((f"{where}.storage.sub_path", "must not contain '..'."))
         if storage.get("demo_source") and storage["kind"] != "local":
             problems.append((f"{where}.storage.demo_source", "is only for kind: local."))
         extra = {"path", "claim", "sub_path", "server"} - set(_STORAGE_FIELDS[storage["kind"]])
