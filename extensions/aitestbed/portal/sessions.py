@@ -226,9 +226,9 @@ def decide_session_datasets(
 ) -> tuple[list[DatasetMount], list[RefusedDataset]]:
     """The datasets an admitted session mounts (entitled in its project, terms accepted)
     and the refused ones it could otherwise use; one audit entry per decision."""
-    operator = session.scalar(select(models.User.is_operator).where(models.User.name == body.user))
-    viewer = dataset_access.viewer_for(session, body.user, today, is_operator=bool(operator))
-    rows = {row.slug: row for row in dataset_access.all_datasets(session)}
+    viewer = dataset_access.viewer_named(session, body.user, today)
+    candidates = dataset_access.candidate_datasets(session, [body.project])
+    rows = {row.slug: row for row in candidates}
     mounted, refused = session_datasets(
         [dataset_access.rule_for(row) for row in rows.values()], viewer, body.project
     )
@@ -283,9 +283,9 @@ def sessions_router() -> APIRouter:
         states = user_project_states(session, user, now)
         flavors = session.scalars(select(models.Flavor).order_by(models.Flavor.id))
         images = session.scalars(select(models.Image).order_by(models.Image.id))
-        operator = session.scalar(select(models.User.is_operator).where(models.User.name == user))
-        viewer = dataset_access.viewer_for(session, user, now.date(), is_operator=bool(operator))
-        rules = [dataset_access.rule_for(row) for row in dataset_access.all_datasets(session)]
+        viewer = dataset_access.viewer_named(session, user, now.date())
+        candidates = dataset_access.candidate_datasets(session, [s.slug for s, _, _ in states])
+        rules = [dataset_access.rule_for(row) for row in candidates]
         datasets = {}
         for state, _, _ in states:
             mounted, refused = session_datasets(rules, viewer, state.slug)

@@ -12,11 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from aitestbed.policy.datasets import DatasetDecision, DatasetRule, Viewer, use_decision
-from aitestbed.portal import models
+from aitestbed.policy.datasets import (
+    PUBLIC,
+    DatasetDecision,
+    DatasetRule,
+    Viewer,
+    use_decision,
+)
+from aitestbed.portal import models, queries
+from aitestbed.portal.auth import Identity
 
 MOUNT_ROOT = "/datasets"
 
@@ -65,6 +72,18 @@ def accepted_terms(
     return {slug: frozenset(versions) for slug, versions in accepted.items()}
 
 
+def viewer_of(session: Session, identity: Identity) -> Viewer:
+    """The viewer for an API caller (operators: the settings' operators and hub admins)."""
+    operator = queries.is_operator(session, identity)
+    return viewer_for(session, identity.name, date.today(), is_operator=operator)
+
+
+def viewer_named(session: Session, user: str, today: date) -> Viewer:
+    """The viewer for a user the hub names (operator flag from the portal's users table)."""
+    operator = session.scalar(select(models.User.is_operator).where(models.User.name == user))
+    return viewer_for(session, user, today, is_operator=bool(operator))
+
+
 def viewer_for(session: Session, user: str, today: date, *, is_operator: bool) -> Viewer:
     return Viewer(
         name=user,
@@ -82,10 +101,26 @@ def load_dataset(session: Session, slug: str) -> models.Dataset | None:
     )
 
 
-def all_datasets(session: Session) -> list[models.Dataset]:
+def usable_in(projects: Iterable[str]):
+    """SQL condition: enabled datasets that are public or granted to one of ``projects``
+    (the policy's entitlement, so a query loads only what a decision can allow)."""
+    granted = (
+        select(models.DatasetGrant.dataset_id)
+        .join(models.Project, models.Project.id == models.DatasetGrant.project_id)
+        .where(models.Project.slug.in_(sorted(projects)))
+    )
+    return and_(
+        models.Dataset.enabled,
+        or_(models.Dataset.visibility == PUBLIC, models.Dataset.id.in_(granted)),
+    )
+
+
+def candidate_datasets(session: Session, projects: Iterable[str]) -> list[models.Dataset]:
+    """The datasets a session or job in one of ``projects`` could mount, with their grants."""
     return list(
         session.scalars(
             select(models.Dataset)
+            .where(usable_in(projects))
             .order_by(models.Dataset.slug)
             .options(selectinload(models.Dataset.grants).selectinload(models.DatasetGrant.project))
         )

@@ -10,7 +10,7 @@ datasets do not leak.
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,7 +18,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Res
 from fastapi import Path as PathParam
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, and_, func, or_, select, true
+from sqlalchemy import Select, and_, func, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from aitestbed import settings as site_settings
@@ -31,7 +31,8 @@ from aitestbed.portal.datasets.access import (
     load_dataset,
     mount_path,
     rule_for,
-    viewer_for,
+    usable_in,
+    viewer_of,
 )
 from aitestbed.portal.deps import CurrentUser, DbSession
 from aitestbed.portal.export import csv_text
@@ -169,11 +170,6 @@ def _refuse(status: int, code: str, message: str) -> HTTPException:
     return HTTPException(status, {"code": code, "message": message})
 
 
-def _viewer(session: Session, identity) -> Viewer:
-    operator = queries.is_operator(session, identity)
-    return viewer_for(session, identity.name, date.today(), is_operator=operator)
-
-
 def _summary_fields(row: models.Dataset, viewer: Viewer) -> dict[str, Any]:
     decision = use_decision(rule_for(row), viewer)
     accepted = bool(row.terms_version) and viewer.has_accepted(row.slug, row.terms_version)
@@ -198,17 +194,7 @@ def _summary_fields(row: models.Dataset, viewer: Viewer) -> dict[str, Any]:
 
 def _visible(viewer: Viewer):
     """SQL condition: datasets the viewer may see (the policy's ``can_see``)."""
-    if viewer.is_operator:
-        return true()
-    granted = (
-        select(models.DatasetGrant.dataset_id)
-        .join(models.Project, models.Project.id == models.DatasetGrant.project_id)
-        .where(models.Project.slug.in_(sorted(viewer.projects)))
-    )
-    return and_(
-        models.Dataset.enabled,
-        or_(models.Dataset.visibility == "public", models.Dataset.id.in_(granted)),
-    )
+    return true() if viewer.is_operator else usable_in(viewer.projects)
 
 
 def _with_tag(condition):
@@ -425,7 +411,7 @@ def datasets_router() -> APIRouter:
         include_disabled: Annotated[bool, Query(description="Operators only.")] = False,
     ) -> DatasetPage:
         """The datasets you may see, searched and filtered; the page and the tag counts."""
-        viewer = _viewer(session, identity)
+        viewer = viewer_of(session, identity)
         words = [w for w in q.lower().split() if w][:MAX_WORDS]
         condition = and_(_visible(viewer), _matches(words, tag))
         if not (viewer.is_operator and include_disabled):
@@ -463,9 +449,10 @@ def datasets_router() -> APIRouter:
     @router.get("/datasets/{slug}", response_model=DatasetDetail)
     def get_dataset(slug: SlugPath, identity: CurrentUser, session: DbSession) -> DatasetDetail:
         """One dataset with its terms and whether you may use it; 404 if you may not see it."""
-        viewer = _viewer(session, identity)
+        viewer = viewer_of(session, identity)
         row = load_dataset(session, slug)
         visible = row is not None and can_see(rule_for(row), viewer)
+        detail = _detail(session, row, viewer) if visible else None
         audit(
             session,
             user=viewer.name,
@@ -475,16 +462,16 @@ def datasets_router() -> APIRouter:
             reason="ok" if visible else "unknown",
         )
         session.commit()
-        if not visible:
+        if detail is None:
             raise HTTPException(404, f"There is no dataset {slug!r} that you can see.")
-        return _detail(session, load_dataset(session, slug), viewer)
+        return detail
 
     @router.post("/datasets/{slug}/terms", response_model=TermsAccepted)
     def accept_terms(
         slug: SlugPath, body: TermsIn, identity: CurrentUser, session: DbSession
     ) -> TermsAccepted:
         """Accept the dataset's current terms (give the version you read)."""
-        viewer = _viewer(session, identity)
+        viewer = viewer_of(session, identity)
         row = _visible_or_404(session, viewer, slug)
         if not row.terms_version:
             raise _refuse(400, "no-terms", f"The dataset {slug!r} has no terms to accept.")
@@ -534,7 +521,7 @@ def datasets_router() -> APIRouter:
         slug: SlugPath, identity: CurrentUser, session: DbSession, path: FilePath = ""
     ) -> FileListing:
         """A folder of the dataset (you must be entitled and have accepted its terms)."""
-        row = _readable(session, _viewer(session, identity), slug, "files", path)
+        row = _readable(session, viewer_of(session, identity), slug, "files", path)
         try:
             shown, entries, truncated = files.list_folder(files.dataset_root(row.storage), path)
         except files.FileProblem as problem:
@@ -554,7 +541,7 @@ def datasets_router() -> APIRouter:
         rows: Annotated[int, Query(ge=1, le=files.MAX_PREVIEW_ROWS)] = 20,
     ) -> PreviewOut:
         """The first rows of a CSV or Parquet file, an image, or the start of a text file."""
-        row = _readable(session, _viewer(session, identity), slug, "preview", path)
+        row = _readable(session, viewer_of(session, identity), slug, "preview", path)
         try:
             result = files.preview_file(files.dataset_root(row.storage), path, rows)
         except files.FileProblem as problem:
@@ -596,7 +583,7 @@ def datasets_router() -> APIRouter:
             session, identity, "create", spec.slug, detail=f"projects={list(spec.projects)}"
         )
         session.commit()
-        return _detail(session, load_dataset(session, spec.slug), _viewer(session, identity))
+        return _detail(session, load_dataset(session, spec.slug), viewer_of(session, identity))
 
     @router.patch("/datasets/{slug}", response_model=DatasetDetail)
     def update_dataset(
@@ -629,7 +616,7 @@ def datasets_router() -> APIRouter:
         _apply(row, spec)
         _audit_change(session, identity, "update", slug, detail=f"fields={sorted(changes)}")
         session.commit()
-        return _detail(session, load_dataset(session, slug), _viewer(session, identity))
+        return _detail(session, load_dataset(session, slug), viewer_of(session, identity))
 
     @router.delete("/datasets/{slug}", status_code=204)
     def disable_dataset(slug: SlugPath, identity: CurrentUser, session: DbSession) -> Response:
@@ -682,9 +669,6 @@ def datasets_router() -> APIRouter:
             row.grants.append(existing)
             _audit_change(session, identity, "grant", slug, project=project)
             session.commit()
-            existing = next(
-                g for g in load_dataset(session, slug).grants if g.project_id == target.id
-            )
         return _grant_out(existing)
 
     @router.delete("/datasets/{slug}/grants/{project}", status_code=204)

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aitestbed.portal import models, quota
 from aitestbed.portal.auth import Identity
-from aitestbed.portal.datasets.access import decide_and_audit, viewer_for
+from aitestbed.portal.datasets.access import decide_and_audit, viewer_of
 from aitestbed.portal.db import transaction
 from aitestbed.portal.jobs import script as job_script
 from aitestbed.portal.jobs.backend import (
@@ -170,9 +170,7 @@ class JobGateway:
             return ()
         with transaction(self.sessions) as session:
             self._chargeable_project(session, identity, spec.project)
-            viewer = viewer_for(
-                session, identity.name, date.today(), is_operator=is_operator(session, identity)
-            )
+            viewer = viewer_of(session, identity)
             allowed: list[JobDataset] = []
             refusal = None
             for slug in spec.datasets:
