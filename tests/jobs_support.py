@@ -86,3 +86,22 @@ def wait_for_state(gateway: JobGateway, api: JobsClient, job_id: int, states, ti
             return body
         time.sleep(0.25)
     raise AssertionError(f"job {job_id} did not reach {states}: {body}")
+
+
+def python_notebook(*sources: str, parameters: str | None = None):
+    """A Python 3 notebook of code cells; ``parameters`` becomes papermill's tagged cell."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "language": "python",
+        "display_name": "Python 3",
+    }
+    notebook.metadata["language_info"] = {"name": "python"}
+    cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    if parameters is not None:
+        tagged = nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]})
+        cells.insert(0, tagged)
+    notebook.cells = cells
+    return notebook

@@ -13,19 +13,13 @@ import pytest
 
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.harness import running_portal
+from tests.jobs_support import python_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
 def _notebook(path) -> None:
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "language": "python",
-        "display_name": "Python 3",
-    }
-    notebook.cells = [nbformat.v4.new_code_cell("import aitestbed\naitestbed.datasets.browser()")]
-    nbformat.write(notebook, path)
+    nbformat.write(python_notebook("import aitestbed\naitestbed.datasets.browser()"), path)
 
 
 def test_dataset_browser_in_jupyterlab(tmp_path, artifacts_dir):

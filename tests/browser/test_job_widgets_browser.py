@@ -12,25 +12,18 @@ import pytest
 
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.harness import REPO, running_portal
+from tests.jobs_support import python_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
 def _notebook(path) -> None:
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "language": "python",
-        "display_name": "Python 3",
-    }
-    notebook.cells = [
-        nbformat.v4.new_code_cell(
-            "import aitestbed\n"
-            "job = aitestbed.jobs.submit(['echo', 'hello'], name='browser-job')\n"
-            "job.wait(timeout=90, interval=0.5)"
-        ),
-        nbformat.v4.new_code_cell("aitestbed.job_monitor(interval=None)"),
-    ]
+    notebook = python_notebook(
+        "import aitestbed\n"
+        "job = aitestbed.jobs.submit(['echo', 'hello'], name='browser-job')\n"
+        "job.wait(timeout=90, interval=0.5)",
+        "aitestbed.job_monitor(interval=None)",
+    )
     nbformat.write(notebook, path)
 
 

@@ -8,10 +8,6 @@ dataset volumes and validated against the Kubernetes schemas (strict) and checko
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-
 import kubernetes_validate
 import pytest
 import yaml
@@ -27,7 +23,7 @@ from tests.conftest import EXAMPLE_SETTINGS
 from tests.datasets_support import accept_terms, dataset_section
 from tests.jobs_support import write_settings
 from tests.kube.spawners import flavor_spec, image_spec, make_spawner, production_settings
-from tests.kube.test_pod_manifests import CHECKOV, NOWHERE, SKIPS
+from tests.kube.test_pod_manifests import CHECKOV, NOWHERE, checkov_report, justified_skips
 from tests.unit.test_portal_api import PREFIX, TableIdentity
 
 HUB = {"Authorization": "token hub-secret"}
@@ -169,21 +165,6 @@ async def test_a_second_start_does_not_keep_the_first_starts_datasets(portal, tm
 
 def checkov_findings(pods: dict[str, dict], tmp_path) -> list[str]:
     """checkov's failed checks on the pods that the justified exceptions do not cover."""
-    folder = tmp_path / "dataset-manifests"
-    folder.mkdir()
-    for name, pod in pods.items():
-        (folder / f"{name}.yaml").write_text(yaml.safe_dump(pod))
-    result = subprocess.run(
-        [str(CHECKOV), "-d", str(folder), "--framework", "kubernetes", "-o", "json", "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
-        check=False,
-    )
-    report = json.loads(result.stdout)
-    report = report[0] if isinstance(report, list) else report
-    assert report["summary"]["resource_count"] == len(pods)
-    skips = {s["id"] for s in yaml.safe_load(SKIPS.read_text())["skips"]}
-    failed = {(c["check_id"], c["check_name"]) for c in report["results"]["failed_checks"]}
+    _, failed = checkov_report(pods, tmp_path / "dataset-manifests")
+    skips = justified_skips()
     return sorted(f"{cid} {name}" for cid, name in failed if cid not in skips)

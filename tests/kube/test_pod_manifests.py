@@ -67,10 +67,10 @@ async def test_validation_is_strict(manifests):
 @pytest.mark.skipif(
     not CHECKOV.exists(), reason="checkov is not installed: run scripts/setup.sh --test"
 )
-async def test_checkov_finds_nothing_but_the_justified_exceptions(manifests, tmp_path):
-    folder = tmp_path / "manifests"
+def checkov_report(pods: dict[str, dict], folder: Path) -> tuple[dict, set[tuple[str, str]]]:
+    """checkov's report on ``pods`` (written into ``folder``) and its failed checks."""
     folder.mkdir()
-    for name, pod in manifests.items():
+    for name, pod in pods.items():
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(pod))
     result = subprocess.run(
         [str(CHECKOV), "-d", str(folder), "--framework", "kubernetes", "-o", "json", "--quiet"],
@@ -82,11 +82,20 @@ async def test_checkov_finds_nothing_but_the_justified_exceptions(manifests, tmp
     )
     report = json.loads(result.stdout)
     report = report[0] if isinstance(report, list) else report
-    assert report["summary"]["resource_count"] == len(manifests)
+    assert report["summary"]["resource_count"] == len(pods)
     assert report["summary"]["parsing_errors"] == 0
-    skips = {s["id"]: s for s in yaml.safe_load(SKIPS.read_text())["skips"]}
-    assert all(s["why"].strip() for s in skips.values()), "every exception says why"
     failed = {(c["check_id"], c["check_name"]) for c in report["results"]["failed_checks"]}
+    return report, failed
+
+
+def justified_skips() -> dict[str, dict]:
+    return {s["id"]: s for s in yaml.safe_load(SKIPS.read_text())["skips"]}
+
+
+async def test_checkov_finds_nothing_but_the_justified_exceptions(manifests, tmp_path):
+    report, failed = checkov_report(manifests, tmp_path / "manifests")
+    skips = justified_skips()
+    assert all(s["why"].strip() for s in skips.values()), "every exception says why"
     unexplained = sorted(f"{cid} {name}" for cid, name in failed if cid not in skips)
     assert not unexplained, f"checkov findings without a justified exception: {unexplained}"
     stale = sorted(set(skips) - {cid for cid, _ in failed})

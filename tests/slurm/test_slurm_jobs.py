@@ -25,7 +25,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from tests.conftest import EXAMPLE_SETTINGS
-from tests.jobs_support import JobsClient, make_app, wait_for_state, write_settings
+from tests.jobs_support import (
+    JobsClient,
+    make_app,
+    python_notebook,
+    wait_for_state,
+    write_settings,
+)
 from tests.slurm.conftest import UNIX_USERS
 from tests.slurm.slurm_cluster import PARTITION
 
@@ -200,17 +206,9 @@ def test_notebook_job_produces_its_output_notebook(portal, cluster_users):
     alice, gateway = portal["alice"], portal["gateway"]
     account = cluster_users["accounts"]["alice"]
     home = cluster_users["homes"] / UNIX_USERS["alice"]
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "language": "python",
-        "display_name": "Python 3",
-    }
-    notebook.metadata["language_info"] = {"name": "python"}
-    notebook.cells = [
-        nbformat.v4.new_code_cell("epochs = 1", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("import getpass\nprint('user', getpass.getuser(), epochs)"),
-    ]
+    notebook = python_notebook(
+        "import getpass\nprint('user', getpass.getuser(), epochs)", parameters="epochs = 1"
+    )
     source = home / "train.ipynb"
     nbformat.write(notebook, source)
     os.chown(source, account.pw_uid, account.pw_gid)

@@ -10,7 +10,13 @@ from aitestbed.portal.jobs.local import LocalBackend
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from tests.jobs_support import JobsClient, make_app, wait_for_state, write_settings
+from tests.jobs_support import (
+    JobsClient,
+    make_app,
+    python_notebook,
+    wait_for_state,
+    write_settings,
+)
 
 FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
 
@@ -184,17 +190,9 @@ def test_a_restarted_portal_finds_its_running_job_and_records_the_end(local, tmp
 
 def test_notebook_job_writes_its_output_notebook_beside_it(local):
     alice, home = local["alice"], local["home"] / "alice"
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "language": "python",
-        "display_name": "Python 3",
-    }
-    notebook.metadata["language_info"] = {"name": "python"}
-    notebook.cells = [
-        nbformat.v4.new_code_cell("factor = 1", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("result = 21 * factor\nprint('result', result)"),
-    ]
+    notebook = python_notebook(
+        "result = 21 * factor\nprint('result', result)", parameters="factor = 1"
+    )
     nbformat.write(notebook, home / "analysis.ipynb")
     job = alice.submit(
         project="acme-vision",
