@@ -26,6 +26,7 @@ from aitestbed.settings import (
 PORTAL_SERVICE = "portal"
 CULLER_SERVICE = "idle-culler"
 PORTAL_URL_ENV = "AITESTBED_PORTAL_URL"
+SESSION_SHELL = shutil.which("bash") or "/bin/sh"
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -181,9 +182,13 @@ def _setup_local_spawner(c: Any, settings: Settings) -> None:
     c.Spawner.environment = {
         PORTAL_URL_ENV: f"{portal_service_url(settings)}/services/{PORTAL_SERVICE}/"
     }
+    # JupyterLab's terminals start a login shell by default, and a login shell's
+    # /etc/profile replaces PATH: the session's own commands (``aitestbed``) would be
+    # "command not found". An interactive shell keeps the session's environment.
+    c.Spawner.args = [f"--ServerApp.terminado_settings=shell_command={SESSION_SHELL}"]
     if os.geteuid() == 0:
         # Embedded default as root (containers, CI): sessions run as the hub's user.
-        c.Spawner.args = ["--allow-root"]
+        c.Spawner.args.append("--allow-root")
 
 
 def kube_site(kube: Kubernetes) -> dict[str, Any]:
