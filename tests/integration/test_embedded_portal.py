@@ -186,7 +186,10 @@ def _run_in_terminal(portal, token: str, name: str, command: str, expected: str)
         while expected not in shown:
             left = deadline - asyncio.get_running_loop().time()
             assert left > 0, f"{expected!r} never appeared in the terminal:\n{shown}"
-            message = await asyncio.wait_for(ws.read_message(), left)
+            try:
+                message = await asyncio.wait_for(ws.read_message(), left)
+            except TimeoutError:
+                raise AssertionError(f"{expected!r} never appeared:\n{shown}") from None
             assert message is not None, f"the terminal closed:\n{shown}"
             kind, *rest = json.loads(message)
             if kind == "stdout":
