@@ -40,6 +40,9 @@ def test_hub_configuration_from_settings(settings, tmp_path):
         "http://127.0.0.1:8090/services/portal/"
     )
     assert ("--allow-root" in c.Spawner.args) == (os.geteuid() == 0)
+    # Terminals get an interactive shell, not a login shell that resets PATH.
+    (shell,) = [a for a in c.Spawner.args if a.startswith("--ServerApp.terminado_settings=")]
+    assert shell.endswith(("shell_command=/usr/bin/bash", "shell_command=/bin/bash"))
     assert c.JupyterHub.template_vars["announcement_login"].startswith("Demo accounts")
     # The proxy token is generated once and kept private.
     token_file = tmp_path / "state" / "proxy_auth_token"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from aitestbed.hub.setup import REPO_ROOT, find_proxy_command
+from aitestbed.hub.setup import REPO_ROOT, find_proxy_command, read_or_create_secret
 from aitestbed.settings import SETTINGS_ENV, SettingsError, load_settings
 
 DEFAULT_SETTINGS = REPO_ROOT / "hub_config" / "settings.yaml"
@@ -30,6 +31,19 @@ def _answers(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def _routed(api_port: int, token: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether the proxy (its REST API on ``api_port``) has a route for every prefix."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{api_port}/api/routes", headers={"Authorization": f"token {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 - loopback
+            routes = json.loads(response.read())
+    except (OSError, ValueError):
+        return False
+    return all(prefix in routes for prefix in prefixes)
 
 
 def descendants(pid: int) -> list[int]:
@@ -142,7 +156,20 @@ def main(argv: list[str] | None = None) -> int:
     url = settings.site.bind_url.rstrip("/")
     try:
         deadline = time.monotonic() + 90
-        while not (_answers(f"{url}/hub/health") and _answers(f"{url}/services/portal/api/health")):
+        # Ask through the proxy only once it has the hub's and the portal's routes: every
+        # try before that is a red "404" line in the log that nobody can act on.
+        token = os.environ.get("CONFIGPROXY_AUTH_TOKEN") or read_or_create_secret(
+            settings.site.state_dir / "proxy_auth_token"
+        )
+        checks = [
+            lambda: _routed(settings.site.proxy_api_port, token, ("/", "/services/portal")),
+            lambda: _answers(f"{url}/hub/health"),
+            lambda: _answers(f"{url}/services/portal/api/health"),
+        ]
+        while checks:
+            if checks[0]():
+                checks.pop(0)
+                continue
             if hub.poll() is not None:
                 print(f"JupyterHub exited with code {hub.returncode}; see above.", file=sys.stderr)
                 return hub.returncode or 1

@@ -240,6 +240,17 @@ class PolicySpawnerMixin(LoggingConfigurable):
         except PortalRefused as refusal:
             if refusal.status != 404:
                 raise
+        except PortalUnavailable as error:
+            # E.g. the hub shutting down stops its services before the sessions. The
+            # portal's reconciler closes records of servers that no longer run when it is
+            # back; a traceback here would tell the operator nothing they can act on.
+            self.log.warning(
+                "%s: usage record %s not closed now (the portal cannot be reached: %s); the "
+                "portal closes it when it runs again.",
+                self._log_name,
+                self.session_record_id,
+                error,
+            )
         self.session_record_id = None
 
     def apply_session(
