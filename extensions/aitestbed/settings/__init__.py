@@ -25,6 +25,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from aitestbed.settings.courses import Course, build_course, course_problems, timezone_problem
+
 SETTINGS_ENV = "AITESTBED_SETTINGS"
 DATABASE_URL_ENV = "AITESTBED_DATABASE_URL"
 MAX_REPORTED_PROBLEMS = 10
@@ -218,6 +220,7 @@ class Site:
     operators: tuple[str, ...] = ()
     idle_timeout_seconds: int = 3600
     session_start_timeout_seconds: int = 120
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -304,6 +307,7 @@ class Settings:
     kubernetes: Kubernetes = field(default_factory=Kubernetes)
     jobs: Jobs = field(default_factory=Jobs)
     datasets: tuple[Dataset, ...] = ()
+    courses: tuple[Course, ...] = ()
 
     def flavor(self, slug: str) -> Flavor | None:
         return next((f for f in self.flavors if f.slug == slug), None)
@@ -404,9 +408,20 @@ def _semantic_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
         for position, user in enumerate(members):
             if user in members[:position]:
                 problems.append((f"{where}.members[{position}].user", f"{user!r} is listed twice."))
-    problems += _dataset_problems(
-        doc.get("datasets", []), {p["slug"] for p in doc.get("projects", [])}
+    project_slugs = {p["slug"] for p in doc.get("projects", [])}
+    course_slugs = {c["slug"] for c in doc.get("courses", [])}
+    zone_problem = timezone_problem(doc["site"].get("timezone", "UTC"))
+    if zone_problem:
+        problems.append(("site.timezone", zone_problem))
+    problems += course_problems(
+        doc.get("courses", []),
+        {f["slug"]: f for f in doc["flavors"]},
+        image_slugs,
+        project_slugs,
+        _parse_date,
     )
+    # Datasets are granted to projects and courses alike (a course is a project).
+    problems += _dataset_problems(doc.get("datasets", []), project_slugs | course_slugs)
     partitions = doc.get("jobs", {}).get("partitions", [])
     _duplicates(partitions, "name", "jobs.partitions", problems)
     if sum(1 for p in partitions if p.get("default")) > 1:
@@ -503,6 +518,35 @@ def dataset_from_document(
     if problems:
         raise DatasetInvalid(problems)
     return _build_dataset(doc, base or Path("/"), state_dir)
+
+
+class CourseInvalid(ValueError):
+    """A course document with problems: ``(key path, message)`` pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{where}: {message}" for where, message in problems))
+        self.problems = problems
+
+
+def course_from_document(
+    doc: Any,
+    *,
+    flavors: list[dict[str, Any]],
+    image_slugs: set[str],
+    project_slugs: set[str],
+) -> Course:
+    """One course entry, validated exactly as in the settings file (the operator API uses
+    this). ``flavors`` are the catalog's flavors as documents (slug, gpus, mig_profile);
+    ``project_slugs`` are the names already taken by other projects and courses."""
+    problems = [(w, m[:300]) for w, m in _schema_problems(doc, "course")]
+    if not problems:
+        problems = course_problems(
+            [doc], {f["slug"]: f for f in flavors}, image_slugs, project_slugs, _parse_date
+        )
+        problems = [(w.removeprefix("courses[0]."), m) for w, m in problems]
+    if problems:
+        raise CourseInvalid(problems)
+    return build_course(doc, flavors)
 
 
 def _match_problem(rule: dict[str, Any]) -> str | None:
@@ -634,6 +678,7 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
         kubernetes=Kubernetes(**kube_doc),
         jobs=_build_jobs(doc.get("jobs", {}), state_dir),
         datasets=tuple(_build_dataset(d, path.parent, state_dir) for d in doc.get("datasets", [])),
+        courses=tuple(build_course(c, doc["flavors"]) for c in doc.get("courses", [])),
     )
 
 
