@@ -22,6 +22,7 @@ from sqlalchemy import Engine, text
 from aitestbed.portal import queries, schemas
 from aitestbed.portal.access import access_api_router, access_pages_router
 from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity
+from aitestbed.portal.courses.api import courses_router, join_router
 from aitestbed.portal.datasets.api import datasets_router
 from aitestbed.portal.db import session_factory
 from aitestbed.portal.deps import CurrentUser, DbSession
@@ -222,6 +223,8 @@ def create_app(
     poll_interval: float | None = None,
     background: Sequence[BackgroundTask] = (),
     state_dir: pathlib.Path | None = None,
+    timezone: str = "UTC",
+    known_users: frozenset[str] | None = None,
 ) -> FastAPI:
     """The portal application, mounted under ``prefix`` (ends with a slash).
 
@@ -251,11 +254,15 @@ def create_app(
     app.state.internal_token = internal_token
     app.state.jobs = jobs
     app.state.state_dir = state_dir
+    app.state.timezone = timezone  # the site's: course slots and times shown to users
+    app.state.known_users = known_users  # who can log in (None: whoever the provider knows)
     app.add_exception_handler(JobError, job_error_handler)
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
     app.include_router(sessions_router(), prefix=prefix.rstrip("/"))
     app.include_router(jobs_router(), prefix=prefix.rstrip("/"))
     app.include_router(datasets_router(), prefix=prefix.rstrip("/"))
+    app.include_router(join_router(), prefix=prefix.rstrip("/"))
+    app.include_router(courses_router(), prefix=prefix.rstrip("/"))
     app.include_router(pages_router(site_name), prefix=prefix.rstrip("/"))
     app.include_router(access_api_router(), prefix=prefix.rstrip("/"))
     app.include_router(access_pages_router(site_name), prefix=prefix.rstrip("/"))

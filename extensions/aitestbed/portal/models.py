@@ -95,9 +95,15 @@ class Project(Base):
     allowed_flavors: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     allowed_images: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # "project", or "course": a course is a project with a term, slots and roles of its own
+    # (its row in ``courses``), so admission, quota, usage and dataset grants serve both.
+    kind: Mapped[str] = mapped_column(String(16), default="project", server_default="project")
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="project", cascade="all, delete-orphan"
+    )
+    course: Mapped[Course | None] = relationship(
+        back_populates="project", cascade="all, delete-orphan", uselist=False
     )
 
     def is_active(self, today: date) -> bool:
@@ -146,6 +152,9 @@ class Membership(Base):
         default=MembershipSource.SETTINGS,
         server_default=MembershipSource.SETTINGS.value,
     )
+    # In a course: instructor, assistant or student (``role`` is manager for the staff,
+    # member for students, so project rules apply unchanged). None in a plain project.
+    course_role: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     user: Mapped[User] = relationship(back_populates="memberships")
     project: Mapped[Project] = relationship(back_populates="memberships")
@@ -434,3 +443,46 @@ class DatasetAuditEntry(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     project: Mapped[str | None] = mapped_column(String(63), nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Course(Base):
+    """What makes a project a course: class slots, one environment, a per-student share,
+    materials. Term dates and the course's allocation are the project's own fields."""
+
+    __tablename__ = "courses"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    slots: Mapped[list[dict]] = mapped_column(JSON, default=list)
+    outside_slots: Mapped[str] = mapped_column(String(16), default="none")
+    image: Mapped[str] = mapped_column(String(63))
+    flavor: Mapped[str] = mapped_column(String(63))
+    cpu_flavor: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    student_gpu_hours: Mapped[float | None] = mapped_column(Float, nullable=True)
+    materials_repo: Mapped[str | None] = mapped_column(Text, nullable=True)
+    materials_branch: Mapped[str] = mapped_column(String(100), default="main")
+    source: Mapped[str] = mapped_column(String(16), default="settings")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[Project] = relationship(back_populates="course")
+
+
+class JoinCode(Base):
+    """A code that enrols whoever uses it as a student, until it expires, is used up or is
+    revoked. ``uses`` only grows through one conditional UPDATE, so a burst of joins takes
+    exactly ``max_uses`` places."""
+
+    __tablename__ = "course_join_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    max_uses: Mapped[int] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -71,6 +71,10 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         poll_interval=settings.jobs.poll_interval_seconds,
         internal_token=os.environ.get("JUPYTERHUB_API_TOKEN"),
         state_dir=settings.site.state_dir,
+        timezone=settings.site.timezone,
+        known_users=frozenset(u.name for u in settings.authentication.demo_users)
+        if settings.authentication.kind == "demo"
+        else None,
         background=[
             lambda: reconcile_forever(
                 sessions,

@@ -22,6 +22,7 @@ from aitestbed.policy.datasets import session_datasets
 from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState, SpawnRequest
 from aitestbed.portal import models
 from aitestbed.portal.auth import token_from_header
+from aitestbed.portal.courses.admission import course_decision
 from aitestbed.portal.datasets import access as dataset_access
 from aitestbed.portal.deps import DbSession
 from aitestbed.portal.usage import ProjectUsage, session_gpu_hours, usage_by_project
@@ -315,7 +316,7 @@ def sessions_router() -> APIRouter:
         )
 
     @router.post("/sessions", response_model=SessionStarted, status_code=201)
-    def start_session(body: SessionStart, session: DbSession) -> SessionStarted:
+    def start_session(body: SessionStart, request: Request, session: DbSession) -> SessionStarted:
         """Admit a start and record it, or refuse with the reason (403)."""
         with _ADMISSION_LOCK, session.begin():
             now = _now()
@@ -333,6 +334,17 @@ def sessions_router() -> APIRouter:
                 raise HTTPException(403, {"code": decision.code, "message": decision.reason})
             project_id = next(pid for s, _, pid in states if s.slug == body.project)
             user_id = session.scalar(select(models.User.id).where(models.User.name == body.user))
+            course = course_decision(
+                session,
+                user_id=user_id,
+                project_id=project_id,
+                flavor=body.flavor,
+                flavor_uses_gpu=flavors[body.flavor].uses_gpu,
+                timezone=request.app.state.timezone,
+                now=now,
+            )
+            if course is not None and not course.allowed:
+                raise HTTPException(403, {"code": course.code, "message": course.reason})
             record = models.SessionRecord(
                 user_id=user_id,
                 project_id=project_id,
