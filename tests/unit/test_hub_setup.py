@@ -32,7 +32,14 @@ def test_hub_configuration_from_settings(settings, tmp_path):
     setup_portal(c, settings)
     assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
     assert c.JupyterHub.authenticator_class == "aitestbed.hub.demo_auth.DemoAuthenticator"
-    assert set(c.DemoAuthenticator.password_hashes) == {"alice", "bob", "carol", "olivia"}
+    assert set(c.DemoAuthenticator.password_hashes) == {
+        "alice",
+        "bob",
+        "carol",
+        "olivia",
+        "ingrid",
+        "sam",
+    }
     assert c.Authenticator.admin_users == {"olivia"}
     assert c.JupyterHub.spawner_class == "aitestbed.hub.local_spawner.PortalLocalSpawner"
     assert "access:services!service=portal" in c.Spawner.server_token_scopes
@@ -65,11 +72,30 @@ def test_services_and_their_roles_are_least_privilege(settings):
         "delete:servers",
     ]
     assert roles["user"]["scopes"] == ["self", "access:services!service=portal"]
-    # The portal reads which servers run (to close stale usage records), nothing more.
+    # The portal reads which servers run (to close stale usage records) and keeps the
+    # members of the course groups in line, nothing more.
     assert roles["portal"] == {
         "name": "portal",
         "services": ["portal"],
-        "scopes": ["list:users", "read:servers"],
+        "scopes": [
+            "list:users",
+            "read:servers",
+            "groups!group=course.dl-101",
+            "groups!group=staff.dl-101",
+        ],
+    }
+    # The staff of a course act on its students' servers only, through a group role.
+    assert roles["course-staff-dl-101"]["groups"] == ["staff.dl-101"]
+    assert set(roles["course-staff-dl-101"]["scopes"]) == {
+        "list:users!group=course.dl-101",
+        "read:users!group=course.dl-101",
+        "admin:servers!group=course.dl-101",
+        "access:servers!group=course.dl-101",
+        "read:groups!group=course.dl-101",
+    }
+    assert c.JupyterHub.load_groups == {
+        "course.dl-101": {"users": ["ingrid", "sam"]},
+        "staff.dl-101": {"users": ["ingrid"]},
     }
 
 

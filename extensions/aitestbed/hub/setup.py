@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aitestbed.hub.course_rbac import course_groups, course_roles, portal_group_scopes
 from aitestbed.hub.hooks import HookChain
 from aitestbed.settings import (
     DATABASE_URL_ENV,
@@ -109,12 +110,14 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
     ]
     roles: list[dict[str, Any]] = [
         {"name": "user", "scopes": user_scopes()},
-        # Read-only: the portal closes usage records of servers the hub no longer runs.
         {
             "name": PORTAL_SERVICE,
             "services": [PORTAL_SERVICE],
-            "scopes": ["list:users", "read:servers"],
+            # list:users, read:servers: it closes usage records of servers the hub no longer
+            # runs; groups of the courses only: it keeps their members in line.
+            "scopes": ["list:users", "read:servers", *portal_group_scopes(settings.courses)],
         },
+        *course_roles(settings.courses),
     ]
     if settings.site.idle_timeout_seconds > 0:
         service_list.append(
@@ -267,3 +270,4 @@ def setup_portal(c: Any, settings: Settings) -> None:
     service_list, roles = services(settings)
     c.JupyterHub.services = service_list
     c.JupyterHub.load_roles = roles
+    c.JupyterHub.load_groups = course_groups(settings.courses)
