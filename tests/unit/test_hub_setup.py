@@ -128,7 +128,8 @@ def test_oidc_login_from_settings(settings, tmp_path, monkeypatch):
     assert auth.end_session_url == "https://idp.example/logout"
     assert auth.post_logout_redirect_url == "http://127.0.0.1:8000/hub/login"
     assert auth.admin_users == {"olivia"}
-    assert auth.portal_database_url == settings.site.database_url
+    assert auth.portal_url == "http://127.0.0.1:8090/services/portal/"
+    assert auth.portal_token == (tmp_path / "state" / "portal_api_token").read_text()
     # auth_state is encrypted with a key kept private in the state directory.
     key_file = tmp_path / "state" / "auth_state_crypt_key"
     assert c.CryptKeeper["keys"] == [key_file.read_text()]
