@@ -334,3 +334,19 @@ async def test_refusals_are_not_retried(scripted):
         await _client(scripted).standing("alice")
     assert (refused.value.status, refused.value.message) == (403, "busy")
     assert len(scripted.requests) == 1
+
+
+def test_config_copies_share_the_gate_and_its_client():
+    import copy
+
+    from aitestbed.hub.hooks import HookChain
+
+    client = HubPortalClient("http://127.0.0.1:1/p/", HUB_TOKEN)
+    gate = ProjectGate(client)
+    chain = HookChain()
+    chain.add_pre_spawn("project-gate", gate.require_active_project)
+    # traitlets deep-copies the config, with the hooks bound to the gate, for each spawner.
+    copied = copy.deepcopy({"hook": chain.pre_spawn_hook, "url": gate.default_url})
+    assert copied["url"].__self__ is gate
+    assert copied["hook"].__self__._pre_spawn[0][1].__self__ is gate
+    assert copy.deepcopy(client) is client

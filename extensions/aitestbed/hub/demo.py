@@ -97,15 +97,21 @@ def _default_signals() -> None:
 
 
 def start_hub(
-    settings_path: Path, *, cwd: Path, stdout=None, env: dict[str, str] | None = None
+    settings_path: Path,
+    *,
+    cwd: Path,
+    stdout=None,
+    env: dict[str, str] | None = None,
+    config: Path = HUB_CONFIG,
 ) -> subprocess.Popen:
     """Start JupyterHub with the portal's configuration in a process group of its own;
-    ``env`` adds to (or replaces in) this process's environment."""
+    ``env`` adds to (or replaces in) this process's environment; ``config``: another
+    JupyterHub configuration file (tests load the portal's and change a few things)."""
     env = {**os.environ, **(env or {}), SETTINGS_ENV: str(settings_path)}
     bin_dir = Path(sys.executable).parent
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.Popen(
-        [str(bin_dir / "jupyterhub"), "-f", str(HUB_CONFIG)],
+        [str(bin_dir / "jupyterhub"), "-f", str(config)],
         cwd=cwd,
         env=env,
         stdout=stdout,

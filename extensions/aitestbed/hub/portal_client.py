@@ -85,6 +85,9 @@ class HubPortalClient:
         self._http: AsyncHTTPClient | None = None
         self._slots: asyncio.Semaphore | None = None
 
+    def __deepcopy__(self, memo: dict) -> HubPortalClient:
+        return self  # shared by design (one pool per portal); config copies must share it
+
     def _transport(self) -> tuple[AsyncHTTPClient, asyncio.Semaphore]:
         """This loop's HTTP client and connection slots (made on first use in the loop)."""
         loop = asyncio.get_running_loop()

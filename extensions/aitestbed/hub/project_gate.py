@@ -60,6 +60,11 @@ class ProjectGate:
         self._heard: dict[str, tuple[bool, float]] = {}  # name -> (active, when)
         self._asking: dict[str, asyncio.Task] = {}
 
+    def __deepcopy__(self, memo: dict) -> ProjectGate:
+        # One gate for the hub: traitlets copies the config (and the hooks bound to this
+        # gate) for every spawner; the copies must share what the gate heard.
+        return self
+
     async def has_active_project(self, name: str) -> bool:
         """Ask the portal now (PortalUnavailable when it does not answer)."""
         try:
