@@ -1,8 +1,13 @@
 """A class of 100 presses Start at the same moment: every server starts, none fails.
 
 Real hub, proxy and portal service (tests/harness.py), the embedded default's spawner with
-admission by the portal, the start queue and usage records; 100 users each send
-``POST /hub/api/users/<name>/server`` with their own token, released together.
+admission by the portal and usage records; 100 users each send
+``POST /hub/api/users/<name>/server`` with their own token, released together. The start
+queue is opened to 100 slots, so that all 100 starts run their whole path at once (300
+calls to the portal, 100 readiness checks): the hardest case for the hub's plumbing; the
+shipped queue (one slot per CPU core) only spreads the same work out. Before the hub had its
+own client for the portal and for readiness checks, 48 of these 100 starts failed with
+"Timeout in request queue" (the shared default client's 10 connections).
 
 The sessions are the stand-in of ``tests/faults/singleuser_standin.py`` instead of
 JupyterLab (its docstring says what it does and does not do), so that 100 fit on a 2-core
@@ -147,7 +152,7 @@ def test_a_class_of_100_starts_at_once_with_no_failure(tmp_path):
         tmp_path / "class",
         users,
         sections=class_sections(names),
-        hub_config=hub_config_lines(),
+        hub_config=hub_config_lines() + f"c.PolicySpawnerMixin.start_slots = {CLASS_SIZE}\n",
     ) as portal:
         admin_token, tokens = user_tokens(portal, names)
 
