@@ -99,3 +99,25 @@ def test_importing_and_setting_up_the_hub_loads_no_portal_module(tmp_path):
     count, loaded = result.stdout.strip().splitlines()
     assert int(count) >= 10  # every hub module was imported
     assert loaded == "[]"
+
+
+def test_the_launcher_prepares_the_database_with_the_portals_own_command(tmp_path, monkeypatch):
+    import yaml
+    from aitestbed.hub.demo import prepare_portal_database
+    from sqlalchemy import create_engine, inspect
+
+    doc = yaml.safe_load((HUB_DIR.parents[2] / "hub_config" / "settings.yaml").read_text())
+    doc["site"]["state_dir"] = str(tmp_path / "state")
+    monkeypatch.delenv("AITESTBED_DATABASE_URL", raising=False)  # the SQLite file below
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(yaml.safe_dump(doc))
+    assert prepare_portal_database(settings) == 0
+    engine = create_engine(f"sqlite:///{tmp_path / 'state' / 'portal.sqlite'}")
+    try:
+        assert {"projects", "memberships", "session_records"} <= set(
+            inspect(engine).get_table_names()
+        )
+    finally:
+        engine.dispose()
+    (tmp_path / "broken.yaml").write_text("site: [not, a, mapping]\n")
+    assert prepare_portal_database(tmp_path / "broken.yaml") == 2  # the settings error code
