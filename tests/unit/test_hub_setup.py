@@ -35,6 +35,7 @@ def test_hub_configuration_from_settings(settings, tmp_path):
     assert set(c.DemoAuthenticator.password_hashes) == {"alice", "bob", "carol", "olivia"}
     assert c.Authenticator.admin_users == {"olivia"}
     assert c.JupyterHub.spawner_class == "aitestbed.hub.local_spawner.PortalLocalSpawner"
+    assert c.JupyterHub.concurrent_spawn_limit == 0  # the start queue holds a class instead
     assert "access:services!service=portal" in c.Spawner.server_token_scopes
     assert c.Spawner.environment["AITESTBED_PORTAL_URL"] == (
         "http://127.0.0.1:8090/services/portal/"

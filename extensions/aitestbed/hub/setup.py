@@ -156,6 +156,9 @@ def _setup_policy(c: Any, settings: Settings, chain: HookChain) -> None:
     c.PolicySpawnerMixin.portal_token = portal_api_token(settings)
     c.PolicySpawnerMixin.session_start_timeout = settings.site.session_start_timeout_seconds
     c.Spawner.http_timeout = settings.site.session_start_timeout_seconds
+    # The start queue bounds the starts that run; JupyterHub's own limit (100 pending
+    # starts) would answer the 101st student of a class with 429 instead of queueing them.
+    c.JupyterHub.concurrent_spawn_limit = 0
     chain.add_pre_spawn("admission", lambda spawner: spawner.admit_session())
     chain.add_post_stop("usage-record", lambda spawner: spawner.close_session())
 
