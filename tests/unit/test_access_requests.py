@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 from aitestbed.portal import models
-from aitestbed.portal.access import form_token
+from aitestbed.portal.pages import form_token
 from aitestbed.portal.app import create_app
 from aitestbed.portal.auth import TOKEN_COOKIE
 from aitestbed.portal.db import session_factory, transaction
