@@ -197,3 +197,5 @@ async def test_project_gate_holds_users_without_an_active_project(engine, databa
     assert default_url(_Handler(_User("carol"))) == "/services/portal/access"
     assert default_url(_Handler(_User("alice"))) == ""
     assert default_url(_Handler(None)) == ""
+    # Operators land on the operator console.
+    assert default_url(_Handler(_User("root", admin=True))) == "/services/portal/console"

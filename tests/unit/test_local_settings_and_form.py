@@ -80,8 +80,14 @@ def test_form_keeps_a_previous_choice_and_explains_inactive_projects():
     assert "Old (old) - not available" in html and "ended on 2026-01-31" in html
 
 
-def test_form_without_projects_says_what_to_do():
-    assert "Ask an operator of the portal for access" in render_spawn_form([], {})
+def test_form_without_projects_links_the_access_page_and_hides_start():
+    html = render_spawn_form([], {}, access_url="/x/services/portal/access")
+    assert "<a href='/x/services/portal/access' class='alert-link'>Ask for access</a>" in html
+    # The hub's Start button would only reload the page: the form hides it.
+    assert "#spawn_form .feedback-container{display:none}" in html
+    assert "href='/services/portal/access'" in render_spawn_form([], {})
+    hostile = render_spawn_form([], {}, access_url="/'><script>x</script>")
+    assert "<script>x" not in hostile and "&lt;script&gt;x" in hostile
 
 
 def test_form_choice_reads_only_the_chosen_project_block():

@@ -21,7 +21,12 @@ from traitlets import Dict, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from aitestbed.hub.portal_client import HubPortalClient, PortalRefused, PortalUnavailable
-from aitestbed.hub.spawn_form import ProjectDatasets, form_choice, render_spawn_form
+from aitestbed.hub.spawn_form import (
+    ACCESS_PAGE,
+    ProjectDatasets,
+    form_choice,
+    render_spawn_form,
+)
 from aitestbed.hub.start_queue import StartQueue
 from aitestbed.policy.admission import admit
 from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState, SpawnRequest
@@ -175,7 +180,13 @@ class PolicySpawnerMixin(LoggingConfigurable):
         projects, flavors, images, running = parse_context(context)
         options = spawn_options(projects, flavors, images, date.today())
         capacity = await self.free_capacity(options, running)
-        return render_spawn_form(options, capacity, self.session_choice, context_datasets(context))
+        return render_spawn_form(
+            options,
+            capacity,
+            self.session_choice,
+            context_datasets(context),
+            access_url=self.hub.base_url.removesuffix("hub/") + ACCESS_PAGE,
+        )
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         return clean_user_options(form_choice(formdata))

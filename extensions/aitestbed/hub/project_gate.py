@@ -15,9 +15,10 @@ from typing import Any
 from tornado import web
 
 from aitestbed.hub.portal_db import in_portal_db, user_has_active_project
+from aitestbed.hub.spawn_form import ACCESS_PAGE
 from aitestbed.portal.directory import has_active_project
 
-ACCESS_PAGE = "services/portal/access"
+CONSOLE_PAGE = "services/portal/console"
 
 
 def no_project_message(access_url: str) -> str:
@@ -43,16 +44,21 @@ def make_pre_spawn_hook(database_url: str, base_url: str = "/") -> Callable[[Any
 
 
 def make_default_url(database_url: str, base_url: str = "/") -> Callable[[Any], str]:
-    """A ``JupyterHub.default_url`` callable: users without a project go to the access page.
+    """A ``JupyterHub.default_url`` callable: where each role lands after login.
 
-    An empty answer keeps JupyterHub's own default (start or open the user's server).
+    Operators (hub admins) land on the portal's operator console, users without a project
+    on the access page; an empty answer keeps JupyterHub's own default (the spawn page, or
+    the user's running server).
     """
     access_url = base_url + ACCESS_PAGE
+    console_url = base_url + CONSOLE_PAGE
 
     def default_url(handler) -> str:
         user = handler.current_user
-        if user is None or user.admin:
+        if user is None:
             return ""
+        if user.admin:
+            return console_url
         # A single indexed query; JupyterHub calls this synchronously.
         return "" if user_has_active_project(database_url, user.name) else access_url
 
