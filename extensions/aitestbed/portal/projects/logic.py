@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from aitestbed import settings as site_settings
@@ -126,8 +127,12 @@ def create(session: Session, doc: Any) -> models.Project:
         raise ProjectError(409, [("slug", f"A project {spec.slug!r} exists already.")])
     project = models.Project(slug=spec.slug, source="api")
     _apply(project, spec)
-    session.add(project)
-    session.flush()
+    try:
+        with session.begin_nested():  # two operators creating the same slug at once
+            session.add(project)
+            session.flush()
+    except IntegrityError:
+        raise ProjectError(409, [("slug", f"A project {spec.slug!r} exists already.")]) from None
     return project
 
 
