@@ -48,7 +48,8 @@ def log_in(page, portal, name: str) -> None:
 
 
 def nav(page, label: str) -> None:
-    page.locator("#portal-nav").get_by_role("link", name=re.compile(rf"^{label}")).click()
+    """Follow an entry of the top bar (the portal's pages and the hub's share it)."""
+    page.locator("nav.navbar").get_by_role("link", name=re.compile(rf"^{label}")).click()
     page.wait_for_load_state()
 
 
@@ -72,7 +73,13 @@ def test_user_without_a_project_asks_for_access_and_starts_once_approved(
     expect(page.locator("#aitb-no-project")).to_contain_text("nothing to start")
     expect(page.locator("#spawn_form [type=submit]")).to_be_hidden()
     check_page(page, "user-spawn-page-without-project", include="#spawn_form")
-    page.get_by_role("link", name="Ask for access").click()
+    ask = page.get_by_role("link", name="Ask for access")
+    assert ask.get_attribute("href") == "/services/portal/access"
+    # The hub's page has the portal's top bar too.
+    nav(page, "Usage")
+    expect(page.locator("#no-projects")).to_contain_text("You belong to no project yet")
+    check_page(page, "user-usage-without-project")
+    page.get_by_role("link", name="request access").click()
     page.wait_for_url(re.compile(r".*/services/portal/access$"), timeout=WAIT_MS)
 
     page.get_by_label("Project short name (if you know it)").fill("acme-vision")

@@ -74,6 +74,13 @@ def form_values(doc: dict[str, Any]) -> dict[str, str]:
     return values
 
 
+def _catalog(session) -> tuple[list[str], list[str]]:
+    """The flavor and image names a project may list (the form's hint)."""
+    flavors = session.scalars(select(models.Flavor.slug).where(models.Flavor.enabled))
+    images = session.scalars(select(models.Image.slug).where(models.Image.enabled))
+    return list(flavors), list(images)
+
+
 def _run(request: Request, work):
     with transaction(request.app.state.sessions) as session:
         return work(session)
@@ -87,8 +94,7 @@ def projects_pages_router() -> APIRouter:
         with request.app.state.sessions() as session:
             projects = logic.listing(session)
             rows = [(p, p.status(today), len(p.memberships)) for p in projects]
-            flavors = list(session.scalars(select(models.Flavor.slug).where(models.Flavor.enabled)))
-            images = list(session.scalars(select(models.Image.slug).where(models.Image.enabled)))
+            flavors, images = _catalog(session)
         return render(
             request,
             user,
@@ -121,6 +127,7 @@ def projects_pages_router() -> APIRouter:
                 )
             used = usage_by_project(session, [project.id], models.utcnow())[project.id]
             members = sorted(project.memberships, key=lambda m: m.user.name)
+            flavors, images = _catalog(session)
             return render(
                 request,
                 user,
@@ -136,6 +143,8 @@ def projects_pages_router() -> APIRouter:
                 values=values or form_values(logic.document(project)),
                 problems=problems,
                 notice=NOTICES.get(done, ""),
+                flavors=flavors,
+                images=images,
             )
 
     @router.get("/projects")
