@@ -100,11 +100,29 @@ def test_form_choice_reads_only_the_chosen_project_block():
         "flavor-acme": ["a100x1"],
     }
     assert form_choice(submitted) == {
-        "project": ["uni"],
-        "flavor": ["cpu-small"],
-        "image": ["python-cpu"],
+        "project": "uni",
+        "flavor": "cpu-small",
+        "image": "python-cpu",
     }
     assert form_choice({}) == {}
+    # A field sent twice stays a list: the start refuses it.
+    assert form_choice({"project": ["uni", "acme"]}) == {"project": ["uni", "acme"]}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"project": ["acme-vision"]}, {"project": ["acme-vision", "uni-nlp"]}, {"flavor": []}],
+)
+def test_lists_are_refused_even_of_one_item(options):
+    from aitestbed.hub.policy_spawner import clean_user_options
+    from tornado import web
+
+    with pytest.raises(web.HTTPError) as refused:
+        clean_user_options(options)
+    assert refused.value.status_code == 400
+    key = next(iter(options))
+    assert refused.value.log_message == f"The session option {key!r} must be a non-empty text."
+    assert clean_user_options({"project": " acme-vision "}) == {"project": "acme-vision"}
 
 
 def test_form_shows_each_projects_datasets_and_why_others_are_not_mounted():

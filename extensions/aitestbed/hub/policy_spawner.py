@@ -78,7 +78,8 @@ def context_datasets(context: dict[str, Any]) -> dict[str, ProjectDatasets]:
 
 
 def clean_user_options(raw: dict[str, Any]) -> dict[str, str]:
-    """Keep the known keys as short strings; anything else is refused by name."""
+    """Keep the known keys as short strings; anything else is refused by name. A list is
+    refused too, even of one item (docs/sessions.md): the spawn form sends plain texts."""
     unknown = sorted(set(raw) - set(OPTION_KEYS))
     if unknown:
         raise web.HTTPError(400, f"Unknown session option {unknown[0][:40]!r}.")
@@ -87,8 +88,6 @@ def clean_user_options(raw: dict[str, Any]) -> dict[str, str]:
         if key not in raw:
             continue
         value = raw[key]
-        if isinstance(value, list) and len(value) == 1:
-            value = value[0]
         if not isinstance(value, str) or not value.strip():
             raise web.HTTPError(400, f"The session option {key!r} must be a non-empty text.")
         if len(value) > MAX_OPTION_LENGTH:

@@ -215,14 +215,19 @@ def render_spawn_form(
     return "".join(parts)
 
 
-def form_choice(formdata: Mapping[str, list[str]]) -> dict[str, list[str]]:
-    """The submitted form as the ``project``/``flavor``/``image`` options of a start."""
-    choice: dict[str, list[str]] = {}
+def form_choice(formdata: Mapping[str, list[str]]) -> dict[str, str | list[str]]:
+    """The submitted form as the ``project``/``flavor``/``image`` options of a start: one
+    text each (a field sent more than once stays a list, which the start refuses)."""
+
+    def one(values: list[str]) -> str | list[str]:
+        return values[0] if len(values) == 1 else list(values)
+
+    choice: dict[str, str | list[str]] = {}
     project = formdata.get("project")
     if project:
-        choice["project"] = project
+        choice["project"] = one(project)
         for key in ("flavor", "image"):
             value = formdata.get(f"{key}-{project[0]}")
             if value:
-                choice[key] = value
+                choice[key] = one(value)
     return choice
