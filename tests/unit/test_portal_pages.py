@@ -4,6 +4,8 @@ every page. The hub's token check is replaced by a table, as in test_portal_api.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
@@ -514,5 +516,39 @@ def test_usage_page_plots_gpu_hours_per_day(client, engine):
     other = client.get(PREFIX + "usage", params={"project": "acme-vision"}).text
     other_cells = re.findall(r"<td>\d{4}-\d\d-\d\d</td><td class=\"num\">([\d.]+)</td>", other)
     assert sum(float(v) for v in other_cells) == 0
-    assert 'id="export-usage"' in html
+    assert 'id="export-usage"' in html and 'id="export-records"' in html
     assert 'id="export-usage"' not in as_user(client, "t-bob").get(PREFIX + "usage").text
+    month = (now - timedelta(days=3, hours=3)).strftime("%Y-%m")
+    records = client.get(
+        PREFIX + "api/usage-records.csv",
+        params={"month": month},
+        headers={"Authorization": "token t-olivia"},
+    )
+    assert records.headers["content-disposition"] == f'attachment; filename="usage-{month}.csv"'
+    (row,) = csv.DictReader(io.StringIO(records.text))
+    assert (row["kind"], row["project"], row["user"], row["flavor"], row["gpu_hours"]) == (
+        "session",
+        "uni-nlp",
+        "bob",
+        "a100x1",
+        "6.0",
+    )
+    refused = client.get(PREFIX + "api/usage-records.csv", headers={"Authorization": "token t-bob"})
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == "Only operators can export the usage records."
+    bad = client.get(
+        PREFIX + "api/usage-records.csv",
+        params={"month": "2026-13"},
+        headers={"Authorization": "token t-olivia"},
+    )
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "month"]
+
+
+def test_month_bounds_cross_the_year():
+    from aitestbed.portal.reports.api import month_bounds
+
+    assert month_bounds("2026-12") == (
+        datetime(2026, 12, 1, tzinfo=UTC),
+        datetime(2027, 1, 1, tzinfo=UTC),
+    )
+    assert month_bounds("2027-01")[1] == datetime(2027, 2, 1, tzinfo=UTC)

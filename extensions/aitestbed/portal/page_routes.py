@@ -1,4 +1,4 @@
-"""Every feature's page routes (and the project API), for ``create_app`` to include."""
+"""Every feature's page routes (and the project and usage-record APIs), for ``create_app``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from aitestbed.portal.datasets.pages import datasets_pages_router
 from aitestbed.portal.jobs.pages import jobs_pages_router
 from aitestbed.portal.projects.api import projects_api_router
 from aitestbed.portal.projects.pages import projects_pages_router
+from aitestbed.portal.reports.api import reports_api_router
 from aitestbed.portal.reports.pages import reports_pages_router
 
 
@@ -16,6 +17,7 @@ def feature_routers() -> list[APIRouter]:
     return [
         console_pages_router(),
         reports_pages_router(),
+        reports_api_router(),
         projects_pages_router(),
         projects_api_router(),
         datasets_pages_router(),
