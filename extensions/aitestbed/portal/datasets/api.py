@@ -362,7 +362,7 @@ def _grant_out(grant: models.DatasetGrant) -> GrantOut:
     )
 
 
-def _audit_query(
+def audit_query(
     user: UserFilter = None,
     dataset: DatasetFilter = None,
     action: ActionFilter = None,
@@ -387,7 +387,7 @@ def _audit_query(
     return query.order_by(models.DatasetAuditEntry.id.desc())
 
 
-AuditQuery = Annotated[Select, Depends(_audit_query)]
+AuditQuery = Annotated[Select, Depends(audit_query)]
 
 
 def _audit_out(entry: models.DatasetAuditEntry) -> AuditEntryOut:

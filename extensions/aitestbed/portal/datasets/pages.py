@@ -27,7 +27,7 @@ from aitestbed.portal.datasets.api import (
     DATASET_SLUG,
     USERNAME,
     AuditAction,
-    _audit_query,
+    audit_query,
 )
 from aitestbed.portal.db import transaction
 from aitestbed.portal.pages import PageUser, form_user, operator_page_user, page_user, render
@@ -160,7 +160,7 @@ def datasets_pages_router() -> APIRouter:
         problems = _filter_problems(filters)
         entries, total = [], 0
         if not problems:
-            query = _audit_query(
+            query = audit_query(
                 user=user_filter or None,
                 dataset=dataset or None,
                 action=action or None,
