@@ -552,3 +552,28 @@ def test_month_bounds_cross_the_year():
         datetime(2027, 1, 1, tzinfo=UTC),
     )
     assert month_bounds("2027-01")[1] == datetime(2027, 2, 1, tzinfo=UTC)
+
+
+def test_refused_page_forms_say_why_on_the_page(client):
+    bad = post(client, "t-carol", "access", project="Not A Slug", reason="x")
+    assert bad.status_code == 422
+    assert 'id="problem"' in bad.text and "Give the project as its short name" in bad.text
+    post(client, "t-carol", "access", reason="first")
+    again = post(client, "t-carol", "access", reason="second")
+    assert again.status_code == 409
+    assert "You already have a pending access request" in again.text
+    html = as_user(client, "t-olivia").get(PREFIX + "requests").text
+    (request_id,) = re.findall(r'id="request-(\d+)"', html)
+    # The request names no project: the operator must pick one (the select always sends one,
+    # a hand-made post may not).
+    missing = post(client, "t-olivia", f"requests/{request_id}/approve", project="", role="member")
+    assert missing.status_code == 422
+    assert "The request names no project: say which project to grant" in missing.text
+    long_note = post(client, "t-olivia", f"requests/{request_id}/decline", note="n" * 2001)
+    assert long_note.status_code == 422
+    assert "A note has at most 2,000 characters." in long_note.text
+    declined = post(client, "t-olivia", f"requests/{request_id}/decline", note="no")
+    assert declined.status_code == 303
+    twice = post(client, "t-olivia", f"requests/{request_id}/decline", note="no")
+    assert twice.status_code == 409
+    assert f"Access request #{request_id} was already declined." in twice.text
