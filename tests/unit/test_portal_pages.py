@@ -577,3 +577,26 @@ def test_refused_page_forms_say_why_on_the_page(client):
     twice = post(client, "t-olivia", f"requests/{request_id}/decline", note="no")
     assert twice.status_code == 409
     assert f"Access request #{request_id} was already declined." in twice.text
+
+
+def test_console_shows_what_runs_now(client, engine):
+    html = as_user(client, "t-olivia").get(PREFIX + "console").text
+    assert "No session is running." in html
+    with session_factory(engine)() as session, session.begin():
+        project = session.scalar(select(models.Project).where(models.Project.slug == "acme-vision"))
+        for name, flavor, gpus in (("alice", "a100x1", 1.0), ("bob", "a100x1", 1.0)):
+            user = session.scalar(select(models.User).where(models.User.name == name))
+            session.add(
+                models.SessionRecord(
+                    user_id=user.id,
+                    project_id=project.id,
+                    flavor=flavor,
+                    image="pytorch",
+                    gpus=gpus,
+                )
+            )
+    html = client.get(PREFIX + "console").text
+    row = html[html.index('id="running-by-flavor"') :].split("</table>")[0]
+    assert re.search(r"\(a100x1\)</span></td><td class=\"num\">2</td><td class=\"num\">2</td>", row)
+    assert "Batch jobs: 0 waiting, 0 running" in html
+    assert "2 sessions running now." in html

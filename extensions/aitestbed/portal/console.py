@@ -9,6 +9,20 @@ from sqlalchemy import func, select
 
 from aitestbed.portal import models
 from aitestbed.portal.pages import PageUser, operator_page_user, pending_requests, render
+from aitestbed.portal.usage import ACTIVE_JOB_STATES
+
+
+def running_by_flavor(session) -> list[tuple[str, str, int, float]]:
+    """(flavor slug, its name, running sessions, GPUs they hold), busiest first."""
+    count, gpus = func.count(), func.coalesce(func.sum(models.SessionRecord.gpus), 0.0)
+    rows = session.execute(
+        select(models.SessionRecord.flavor, count, gpus)
+        .where(models.SessionRecord.stopped_at.is_(None))
+        .group_by(models.SessionRecord.flavor)
+        .order_by(count.desc(), models.SessionRecord.flavor)
+    ).all()
+    names = dict(session.execute(select(models.Flavor.slug, models.Flavor.display_name)).all())
+    return [(slug, names.get(slug, slug), n, float(g)) for slug, n, g in rows]
 
 
 def console_pages_router() -> APIRouter:
@@ -36,8 +50,24 @@ def console_pages_router() -> APIRouter:
                     .where(models.SessionRecord.stopped_at.is_(None))
                 ),
             }
+            in_use = running_by_flavor(session)
+            jobs = dict(
+                session.execute(
+                    select(models.Job.state, func.count())
+                    .where(models.Job.state.in_(ACTIVE_JOB_STATES))
+                    .group_by(models.Job.state)
+                ).all()
+            )
         return render(
-            request, user, "console.html", title="Operator console", current="console", **counts
+            request,
+            user,
+            "console.html",
+            title="Operator console",
+            current="console",
+            in_use=in_use,
+            jobs_pending=jobs.get("PENDING", 0),
+            jobs_running=jobs.get("RUNNING", 0),
+            **counts,
         )
 
     return router
