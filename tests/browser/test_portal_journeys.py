@@ -121,6 +121,7 @@ def test_user_without_a_project_asks_for_access_and_starts_once_approved(
     # First start, from the Sessions entry of the top bar.
     nav(page, "Sessions")
     expect(page.locator("#aitb-project")).to_have_value("uni-nlp")
+    check_page(page, "user-spawn-page", include="#spawn_form")
     page.locator("input[name='flavor-uni-nlp'][value='cpu-small']").check()
     page.locator("#spawn_form [type=submit]").click()
     page.wait_for_url(re.compile(rf"^{re.escape(portal.url)}/user/dora/"), timeout=WAIT_MS)

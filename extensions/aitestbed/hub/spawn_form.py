@@ -27,6 +27,9 @@ STYLE = """
 .aitb-muted{color:#666;font-size:.9em}
 .aitb-project{display:none}
 .aitb-project.shown{display:block}
+/* The hub's orange Start button has white text at 2.9:1; a darker orange reaches 5.5:1. */
+#spawn_form .btn-jupyter{--bs-btn-bg:#b14a0e;--bs-btn-border-color:#9a400c;
+  --bs-btn-hover-bg:#9a400c;--bs-btn-hover-border-color:#853709;--bs-btn-active-bg:#853709}
 </style>
 """
 
