@@ -7,11 +7,11 @@ from datetime import date
 
 import pytest
 from aitestbed.portal import models
-from aitestbed.portal.access import form_token
 from aitestbed.portal.app import create_app
 from aitestbed.portal.auth import TOKEN_COOKIE
 from aitestbed.portal.db import session_factory, transaction
 from aitestbed.portal.directory import apply_sso_grants, has_active_project
+from aitestbed.portal.pages import form_token
 from aitestbed.portal.service import prepare_database
 from aitestbed.settings import load_settings
 from fastapi.testclient import TestClient

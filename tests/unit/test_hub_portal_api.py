@@ -159,7 +159,8 @@ async def test_project_gate_holds_users_without_an_active_project(portal):
     assert gate.default_url(_Handler(_User("carol"))) == "/services/portal/access"
     assert gate.default_url(_Handler(_User("alice"))) == ""
     assert gate.default_url(_Handler(None)) == ""
-    assert gate.default_url(_Handler(_User("olivia", admin=True))) == ""
+    # Operators land on the operator console.
+    assert gate.default_url(_Handler(_User("olivia", admin=True))) == "/services/portal/console"
     model = {"name": "bob"}
     assert await gate.after_login(None, None, model) is model
     assert gate.default_url(_Handler(_User("bob"))) == ""

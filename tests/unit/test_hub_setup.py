@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
+from pathlib import Path
 
 import pytest
 from aitestbed.hub.demo_auth import DemoAuthenticator, hash_password, verify_password
@@ -45,6 +46,10 @@ def test_hub_configuration_from_settings(settings, tmp_path):
     (shell,) = [a for a in c.Spawner.args if a.startswith("--ServerApp.terminado_settings=")]
     assert shell.endswith(("shell_command=/usr/bin/bash", "shell_command=/bin/bash"))
     assert c.JupyterHub.template_vars["announcement_login"].startswith("Demo accounts")
+    # The hub's pages get the portal's top bar from the hub's own template.
+    (templates,) = c.JupyterHub.template_paths
+    page = (Path(templates) / "page.html").read_text()
+    assert '{% extends "templates/page.html" %}' in page and "{{ portal }}usage" in page
     # The proxy token is generated once and kept private.
     token_file = tmp_path / "state" / "proxy_auth_token"
     assert c.ConfigurableHTTPProxy.auth_token == token_file.read_text()

@@ -154,13 +154,13 @@ def test_usage_page_for_members_and_operators(portal):
     client, _ = portal
     start(client)
     client.cookies.set(TOKEN_COOKIE, "t-alice")
-    page = client.get(PREFIX).text
+    page = client.get(PREFIX + "usage").text
     assert "ACME Vision (startup)" in page and "University NLP lab" not in page
     assert "1 / 4" in page and "Export usage as CSV" not in page
     assert "dataset-audit.csv" not in page
     client.cookies.set(TOKEN_COOKIE, "t-olivia")
-    page = client.get(PREFIX).text
-    assert "University NLP lab" in page and "operator: all projects" in page
+    page = client.get(PREFIX + "usage").text
+    assert "University NLP lab" in page and "Every project (you are an operator)." in page
     assert "api/usage.csv" in page
     # The export links are GETs: the browser's cookie is honoured for them.
     assert "api/dataset-audit.csv" in page

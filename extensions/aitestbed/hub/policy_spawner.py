@@ -26,7 +26,12 @@ from aitestbed.hub.portal_client import (
     PortalUnavailable,
     shared_client,
 )
-from aitestbed.hub.spawn_form import ProjectDatasets, form_choice, render_spawn_form
+from aitestbed.hub.spawn_form import (
+    ACCESS_PAGE,
+    ProjectDatasets,
+    form_choice,
+    render_spawn_form,
+)
 from aitestbed.hub.start_queue import StartQueue
 from aitestbed.policy.admission import admit
 from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState, SpawnRequest
@@ -78,7 +83,8 @@ def context_datasets(context: dict[str, Any]) -> dict[str, ProjectDatasets]:
 
 
 def clean_user_options(raw: dict[str, Any]) -> dict[str, str]:
-    """Keep the known keys as short strings; anything else is refused by name."""
+    """Keep the known keys as short strings; anything else is refused by name. A list is
+    refused too, even of one item (docs/sessions.md): the spawn form sends plain texts."""
     unknown = sorted(set(raw) - set(OPTION_KEYS))
     if unknown:
         raise web.HTTPError(400, f"Unknown session option {unknown[0][:40]!r}.")
@@ -87,8 +93,6 @@ def clean_user_options(raw: dict[str, Any]) -> dict[str, str]:
         if key not in raw:
             continue
         value = raw[key]
-        if isinstance(value, list) and len(value) == 1:
-            value = value[0]
         if not isinstance(value, str) or not value.strip():
             raise web.HTTPError(400, f"The session option {key!r} must be a non-empty text.")
         if len(value) > MAX_OPTION_LENGTH:
@@ -199,7 +203,13 @@ class PolicySpawnerMixin(LoggingConfigurable):
         projects, flavors, images, running = parse_context(context)
         options = spawn_options(projects, flavors, images, date.today())
         capacity = await self.free_capacity(options, running)
-        return render_spawn_form(options, capacity, self.session_choice, context_datasets(context))
+        return render_spawn_form(
+            options,
+            capacity,
+            self.session_choice,
+            context_datasets(context),
+            access_url=self.hub.base_url.removesuffix("hub/") + ACCESS_PAGE,
+        )
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         return clean_user_options(form_choice(formdata))

@@ -27,8 +27,9 @@ from typing import Any
 from tornado import web
 
 from aitestbed.hub.portal_client import HubPortalClient, PortalRefused, PortalUnavailable
+from aitestbed.hub.spawn_form import ACCESS_PAGE
 
-ACCESS_PAGE = "services/portal/access"
+CONSOLE_PAGE = "services/portal/console"
 UNAVAILABLE = (
     "The portal service did not answer, so your project membership cannot be checked; "
     "try again in a minute."
@@ -55,6 +56,7 @@ class ProjectGate:
     ) -> None:
         self.portal = portal
         self.access_url = base_url + ACCESS_PAGE
+        self.console_url = base_url + CONSOLE_PAGE
         self.refresh_after = refresh_after
         self.clock = clock
         self._heard: dict[str, tuple[bool, float]] = {}  # name -> (active, when)
@@ -99,13 +101,17 @@ class ProjectGate:
         return auth_model
 
     def default_url(self, handler: Any) -> str:
-        """``JupyterHub.default_url``: users without a project go to the access page.
+        """``JupyterHub.default_url``: where each role lands after login; users without a
+        project go to the access page.
 
-        An empty answer keeps JupyterHub's own default (start or open the user's server).
+        Operators (hub admins) land on the portal's operator console; an empty answer keeps
+        JupyterHub's own default (start or open the user's server).
         """
         user = handler.current_user
-        if user is None or user.admin:
+        if user is None:
             return ""
+        if user.admin:
+            return self.console_url
         heard = self._heard.get(user.name)
         if heard is None or self.clock() - heard[1] > self.refresh_after:
             self._ask_soon(user.name)

@@ -255,6 +255,8 @@ def setup_portal(c: Any, settings: Settings) -> None:
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
     c.JupyterHub.template_vars = {"announcement_login": settings.authentication.login_hint}
+    # The hub's pages carry the portal's top bar (hub/templates/page.html).
+    c.JupyterHub.template_paths = [str(Path(__file__).with_name("templates"))]
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{site.proxy_api_port}"
     c.ConfigurableHTTPProxy.command = find_proxy_command()
     c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
