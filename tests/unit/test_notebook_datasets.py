@@ -273,6 +273,33 @@ def test_browser_search_tag_filter_and_details(url):
     assert browser.code.disabled and "aitestbed-copy" in browser.copy_button.value
 
 
+class CountingClient(PortalClient):
+    """Counts the catalog listings it asks for (each one is an audit entry at the portal)."""
+
+    listings = 0
+
+    def datasets(self, *args, **kwargs):
+        self.listings += 1
+        return super().datasets(*args, **kwargs)
+
+
+def test_one_widget_action_is_one_listing(url):
+    counting = CountingClient(url, "t-bob")
+    browser = DatasetBrowser(counting)
+    assert counting.listings == 1 and ("images (1)", "images") in browser.tag_filter.options
+    browser.search_box.value = "flowers"
+    assert counting.listings == 2
+    browser.tag_filter.value = "images"
+    assert counting.listings == 3
+    browser.search_button.click()
+    assert counting.listings == 4
+    browser.search_box.value = ""
+    browser.tag_filter.value = ""
+    assert counting.listings == 6
+    # The tag counts stay those of the whole catalog while a search narrows the list.
+    assert ("images (1)", "images") in browser.tag_filter.options
+
+
 def test_browser_accept_terms_then_preview_table_and_thumbnails(url):
     alice = client(url, "alice")
     browser = DatasetBrowser(alice)

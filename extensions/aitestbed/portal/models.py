@@ -98,6 +98,9 @@ class Project(Base):
     # "project", or "course": a course is a project with a term, slots and roles of its own
     # (its row in ``courses``), so admission, quota, usage and dataset grants serve both.
     kind: Mapped[str] = mapped_column(String(16), default="project", server_default="project")
+    # Who owns the row: "settings" (the settings file, synced at every start; read-only in
+    # the portal) or "api" (an operator in the console or the API; the sync leaves it alone).
+    source: Mapped[str] = mapped_column(String(16), default="settings", server_default="settings")
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="project", cascade="all, delete-orphan"
@@ -124,6 +127,7 @@ class MembershipSource(enum.StrEnum):
     SETTINGS = "settings"
     SSO = "sso"
     REQUEST = "request"
+    OPERATOR = "operator"  # added by an operator in the console or the API
 
 
 class Membership(Base):

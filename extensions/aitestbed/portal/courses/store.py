@@ -85,6 +85,7 @@ def save_course(
         cpu_flavor=spec.cpu_flavor,
     )
     project.kind = "course"
+    project.source = source  # the console's project pages leave a settings course alone
     project.title = spec.title
     project.description = spec.description
     project.gpu_hours_budget = spec.gpu_hours
