@@ -5,6 +5,7 @@ with an exact maximum under a burst, and the course rules of a start."""
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -360,3 +361,65 @@ def test_a_start_outside_class_slots_is_refused_with_the_next_opening(tmp_path, 
         assert start(client, "ingrid", "a100-1g-10gb").status_code == 201  # staff prepare
         assert start(client, "alice", "a100-1g-10gb").status_code == 403  # not in the course
     engine.dispose()
+
+
+# -- the pages ---------------------------------------------------------------------------
+
+
+def page(client, user, path, **form):
+    from aitestbed.portal.auth import TOKEN_COOKIE
+    from aitestbed.portal.pages import form_token
+
+    client.cookies.set(TOKEN_COOKIE, f"t-{user}")
+    if form:
+        data = {"form_token": form_token(f"t-{user}"), **form}
+        return client.post(PREFIX + path, data=data, follow_redirects=False)
+    return client.get(PREFIX + path, follow_redirects=False)
+
+
+def test_instructor_pages_code_join_and_roster(client):
+    listing = page(client, "ingrid", "courses")
+    assert 'id="nav-courses"' in listing.text and "Deep Learning 101" in listing.text
+    course = page(client, "ingrid", "courses/dl-101").text
+    assert (
+        'data-user="sam"' in course and 'id="new-code"' in course and 'id="roster-import"' in course
+    )
+
+    made = page(client, "ingrid", "courses/dl-101/join-codes", max_uses="3", valid_hours="24")
+    assert made.status_code == 303 and made.headers["location"].endswith("?notice=code")
+    shown = re.search(
+        r"<code>([A-Z0-9]{4}-[A-Z0-9]{4})</code>", page(client, "ingrid", "courses/dl-101").text
+    )
+    code = shown.group(1)
+
+    join_page = page(client, "student20", f"join/{code}")
+    assert join_page.status_code == 200 and f'value="{code}"' in join_page.text
+    joined = page(client, "student20", "join", code=code)
+    assert joined.status_code == 303 and joined.headers["location"].endswith(
+        "courses/dl-101?notice=joined"
+    )
+    mine = page(client, "student20", "courses/dl-101?notice=joined").text
+    assert "You are in the course." in mine and 'id="roster"' not in mine  # no roster for students
+    wrong = page(client, "student21", "join", code="NOPE-NOPE")
+    assert wrong.status_code == 404 and "No course has this join code" in wrong.text
+
+    bad = page(
+        client,
+        "ingrid",
+        "courses/dl-101/roster",
+        roster="user,role\n<b>x</b>,student\nstudent30,boss\n",
+    )
+    assert bad.status_code == 422
+    assert "line 2, user" in bad.text and "line 3, role" in bad.text
+    assert "<b>x</b>" not in bad.text and "&lt;b&gt;x&lt;/b&gt;" in bad.text  # escaped
+    good = page(client, "ingrid", "courses/dl-101/roster", roster="user,role\nstudent30\n")
+    assert good.status_code == 303
+    assert 'data-user="student30"' in page(client, "ingrid", "courses/dl-101").text
+
+    assert (
+        page(client, "sam", "courses/dl-101/roster", roster="user\nstudent31\n").status_code == 404
+    )
+    assert page(client, "ivan", "courses/dl-101").status_code == 404  # another course's staff
+    removed = page(client, "tom", "courses/dl-101/members/student30/remove", x="1")
+    assert removed.status_code == 303
+    assert 'data-user="student30"' not in page(client, "ingrid", "courses/dl-101").text
