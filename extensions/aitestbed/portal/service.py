@@ -58,6 +58,7 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
     service_url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/portal/")
     engine = prepare_database(settings)
+    from aitestbed.portal.courses.hub_groups import sync_forever
     from aitestbed.portal.reconcile import reconcile_forever
 
     interval = float(os.environ.get("AITESTBED_RECONCILE_SECONDS", "300"))
@@ -81,7 +82,13 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
                 os.environ["JUPYTERHUB_API_URL"],
                 os.environ["JUPYTERHUB_API_TOKEN"],
                 interval,
-            )
+            ),
+            lambda: sync_forever(
+                sessions,
+                os.environ["JUPYTERHUB_API_URL"],
+                os.environ["JUPYTERHUB_API_TOKEN"],
+                float(os.environ.get("AITESTBED_COURSE_SYNC_SECONDS", "60")),
+            ),
         ],
     )
     log.info("Portal service listening on %s%s", service_url.netloc, prefix)
