@@ -85,7 +85,7 @@ MATRIX: dict[str, dict[str, Any]] = {
     },
     # Everything optional switched on at once, for the scanners.
     "everything": {
-        "singleuser": {"networkPolicy": {"egressCIDRs": ["0.0.0.0/0"]}},
+        "singleuser": {"networkPolicy": {"internet": True, "egressCIDRs": ["10.30.0.0/16"]}},
         "scheduling": {"placeholders": {"enabled": True, "gpu": True}},
         "metrics": {"serviceMonitor": {"enabled": True}},
         "slurm": {"enabled": True, "restdCIDRs": ["10.1.2.0/24"]},

@@ -78,7 +78,7 @@ def test_every_container_is_locked_down_with_resources_and_probes(renders, name)
 @pytest.mark.parametrize("name", MATRIX)
 def test_every_namespaced_object_is_in_the_release_namespace(renders, name):
     for obj in renders[name].objects:
-        if obj["kind"] != "PriorityClass":
+        if obj["kind"] not in ("PriorityClass", "ClusterRole", "ClusterRoleBinding"):
             assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]["name"]
 
 
@@ -238,7 +238,19 @@ def test_user_pods_talk_only_to_hub_proxy_dns_and_never_to_the_metadata_address(
     assert sorted(sources) == ["hub", "proxy"]
     assert not any("ipBlock" in str(rule) for rule in policy["egress"])  # no CIDR by default
     internet = renders["everything"].one("NetworkPolicy", f"{FULLNAME}-singleuser")["spec"]
-    assert {"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA]}} in internet["egress"][-1]["to"]
+    assert {
+        "ipBlock": {
+            "cidr": "0.0.0.0/0",
+            "except": [
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "169.254.0.0/16",
+                "100.64.0.0/10",
+            ],
+        }
+    } in internet["egress"][-2]["to"]
+    assert internet["egress"][-1] == {"to": [{"ipBlock": {"cidr": "10.30.0.0/16"}}]}
 
 
 def test_every_cidr_that_contains_the_metadata_address_excepts_it(renders):
@@ -248,15 +260,27 @@ def test_every_cidr_that_contains_the_metadata_address_excepts_it(renders):
                 for peer in rule.get("to", []):
                     block = peer.get("ipBlock")
                     if block and block["cidr"] in ("0.0.0.0/0", "169.0.0.0/8", "169.254.0.0/16"):
-                        assert block["except"] == [METADATA], (
+                        assert METADATA in block["except"] or "169.254.0.0/16" in block["except"], (
                             render.name,
                             policy["metadata"]["name"],
                         )
 
 
-def test_kubespawner_rbac_is_namespaced_and_minimal(renders):
+def test_kubespawner_rbac_is_namespaced_and_minimal(renders, helm, tmp_path):
     r = renders["defaults"]
-    assert not r.find("ClusterRole") and not r.find("ClusterRoleBinding")
+    # Cluster-wide: list nodes and pods (free capacity), nothing else.
+    capacity = f"{HUB}-{NAMESPACE}-capacity"
+    assert r.one("ClusterRole", capacity)["rules"] == [
+        {"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list"]}
+    ]
+    binding = r.one("ClusterRoleBinding", capacity)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": HUB, "namespace": NAMESPACE}]
+    values = tmp_path / "v.yaml"
+    values.write_text(yaml.safe_dump({"hub": {"rbac": {"readClusterCapacity": False}}}))
+    off = [d for d in yaml.safe_load_all(template(helm, values).stdout) if d]
+    assert not [o for o in off if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    settings = next(o for o in off if o["kind"] == "ConfigMap")["data"]["settings.yaml"]
+    assert yaml.safe_load(settings)["kubernetes"]["read_cluster_capacity"] is False
     rules = r.one("Role", HUB)["rules"]
     granted = {(res, verb) for rule in rules for res in rule["resources"] for verb in rule["verbs"]}
     assert ("pods", "create") in granted and ("persistentvolumeclaims", "create") in granted

@@ -102,6 +102,71 @@ def test_kubernetes_mode_configures_the_kube_spawner(tmp_path):
     assert c.Spawner.pre_spawn_hook is not None
 
 
+def _kube_settings(tmp_path, **kube):
+    settings = load_settings(PRODUCTION_SETTINGS)
+    return dataclasses.replace(
+        settings,
+        site=dataclasses.replace(
+            settings.site, state_dir=tmp_path / "state", bind_url="http://0.0.0.0:8000"
+        ),
+        authentication=dataclasses.replace(settings.authentication, kind="demo"),
+        kubernetes=dataclasses.replace(settings.kubernetes, **kube),
+    )
+
+
+def test_sessions_reach_the_portal_through_its_service_never_a_listen_address(
+    tmp_path, monkeypatch
+):
+    monkeypatch.delenv("AITESTBED_PORTAL_SERVICE_URL", raising=False)
+    settings = _kube_settings(tmp_path, session_portal_url="")
+    with pytest.raises(SettingsError) as refused:
+        setup_portal(Config(), settings)
+    assert "sessions cannot reach the portal at site.bind_url http://0.0.0.0:8000" in str(
+        refused.value
+    )
+    assert "set kubernetes.session_portal_url" in str(refused.value)
+
+    monkeypatch.setenv("AITESTBED_PORTAL_SERVICE_URL", "http://portal-aitestbed-portal:8090")
+    c = Config()
+    setup_portal(c, settings)
+    assert c.Spawner.environment == {
+        "AITESTBED_PORTAL_URL": "http://portal-aitestbed-portal:8090/services/portal/"
+    }
+    # The portal service the proxy routes to is the same Service.
+    portal = next(s for s in c.JupyterHub.services if s["name"] == "portal")
+    assert portal["url"] == "http://portal-aitestbed-portal:8090"
+
+    explicit = _kube_settings(tmp_path, session_portal_url="http://other:9/services/portal/")
+    c = Config()
+    setup_portal(c, explicit)
+    assert c.Spawner.environment["AITESTBED_PORTAL_URL"] == "http://other:9/services/portal/"
+
+
+def test_capacity_reading_follows_the_setting(tmp_path):
+    for value in (True, False):
+        c = Config()
+        setup_portal(c, _kube_settings(tmp_path, read_cluster_capacity=value))
+        assert c.PortalKubeSpawner.read_cluster_capacity is value
+
+
+def test_the_metrics_token_may_read_metrics_and_nothing_else(settings, monkeypatch):
+    monkeypatch.delenv("AITESTBED_METRICS_API_TOKEN", raising=False)
+    c = Config()
+    setup_portal(c, settings)
+    assert "metrics" not in [s["name"] for s in c.JupyterHub.services]
+    assert "metrics" not in [r["name"] for r in c.JupyterHub.load_roles]
+
+    monkeypatch.setenv("AITESTBED_METRICS_API_TOKEN", "a" * 64)
+    c = Config()
+    setup_portal(c, settings)
+    assert {"name": "metrics", "api_token": "a" * 64} in c.JupyterHub.services
+    assert {
+        "name": "metrics",
+        "services": ["metrics"],
+        "scopes": ["read:metrics"],
+    } in c.JupyterHub.load_roles
+
+
 def _with_oidc(settings, **oidc):
     spec = Oidc(
         client_id="portal",

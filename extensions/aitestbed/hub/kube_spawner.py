@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from kubespawner import KubeSpawner
-from traitlets import Dict, Float
+from traitlets import Bool, Dict, Float
 
 from aitestbed.hub.capacity import free_capacity
 from aitestbed.hub.pod_settings import (
@@ -35,6 +35,19 @@ from aitestbed.policy.model import FlavorSpec, ImageSpec
 from aitestbed.policy.mounts import DatasetMount
 
 LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+CAPACITY_OFF = (
+    "Free GPU capacity is not shown: this site does not let the portal read the cluster's "
+    "nodes (kubernetes.read_cluster_capacity is off); a start that does not fit waits for room."
+)
+CAPACITY_FORBIDDEN = (
+    "Free GPU capacity is not shown: the portal may not read the cluster's nodes and pods "
+    "(ask the operators to grant it, see docs/kubernetes.md); a start that does not fit waits "
+    "for room."
+)
+CAPACITY_UNREADABLE = (
+    "Free GPU capacity is not shown: the cluster's nodes and pods could not be read just now; "
+    "a start that does not fit waits for room."
+)
 
 
 class PortalKubeSpawner(PolicySpawnerMixin, KubeSpawner):
@@ -50,6 +63,12 @@ class PortalKubeSpawner(PolicySpawnerMixin, KubeSpawner):
         help="How long the cluster's nodes and pods, read for the free capacity per flavor, "
         "are reused before they are read again (spawn pages of a whole class at once "
         "cost one read).",
+    ).tag(config=True)
+
+    read_cluster_capacity = Bool(
+        True,
+        help="Read the cluster's nodes and pods (cluster-wide list permission) for the free "
+        "capacity per flavor. False: no capacity is shown, and the spawn page says why.",
     ).tag(config=True)
 
     session_deadline = Float(None, allow_none=True)
@@ -115,12 +134,18 @@ class PortalKubeSpawner(PolicySpawnerMixin, KubeSpawner):
         return nodes, pods
 
     async def capacity(self, running: dict[str, int], flavors: list[FlavorSpec]):
+        if not self.read_cluster_capacity:
+            self.capacity_note = CAPACITY_OFF
+            return {}
         try:
             nodes, pods = await self.cluster_state()
         except Exception as error:
             # Without the numbers the scheduler still decides; do not block every start.
             self.log.warning("Cannot read nodes and pods for the free capacity: %s", error)
+            forbidden = getattr(error, "status", None) == 403
+            self.capacity_note = CAPACITY_FORBIDDEN if forbidden else CAPACITY_UNREADABLE
             return {}
+        self.capacity_note = ""
         return free_capacity(nodes, pods, [flavor_demand(f, self.site) for f in flavors])
 
     # -- lifetime ---------------------------------------------------------------------

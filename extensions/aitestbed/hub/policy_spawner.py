@@ -160,6 +160,9 @@ class PolicySpawnerMixin(LoggingConfigurable):
             for slug, total in self.flavor_capacity.items()
         }
 
+    capacity_note = ""
+    """Why the free capacity is not shown on the spawn page, when it is not (one sentence)."""
+
     async def free_capacity(
         self, options: list[ProjectOptions], running: dict[str, int]
     ) -> dict[str, tuple[float, float] | None]:
@@ -175,7 +178,13 @@ class PolicySpawnerMixin(LoggingConfigurable):
         projects, flavors, images, running = parse_context(context)
         options = spawn_options(projects, flavors, images, date.today())
         capacity = await self.free_capacity(options, running)
-        return render_spawn_form(options, capacity, self.session_choice, context_datasets(context))
+        return render_spawn_form(
+            options,
+            capacity,
+            self.session_choice,
+            context_datasets(context),
+            capacity_note=self.capacity_note,
+        )
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         return clean_user_options(form_choice(formdata))

@@ -13,6 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from aitestbed.hub.hooks import HookChain
 from aitestbed.settings import (
@@ -26,6 +27,8 @@ from aitestbed.settings import (
 PORTAL_SERVICE = "portal"
 CULLER_SERVICE = "idle-culler"
 PORTAL_URL_ENV = "AITESTBED_PORTAL_URL"
+METRICS_SERVICE = "metrics"
+METRICS_TOKEN_ENV = "AITESTBED_METRICS_API_TOKEN"  # noqa: S105 - a variable name
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -200,6 +203,39 @@ def kube_site(kube: Kubernetes) -> dict[str, Any]:
     return site
 
 
+def session_portal_url(settings: Settings) -> str:
+    """Where a session pod reaches the portal (its $AITESTBED_PORTAL_URL).
+
+    ``kubernetes.session_portal_url`` when set (the Helm chart sets its portal Service);
+    else the portal Service the proxy uses ($AITESTBED_PORTAL_SERVICE_URL); else the public
+    ``site.bind_url``, unless that is a wildcard address no pod can connect to.
+    """
+    suffix = f"/services/{PORTAL_SERVICE}/"
+    if settings.kubernetes.session_portal_url:
+        return settings.kubernetes.session_portal_url
+    if os.environ.get("AITESTBED_PORTAL_SERVICE_URL"):
+        return os.environ["AITESTBED_PORTAL_SERVICE_URL"].rstrip("/") + suffix
+    host = urlparse(settings.site.bind_url).hostname or ""
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - detecting, not binding
+        raise SettingsError(
+            f"{settings.path}: sessions cannot reach the portal at site.bind_url "
+            f"{settings.site.bind_url} (an address to listen on, not to connect to): set "
+            "kubernetes.session_portal_url, e.g. http://<portal service>:8090/services/portal/."
+        )
+    return settings.site.bind_url.rstrip("/") + suffix
+
+
+def metrics_service() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The monitoring system's identity: a token that may read /hub/metrics and nothing else
+    ($AITESTBED_METRICS_API_TOKEN, from the chart's Secret when its ServiceMonitor is on)."""
+    token = os.environ.get(METRICS_TOKEN_ENV)
+    if not token:
+        return [], []
+    service = {"name": METRICS_SERVICE, "api_token": token}
+    role = {"name": METRICS_SERVICE, "services": [METRICS_SERVICE], "scopes": ["read:metrics"]}
+    return [service], [role]
+
+
 def _setup_kube_spawner(c: Any, settings: Settings) -> None:
     kube = settings.kubernetes
     c.JupyterHub.spawner_class = "aitestbed.hub.kube_spawner.PortalKubeSpawner"
@@ -213,8 +249,8 @@ def _setup_kube_spawner(c: Any, settings: Settings) -> None:
     c.KubeSpawner.cmd = ["jupyterhub-singleuser"]
     c.Spawner.default_url = "/lab"
     c.Spawner.server_token_scopes = server_token_scopes()
-    portal_url = kube.session_portal_url or f"{settings.site.bind_url.rstrip('/')}/services/portal/"
-    c.Spawner.environment = {PORTAL_URL_ENV: portal_url}
+    c.Spawner.environment = {PORTAL_URL_ENV: session_portal_url(settings)}
+    c.PortalKubeSpawner.read_cluster_capacity = kube.read_cluster_capacity
     if kube.hub_connect_url:
         # Pods reach the hub through its Kubernetes service, so it listens beyond loopback.
         c.JupyterHub.hub_connect_url = kube.hub_connect_url
@@ -260,5 +296,6 @@ def setup_portal(c: Any, settings: Settings) -> None:
     _setup_policy(c, settings, chain)
     chain.install(c)
     service_list, roles = services(settings)
-    c.JupyterHub.services = service_list
-    c.JupyterHub.load_roles = roles
+    metrics, metrics_roles = metrics_service()
+    c.JupyterHub.services = service_list + metrics
+    c.JupyterHub.load_roles = roles + metrics_roles

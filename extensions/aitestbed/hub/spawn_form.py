@@ -165,9 +165,11 @@ def render_spawn_form(
     capacity: Mapping[str, tuple[float, float] | None],
     selected: Mapping[str, str] | None = None,
     datasets: Mapping[str, ProjectDatasets] | None = None,
+    capacity_note: str = "",
 ) -> str:
     """The form's HTML; ``capacity`` maps flavor slug to (free, total) or None if unknown;
-    ``datasets`` maps a project slug to what its sessions mount."""
+    ``datasets`` maps a project slug to what its sessions mount; ``capacity_note`` says why
+    the free capacity is not shown, when it is not."""
     selected = selected or {}
     if not projects:
         return (
@@ -191,6 +193,8 @@ def render_spawn_form(
             f"{escape(label)}</option>"
         )
     parts.append("</select></div>")
+    if capacity_note:
+        parts.append(f"<p class='aitb-muted aitb-capacity-note'>{escape(capacity_note)}</p>")
     datasets = datasets or {}
     parts += [_project_block(o, capacity, selected, datasets.get(o.project.slug)) for o in projects]
     parts.append(SCRIPT)

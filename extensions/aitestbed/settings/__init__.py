@@ -234,6 +234,7 @@ class Kubernetes:
     image_pull_policy: str = "IfNotPresent"
     node_selector: dict[str, str] = field(default_factory=dict)
     gpu_tolerations: tuple[dict[str, str], ...] | None = None
+    read_cluster_capacity: bool = True
 
 
 @dataclass(frozen=True)
