@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from kubernetes_asyncio.client.exceptions import ApiException
 from kubespawner import KubeSpawner
 from traitlets import Bool, Dict, Float
 
@@ -120,6 +121,9 @@ class PortalKubeSpawner(PolicySpawnerMixin, KubeSpawner):
 
     async def _read_list(self, call, **kwargs) -> list[dict[str, Any]]:
         response = await call(_preload_content=False, **kwargs)
+        if not 200 <= response.status <= 299:
+            # Unread content is not checked by the client: a 403 must not pass as a list.
+            raise ApiException(status=response.status, reason=response.reason)
         return json.loads(await response.read())["items"]
 
     async def cluster_state(self) -> tuple[list[dict], list[dict]]:
