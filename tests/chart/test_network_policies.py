@@ -325,3 +325,21 @@ def test_what_would_open_private_ranges_or_the_metadata_address_is_refused(
     done = template(helm, path)
     assert done.returncode == 1
     assert message in done.stderr, done.stderr
+
+
+def test_the_user_scheduler_talks_only_to_the_kubernetes_api_and_dns(helm, tmp_path):
+    values = {"scheduling": {"userScheduler": {"enabled": True, "apiCIDRs": ["10.96.0.1/32"]}}}
+    render = render_values(helm, values, tmp_path)
+    labels = render.one("Deployment", f"{FULLNAME}-user-scheduler")["spec"]["template"]
+    scheduler = Pod("scheduler", NAMESPACE, labels["metadata"]["labels"], "10.244.0.7")
+    cluster = Cluster(render.find("NetworkPolicy"))
+    everyone = pods(render) | OUTSIDE
+    reached = {
+        name
+        for name, (target, port, protocol) in TARGETS.items()
+        if cluster.allowed(scheduler, everyone[target], port, protocol)
+    }
+    assert reached == {"kube-api", "cluster-dns"}
+    assert not any(cluster.allowed(everyone[source], scheduler, 10259) for source in SOURCES), (
+        "nothing reaches the scheduler"
+    )

@@ -43,8 +43,8 @@ def test_every_manifest_is_valid_kubernetes_in_strict_mode(renders, name, versio
     """From the oldest Kubernetes the chart supports (Chart.yaml kubeVersion) to a recent one."""
     validated = 0
     for obj in renders[name].objects:
-        if obj["apiVersion"].startswith("monitoring.coreos.com/"):
-            continue  # a CRD of the Prometheus Operator: not in the Kubernetes schemas
+        if obj["apiVersion"].startswith(("monitoring.coreos.com/", "gateway.networking.k8s.io/")):
+            continue  # CRDs (Prometheus Operator, Gateway API): not in the Kubernetes schemas
         try:
             kubernetes_validate.validate(obj, version, strict=True)
         except kubernetes_validate.ValidationError as error:
@@ -334,3 +334,111 @@ def test_yamllint_accepts_the_chart_values_and_the_catalog():
         timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_operator_features_render_where_they_belong(renders):
+    r = renders["operator-features"]
+    pod = r.one("Deployment", HUB)["spec"]["template"]["spec"]
+    hub = pod["containers"][0]
+    assert hub["args"][-2:] == ["--JupyterHub.log_level=DEBUG", "--Spawner.debug=True"]
+    env = {e["name"]: e for e in hub["env"]}
+    assert env["REQUESTS_CA_BUNDLE"] == {
+        "name": "REQUESTS_CA_BUNDLE",
+        "value": "/etc/ssl/internal/ca.crt",
+    }
+    assert env["API_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "other", "key": "api-key"}}
+    assert env["AITESTBED_EXTRA_CONFIG_DIR"]["value"] == "/etc/aitestbed/extra-config"
+    mounts = {m["mountPath"]: m for m in hub["volumeMounts"]}
+    assert mounts["/etc/ssl/internal"]["name"] == "internal-ca"
+    assert mounts["/etc/aitestbed/banner.txt"] == {
+        "name": "extra-files",
+        "mountPath": "/etc/aitestbed/banner.txt",
+        "subPath": "banner.txt",
+        "readOnly": True,
+    }
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["internal-ca"] == {"name": "internal-ca", "configMap": {"name": "internal-ca"}}
+    assert volumes["extra-config"]["configMap"]["name"] == f"{HUB}-extra-config"
+    extra = r.one("ConfigMap", f"{HUB}-extra-config")["data"]
+    assert extra == {"10-timeout.py": "c.Spawner.start_timeout = 900"}
+    assert r.one("Secret", f"{HUB}-files")["stringData"] == {"banner.txt": "hello"}
+    assert hub["startupProbe"] == {
+        "httpGet": {"path": "/hub/health", "port": "hub"},
+        "periodSeconds": 10,
+        "failureThreshold": 90,
+    }
+    assert hub["livenessProbe"]["timeoutSeconds"] == 10
+    account = r.one("ServiceAccount", HUB)["metadata"]["annotations"]
+    assert account == {"iam.gke.io/gcp-service-account": "hub@p.iam"}
+    # Sessions: image pull secrets, CPU node pool (through the settings the hub reads).
+    settings = yaml.safe_load(r.one("ConfigMap", f"{FULLNAME}-settings")["data"]["settings.yaml"])
+    assert settings["kubernetes"]["image_pull_secrets"] == ["regcred"]
+    assert settings["kubernetes"]["cpu_node_selector"] == {"pool": "cpu"}
+    assert settings["kubernetes"]["cpu_tolerations"][0]["key"] == "pool"
+    placeholder = r.one("Deployment", f"{FULLNAME}-placeholder")["spec"]["template"]["spec"]
+    assert placeholder["imagePullSecrets"] == [{"name": "regcred"}]
+    # HTTPS on the proxy, and an HTTPRoute.
+    proxy = r.one("Deployment", f"{FULLNAME}-proxy")["spec"]["template"]["spec"]
+    command = proxy["containers"][0]["command"]
+    assert "--port=8443" in command and "--redirect-port=8000" in command
+    assert "--ssl-cert=/etc/aitestbed/tls/tls.crt" in command and "--log-level=debug" in command
+    assert proxy["volumes"][0]["secret"]["secretName"] == "portal-tls"
+    ports = r.one("Service", f"{FULLNAME}-proxy-public")["spec"]["ports"]
+    assert [(p["port"], p["targetPort"]) for p in ports] == [(80, "http"), (443, "https")]
+    route = r.one("HTTPRoute", FULLNAME)["spec"]
+    assert route["parentRefs"] == [{"name": "public", "namespace": "gateways"}]
+    assert route["rules"][0]["backendRefs"] == [{"name": f"{FULLNAME}-proxy-public", "port": 80}]
+    assert not renders["defaults"].find("HTTPRoute")
+
+
+def test_a_changed_secret_restarts_the_hub(helm, tmp_path):
+    def checksum(secret: str) -> str:
+        values = tmp_path / "v.yaml"
+        values.write_text(
+            yaml.safe_dump(
+                {
+                    "settings": MATRIX["oidc-login"]["settings"],
+                    "oidc": {"clientSecret": secret},
+                    "hub": {"extraConfig": {"a": "pass"}},
+                }
+            )
+        )
+        rendered = [d for d in yaml.safe_load_all(template(helm, values).stdout) if d]
+        hub = next(
+            o for o in rendered if o["kind"] == "Deployment" and o["metadata"]["name"] == HUB
+        )
+        return hub["spec"]["template"]["metadata"]["annotations"]
+
+    first, second = checksum("first-secret"), checksum("rotated-secret")
+    assert checksum("first-secret") == first, "the same values restart nothing"
+    assert first["checksum/secret"] != second["checksum/secret"]
+    assert first["checksum/settings"] == second["checksum/settings"]
+    assert first["checksum/extra"] == second["checksum/extra"]
+
+
+def test_the_user_scheduler_packs_sessions_and_placeholders_onto_the_fullest_nodes(renders):
+    r = renders["operator-features"]
+    name = f"{FULLNAME}-user-scheduler"
+    config = yaml.safe_load(r.one("ConfigMap", name)["data"]["config.yaml"])
+    assert config["kind"] == "KubeSchedulerConfiguration"
+    (profile,) = config["profiles"]
+    assert profile["schedulerName"] == name
+    assert profile["plugins"]["score"]["disabled"] == [{"name": "NodeResourcesBalancedAllocation"}]
+    strategy = profile["pluginConfig"][0]["args"]["scoringStrategy"]
+    assert strategy["type"] == "MostAllocated"
+    assert {"name": "nvidia.com/gpu", "weight": 10} in strategy["resources"]
+    # Sessions (through the settings) and placeholders use it.
+    settings = yaml.safe_load(r.one("ConfigMap", f"{FULLNAME}-settings")["data"]["settings.yaml"])
+    assert settings["kubernetes"]["scheduler_name"] == name
+    placeholder = r.one("Deployment", f"{FULLNAME}-placeholder")["spec"]["template"]["spec"]
+    assert placeholder["schedulerName"] == name
+    # The cluster's own scheduler roles, for its own account only.
+    roles = sorted(
+        b["roleRef"]["name"] for b in r.find("ClusterRoleBinding") if name in b["metadata"]["name"]
+    )
+    assert roles == ["system:kube-scheduler", "system:volume-scheduler"]
+    pod = r.one("Deployment", name)["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == name and pod["automountServiceAccountToken"] is False
+    assert not renders["defaults"].find("Deployment", name)
+    default_settings = renders["defaults"].one("ConfigMap", f"{FULLNAME}-settings")["data"]
+    assert "scheduler_name" not in default_settings["settings.yaml"]

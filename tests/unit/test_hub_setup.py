@@ -259,3 +259,38 @@ def test_kubernetes_mode_takes_the_charts_deployment_facts(tmp_path, monkeypatch
     portal = next(s for s in c.JupyterHub.services if s["name"] == "portal")
     assert portal["url"] == "http://aitestbed-hub:8090"
     assert portal["environment"]["AITESTBED_PORTAL_BIND_HOST"] == "0.0.0.0"
+
+
+def test_extra_config_runs_after_the_portal_in_name_order(settings, tmp_path, monkeypatch):
+    from aitestbed.hub.setup import run_extra_config
+
+    folder = tmp_path / "extra"
+    folder.mkdir()
+    (folder / "20-second.py").write_text("c.Spawner.start_timeout = c.Spawner.start_timeout * 2\n")
+    (folder / "10-first.py").write_text("c.Spawner.start_timeout = 450\n")
+    (folder / "notes.txt").write_text("not python")
+    c = Config()
+    setup_portal(c, settings)
+    monkeypatch.delenv("AITESTBED_EXTRA_CONFIG_DIR", raising=False)
+    assert run_extra_config(c) == []
+    monkeypatch.setenv("AITESTBED_EXTRA_CONFIG_DIR", str(folder))
+    assert run_extra_config(c) == ["10-first.py", "20-second.py"]
+    assert c.Spawner.start_timeout == 900
+
+
+def test_session_scheduling_choices_reach_the_kube_spawner(tmp_path):
+    settings = _kube_settings(
+        tmp_path,
+        scheduler_name="portal-aitestbed-user-scheduler",
+        image_pull_secrets=("regcred",),
+        cpu_node_selector={"pool": "cpu"},
+        cpu_tolerations=({"key": "pool", "operator": "Exists"},),
+    )
+    c = Config()
+    setup_portal(c, settings)
+    assert c.KubeSpawner.scheduler_name == "portal-aitestbed-user-scheduler"
+    assert c.KubeSpawner.image_pull_secrets == ["regcred"]
+    assert c.PortalKubeSpawner.kube_site["cpu_node_selector"] == {"pool": "cpu"}
+    assert c.PortalKubeSpawner.kube_site["cpu_tolerations"] == [
+        {"key": "pool", "operator": "Exists"}
+    ]

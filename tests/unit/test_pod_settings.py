@@ -103,3 +103,21 @@ def test_memory_quantities_in_bytes(text, expected):
 def test_bad_quantity_is_refused():
     with pytest.raises(ValueError, match="not a memory quantity"):
         quantity_bytes("lots")
+
+
+def test_cpu_sessions_go_to_the_cpu_nodes_gpu_sessions_keep_theirs():
+    cpu_pool = {"key": "pool", "operator": "Equal", "value": "cpu", "effect": "NoSchedule"}
+    site = KubeSite(
+        extra_node_selector={"zone": "a"},
+        cpu_node_selector={"pool": "cpu"},
+        cpu_tolerations=(cpu_pool,),
+    )
+    image = ImageSpec("python-cpu", "Python", "registry.example.org/cpu:1")
+    cpu = pod_settings(CPU, image, "acme", site)
+    assert cpu["node_selector"] == {"zone": "a", "pool": "cpu"}
+    assert cpu["tolerations"] == [cpu_pool]
+    gpu = pod_settings(GPU4, image, "acme", site)
+    assert gpu["node_selector"] == {"zone": "a", "nvidia.com/gpu.product": GPU4.gpu_product}
+    assert gpu["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]

@@ -80,8 +80,9 @@ class PortalKubeSpawner(PolicySpawnerMixin, KubeSpawner):
     @property
     def site(self) -> KubeSite:
         fields = dict(self.kube_site)
-        if "gpu_tolerations" in fields:
-            fields["gpu_tolerations"] = tuple(fields["gpu_tolerations"])
+        for key in ("gpu_tolerations", "cpu_tolerations"):
+            if key in fields:
+                fields[key] = tuple(fields[key])
         return KubeSite(**fields)
 
     def apply_session(

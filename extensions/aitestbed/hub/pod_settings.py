@@ -36,6 +36,8 @@ class KubeSite:
     )
     image_pull_policy: str = "IfNotPresent"
     extra_node_selector: dict[str, str] = field(default_factory=dict)
+    cpu_node_selector: dict[str, str] = field(default_factory=dict)
+    cpu_tolerations: tuple[dict[str, str], ...] = ()
 
 
 _QUANTITY = re.compile(r"^(?P<number>[0-9]+(\.[0-9]+)?)(?P<suffix>Ki|Mi|Gi|Ti|k|M|G|T)?$")
@@ -69,9 +71,12 @@ def gpu_limits(flavor: FlavorSpec) -> dict[str, str]:
 
 
 def node_selector(flavor: FlavorSpec, site: KubeSite) -> dict[str, str]:
-    """The site's node labels, plus the GPU product label for GPU flavors."""
+    """The site's node labels, plus the GPU product label for GPU flavors or the CPU nodes'
+    labels for CPU flavors."""
     selector = dict(site.extra_node_selector)
-    if flavor.uses_gpu and flavor.gpu_product:
+    if not flavor.uses_gpu:
+        selector.update(site.cpu_node_selector)
+    elif flavor.gpu_product:
         selector[GPU_PRODUCT_LABEL] = flavor.gpu_product
     return selector
 
@@ -241,7 +246,9 @@ def pod_settings(
         "extra_resource_guarantees": dict(limits),
         "extra_resource_limits": dict(limits),
         "node_selector": node_selector(flavor, site),
-        "tolerations": [dict(t) for t in site.gpu_tolerations] if flavor.uses_gpu else [],
+        "tolerations": [
+            dict(t) for t in (site.gpu_tolerations if flavor.uses_gpu else site.cpu_tolerations)
+        ],
         "volumes": store_volumes + shm_volumes + data_volumes,
         "volume_mounts": store_mounts + shm_mounts + data_mounts,
         "storage_pvc_ensure": True,

@@ -200,6 +200,10 @@ def kube_site(kube: Kubernetes) -> dict[str, Any]:
     }
     if kube.gpu_tolerations is not None:
         site["gpu_tolerations"] = [dict(t) for t in kube.gpu_tolerations]
+    if kube.cpu_node_selector:
+        site["cpu_node_selector"] = dict(kube.cpu_node_selector)
+    if kube.cpu_tolerations:
+        site["cpu_tolerations"] = [dict(t) for t in kube.cpu_tolerations]
     return site
 
 
@@ -251,6 +255,10 @@ def _setup_kube_spawner(c: Any, settings: Settings) -> None:
     c.Spawner.server_token_scopes = server_token_scopes()
     c.Spawner.environment = {PORTAL_URL_ENV: session_portal_url(settings)}
     c.PortalKubeSpawner.read_cluster_capacity = kube.read_cluster_capacity
+    if kube.scheduler_name:
+        c.KubeSpawner.scheduler_name = kube.scheduler_name
+    if kube.image_pull_secrets:
+        c.KubeSpawner.image_pull_secrets = list(kube.image_pull_secrets)
     if kube.hub_connect_url:
         # Pods reach the hub through its Kubernetes service, so it listens beyond loopback.
         c.JupyterHub.hub_connect_url = kube.hub_connect_url
@@ -262,6 +270,25 @@ def _setup_kube_spawner(c: Any, settings: Settings) -> None:
         c.KubeSpawner.priority_class_name = os.environ["AITESTBED_USER_PRIORITY_CLASS"]
     # The chart's NetworkPolicies select session pods by app=aitestbed.
     c.KubeSpawner.common_labels = {"app": "aitestbed", "heritage": "jupyterhub"}
+
+
+EXTRA_CONFIG_ENV = "AITESTBED_EXTRA_CONFIG_DIR"
+
+
+def run_extra_config(c: Any, directory: str | None = None) -> list[str]:
+    """Run the operator's own configuration snippets after the portal's (the Helm chart's
+    ``hub.extraConfig``): every ``*.py`` in ``directory`` (default ``$AITESTBED_EXTRA_CONFIG_DIR``)
+    in name order, with ``c`` the configuration, as in jupyterhub_config.py. Returns the
+    names run."""
+    folder = directory or os.environ.get(EXTRA_CONFIG_ENV)
+    if not folder:
+        return []
+    ran = []
+    for path in sorted(Path(folder).glob("*.py")):
+        code = compile(path.read_text(), str(path), "exec")
+        exec(code, {"c": c, "__file__": str(path), "__name__": "extra_config"})  # noqa: S102
+        ran.append(path.name)
+    return ran
 
 
 def setup_portal(c: Any, settings: Settings) -> None:

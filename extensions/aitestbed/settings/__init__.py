@@ -235,6 +235,10 @@ class Kubernetes:
     node_selector: dict[str, str] = field(default_factory=dict)
     gpu_tolerations: tuple[dict[str, str], ...] | None = None
     read_cluster_capacity: bool = True
+    cpu_node_selector: dict[str, str] = field(default_factory=dict)
+    cpu_tolerations: tuple[dict[str, str], ...] = ()
+    image_pull_secrets: tuple[str, ...] = ()
+    scheduler_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -623,8 +627,9 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
             )
         )
     kube_doc = dict(doc.get("kubernetes", {}))
-    if "gpu_tolerations" in kube_doc:
-        kube_doc["gpu_tolerations"] = tuple(kube_doc["gpu_tolerations"])
+    for key in ("gpu_tolerations", "cpu_tolerations", "image_pull_secrets"):
+        if key in kube_doc:
+            kube_doc[key] = tuple(kube_doc[key])
     return Settings(
         path=path,
         site=site,

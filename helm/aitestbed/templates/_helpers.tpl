@@ -17,6 +17,7 @@
 {{- define "aitestbed.portalPort" -}}{{ .Values.settings.site.portal_port | default 8090 }}{{- end -}}
 {{/* Where the proxy and the sessions reach the portal: its Service (hub/portal-service.yaml). */}}
 {{- define "aitestbed.portalURL" -}}http://{{ include "aitestbed.portal" . }}:{{ include "aitestbed.portalPort" . }}{{- end -}}
+{{- define "aitestbed.userScheduler" -}}{{ include "aitestbed.fullname" . }}-user-scheduler{{- end -}}
 {{- define "aitestbed.proxyApi" -}}{{ include "aitestbed.fullname" . }}-proxy-api{{- end -}}
 {{- define "aitestbed.settings" -}}{{ include "aitestbed.fullname" . }}-settings{{- end -}}
 {{- define "aitestbed.hubState" -}}{{ include "aitestbed.fullname" . }}-hub-state{{- end -}}
