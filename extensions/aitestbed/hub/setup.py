@@ -204,6 +204,14 @@ def kube_site(kube: Kubernetes) -> dict[str, Any]:
         site["cpu_node_selector"] = dict(kube.cpu_node_selector)
     if kube.cpu_tolerations:
         site["cpu_tolerations"] = [dict(t) for t in kube.cpu_tolerations]
+    site |= {
+        "home_storage_type": kube.home_storage_type,
+        "home_static_claim": kube.home_static_claim,
+        "home_static_sub_path": kube.home_static_sub_path,
+        "project_volume": kube.project_volume,
+        "extra_volumes": [dict(v) for v in kube.extra_volumes],
+        "extra_volume_mounts": [dict(m) for m in kube.extra_volume_mounts],
+    }
     return site
 
 

@@ -239,6 +239,12 @@ class Kubernetes:
     cpu_tolerations: tuple[dict[str, str], ...] = ()
     image_pull_secrets: tuple[str, ...] = ()
     scheduler_name: str = ""
+    home_storage_type: str = "dynamic"
+    home_static_claim: str = ""
+    home_static_sub_path: str = "home/{username}"
+    project_volume: bool = True
+    extra_volumes: tuple[dict[str, Any], ...] = ()
+    extra_volume_mounts: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -627,7 +633,13 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
             )
         )
     kube_doc = dict(doc.get("kubernetes", {}))
-    for key in ("gpu_tolerations", "cpu_tolerations", "image_pull_secrets"):
+    for key in (
+        "gpu_tolerations",
+        "cpu_tolerations",
+        "image_pull_secrets",
+        "extra_volumes",
+        "extra_volume_mounts",
+    ):
         if key in kube_doc:
             kube_doc[key] = tuple(kube_doc[key])
     return Settings(
