@@ -294,3 +294,38 @@ def test_session_scheduling_choices_reach_the_kube_spawner(tmp_path):
     assert c.PortalKubeSpawner.kube_site["cpu_tolerations"] == [
         {"key": "pool", "operator": "Exists"}
     ]
+
+
+def test_culler_settings_reach_the_culler(settings):
+    from aitestbed.hub.setup import culler_command
+
+    assert culler_command(settings)[3:] == ["--timeout=3600", "--concurrency=10"]
+    site = dataclasses.replace(
+        settings.site, idle_cull_every_seconds=120, idle_cull_concurrency=4, idle_cull_users=True
+    )
+    tuned = dataclasses.replace(settings, site=site)
+    assert culler_command(tuned)[3:] == [
+        "--timeout=3600",
+        "--concurrency=4",
+        "--cull-every=120",
+        "--cull-users=True",
+    ]
+    c = Config()
+    setup_portal(c, tuned)
+    role = next(r for r in c.JupyterHub.load_roles if r["name"] == "idle-culler")
+    assert role["scopes"][-1] == "admin:users"
+    c = Config()
+    setup_portal(c, settings)
+    role = next(r for r in c.JupyterHub.load_roles if r["name"] == "idle-culler")
+    assert "admin:users" not in role["scopes"]
+
+
+def test_culler_settings_load_from_the_file(tmp_path):
+    import yaml
+
+    doc = yaml.safe_load(EXAMPLE_SETTINGS.read_text())
+    doc["site"] |= {"idle_cull_every_seconds": 300, "idle_cull_users": True}
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    loaded = load_settings(path)
+    assert (loaded.site.idle_cull_every_seconds, loaded.site.idle_cull_users) == (300, True)

@@ -119,25 +119,29 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
         },
     ]
     if settings.site.idle_timeout_seconds > 0:
-        service_list.append(
-            {
-                "name": CULLER_SERVICE,
-                "command": [
-                    sys.executable,
-                    "-m",
-                    "jupyterhub_idle_culler",
-                    f"--timeout={settings.site.idle_timeout_seconds}",
-                ],
-            }
-        )
-        roles.append(
-            {
-                "name": CULLER_SERVICE,
-                "services": [CULLER_SERVICE],
-                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
-            }
-        )
+        service_list.append({"name": CULLER_SERVICE, "command": culler_command(settings)})
+        scopes = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+        if settings.site.idle_cull_users:
+            scopes.append("admin:users")  # deleting a user needs it
+        roles.append({"name": CULLER_SERVICE, "services": [CULLER_SERVICE], "scopes": scopes})
     return service_list, roles
+
+
+def culler_command(settings: Settings) -> list[str]:
+    """jupyterhub-idle-culler as the settings ask (site.idle_*)."""
+    site = settings.site
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterhub_idle_culler",
+        f"--timeout={site.idle_timeout_seconds}",
+        f"--concurrency={site.idle_cull_concurrency}",
+    ]
+    if site.idle_cull_every_seconds:
+        command.append(f"--cull-every={site.idle_cull_every_seconds}")
+    if site.idle_cull_users:
+        command.append("--cull-users=True")  # operators (admins) are never culled
+    return command
 
 
 def _setup_authenticator(c: Any, settings: Settings) -> None:

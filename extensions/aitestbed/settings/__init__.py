@@ -217,6 +217,9 @@ class Site:
     hub_database_url: str = ""
     operators: tuple[str, ...] = ()
     idle_timeout_seconds: int = 3600
+    idle_cull_every_seconds: int = 0
+    idle_cull_concurrency: int = 10
+    idle_cull_users: bool = False
     session_start_timeout_seconds: int = 120
 
 
