@@ -123,6 +123,7 @@ MATRIX: dict[str, dict[str, Any]] = {
             ],
         },
         "scheduling": {"placeholders": {"enabled": True}, "userScheduler": {"enabled": True}},
+        "imagePuller": {"hook": {"enabled": True, "timeoutSeconds": 900}},
     },
     # Everything optional switched on at once, for the scanners.
     "everything": {

@@ -442,3 +442,35 @@ def test_the_user_scheduler_packs_sessions_and_placeholders_onto_the_fullest_nod
     assert not renders["defaults"].find("Deployment", name)
     default_settings = renders["defaults"].one("ConfigMap", f"{FULLNAME}-settings")["data"]
     assert "scheduler_name" not in default_settings["settings.yaml"]
+
+
+def test_the_pre_upgrade_hook_pulls_every_image_and_waits_for_it(renders):
+    r = renders["operator-features"]
+    hooks = [o for o in r.objects if "helm.sh/hook" in o["metadata"].get("annotations", {})]
+    assert {o["metadata"]["annotations"]["helm.sh/hook"] for o in hooks} == {
+        "pre-install,pre-upgrade"
+    }
+    pullers = [o for o in hooks if o["kind"] == "DaemonSet"]
+    assert sorted(o["metadata"]["name"] for o in pullers) == [
+        f"{FULLNAME}-hook-pull-{s}" for s in ("python-cpu", "pytorch", "tensorflow")
+    ]
+    job = r.one("Job", f"{FULLNAME}-hook-awaiter")
+    # The pullers first (weight -10), then the Job that waits for them.
+    assert job["metadata"]["annotations"]["helm.sh/hook-weight"] == "0"
+    assert {o["metadata"]["annotations"]["helm.sh/hook-weight"] for o in pullers} == {"-10"}
+    assert job["spec"]["activeDeadlineSeconds"] == 900
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "aitestbed.hub.image_awaiter"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    selector = dict(term.split("=") for term in env["AITESTBED_PULLER_SELECTOR"].split(","))
+    for puller in pullers:  # the awaiter's selector finds exactly the hook pullers
+        assert selector.items() <= puller["metadata"]["labels"].items()
+    for puller in r.find("DaemonSet"):
+        if puller not in pullers:
+            assert not selector.items() <= puller["metadata"]["labels"].items()
+    # It may list DaemonSets in the namespace, nothing else.
+    role = r.one("Role", f"{FULLNAME}-hook-awaiter")
+    assert role["rules"] == [
+        {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["list"]}
+    ]
+    assert not [o for o in renders["defaults"].objects if o["kind"] == "Job"]
