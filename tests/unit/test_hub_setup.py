@@ -329,3 +329,26 @@ def test_culler_settings_load_from_the_file(tmp_path):
     path.write_text(yaml.safe_dump(doc))
     loaded = load_settings(path)
     assert (loaded.site.idle_cull_every_seconds, loaded.site.idle_cull_users) == (300, True)
+
+
+def test_sessions_get_the_sites_extra_environment_but_never_the_portals_own(tmp_path):
+    settings = _kube_settings(tmp_path, extra_environment={"PIP_INDEX_URL": "https://pypi.example"})
+    c = Config()
+    setup_portal(c, settings)
+    assert c.Spawner.environment == {
+        "PIP_INDEX_URL": "https://pypi.example",
+        "AITESTBED_PORTAL_URL": settings.kubernetes.session_portal_url,
+    }
+
+
+@pytest.mark.parametrize("name", ["AITESTBED_PORTAL_URL", "JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"])
+def test_the_portals_own_variables_cannot_be_set_for_sessions(tmp_path, name):
+    import yaml
+
+    doc = yaml.safe_load(PRODUCTION_SETTINGS.read_text())
+    doc["kubernetes"]["extra_environment"] = {name: "x"}
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SettingsError) as refused:
+        load_settings(path)
+    assert "kubernetes.extra_environment" in str(refused.value)

@@ -265,7 +265,7 @@ def _setup_kube_spawner(c: Any, settings: Settings) -> None:
     c.KubeSpawner.cmd = ["jupyterhub-singleuser"]
     c.Spawner.default_url = "/lab"
     c.Spawner.server_token_scopes = server_token_scopes()
-    c.Spawner.environment = {PORTAL_URL_ENV: session_portal_url(settings)}
+    c.Spawner.environment = {**kube.extra_environment, PORTAL_URL_ENV: session_portal_url(settings)}
     c.PortalKubeSpawner.read_cluster_capacity = kube.read_cluster_capacity
     if kube.scheduler_name:
         c.KubeSpawner.scheduler_name = kube.scheduler_name

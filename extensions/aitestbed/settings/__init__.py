@@ -242,6 +242,7 @@ class Kubernetes:
     cpu_tolerations: tuple[dict[str, str], ...] = ()
     image_pull_secrets: tuple[str, ...] = ()
     scheduler_name: str = ""
+    extra_environment: dict[str, str] = field(default_factory=dict)
     home_storage_type: str = "dynamic"
     home_static_claim: str = ""
     home_static_sub_path: str = "home/{username}"
