@@ -121,6 +121,16 @@ MATRIX: dict[str, dict[str, Any]] = {
             "cpuTolerations": [
                 {"key": "pool", "operator": "Equal", "value": "cpu", "effect": "NoSchedule"}
             ],
+            "cpuNodeAffinityPreferred": [
+                {
+                    "weight": 100,
+                    "preference": {
+                        "matchExpressions": [
+                            {"key": "nvidia.com/gpu.present", "operator": "DoesNotExist"}
+                        ]
+                    },
+                }
+            ],
         },
         "scheduling": {"placeholders": {"enabled": True}, "userScheduler": {"enabled": True}},
         "imagePuller": {"hook": {"enabled": True, "timeoutSeconds": 900}},

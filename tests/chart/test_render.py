@@ -375,6 +375,7 @@ def test_operator_features_render_where_they_belong(renders):
     assert settings["kubernetes"]["image_pull_secrets"] == ["regcred"]
     assert settings["kubernetes"]["cpu_node_selector"] == {"pool": "cpu"}
     assert settings["kubernetes"]["cpu_tolerations"][0]["key"] == "pool"
+    assert settings["kubernetes"]["cpu_node_affinity_preferred"][0]["weight"] == 100
     placeholder = r.one("Deployment", f"{FULLNAME}-placeholder")["spec"]["template"]["spec"]
     assert placeholder["imagePullSecrets"] == [{"name": "regcred"}]
     # HTTPS on the proxy, and an HTTPRoute.

@@ -114,8 +114,21 @@ async def test_checkov_finds_nothing_but_the_justified_exceptions(manifests, tmp
             "extra_volumes": ({"name": "sw", "nfs": {"server": "nfs.example.org", "path": "/sw"}},),
             "extra_volume_mounts": ({"name": "sw", "mountPath": "/opt/sw", "readOnly": True},),
         },
+        {
+            "home_storage_type": "dynamic",
+            "cpu_node_affinity_preferred": (
+                {
+                    "weight": 100,
+                    "preference": {
+                        "matchExpressions": [
+                            {"key": "nvidia.com/gpu.present", "operator": "DoesNotExist"}
+                        ]
+                    },
+                },
+            ),
+        },
     ],
-    ids=["none", "static"],
+    ids=["none", "static", "cpu-affinity"],
 )
 async def test_storage_modes_give_valid_pods(tmp_path, double, storage):
     settings = production_settings(tmp_path / "state")
@@ -130,7 +143,12 @@ async def test_storage_modes_give_valid_pods(tmp_path, double, storage):
     kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=True)
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     mounts = {m["name"]: m for m in pod["spec"]["containers"][0]["volumeMounts"]}
-    if storage["home_storage_type"] == "none":
+    if "cpu_node_affinity_preferred" in storage:
+        preferred = pod["spec"]["affinity"]["nodeAffinity"]
+        terms = preferred["preferredDuringSchedulingIgnoredDuringExecution"]
+        assert terms == list(storage["cpu_node_affinity_preferred"])
+        assert volumes["home"]["persistentVolumeClaim"] == {"claimName": "claim-alice"}
+    elif storage["home_storage_type"] == "none":
         assert "home" not in volumes and "project" not in volumes
     else:
         assert volumes["home"]["persistentVolumeClaim"] == {"claimName": "homes"}

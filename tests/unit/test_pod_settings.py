@@ -105,19 +105,30 @@ def test_bad_quantity_is_refused():
         quantity_bytes("lots")
 
 
+NO_GPU = {
+    "weight": 100,
+    "preference": {
+        "matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "DoesNotExist"}]
+    },
+}
+
+
 def test_cpu_sessions_go_to_the_cpu_nodes_gpu_sessions_keep_theirs():
     cpu_pool = {"key": "pool", "operator": "Equal", "value": "cpu", "effect": "NoSchedule"}
     site = KubeSite(
         extra_node_selector={"zone": "a"},
         cpu_node_selector={"pool": "cpu"},
         cpu_tolerations=(cpu_pool,),
+        cpu_node_affinity_preferred=(NO_GPU,),
     )
     image = ImageSpec("python-cpu", "Python", "registry.example.org/cpu:1")
     cpu = pod_settings(CPU, image, "acme", site)
     assert cpu["node_selector"] == {"zone": "a", "pool": "cpu"}
+    assert cpu["node_affinity_preferred"] == [NO_GPU]
     assert cpu["tolerations"] == [cpu_pool]
     gpu = pod_settings(GPU4, image, "acme", site)
     assert gpu["node_selector"] == {"zone": "a", "nvidia.com/gpu.product": GPU4.gpu_product}
+    assert gpu["node_affinity_preferred"] == []
     assert gpu["tolerations"] == [
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     ]

@@ -80,7 +80,13 @@ class PortalKubeSpawner(PolicySpawnerMixin, KubeSpawner):
     @property
     def site(self) -> KubeSite:
         fields = dict(self.kube_site)
-        for key in ("gpu_tolerations", "cpu_tolerations", "extra_volumes", "extra_volume_mounts"):
+        for key in (
+            "gpu_tolerations",
+            "cpu_tolerations",
+            "cpu_node_affinity_preferred",
+            "extra_volumes",
+            "extra_volume_mounts",
+        ):
             if key in fields:
                 fields[key] = tuple(fields[key])
         return KubeSite(**fields)

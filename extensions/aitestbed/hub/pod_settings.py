@@ -38,6 +38,7 @@ class KubeSite:
     extra_node_selector: dict[str, str] = field(default_factory=dict)
     cpu_node_selector: dict[str, str] = field(default_factory=dict)
     cpu_tolerations: tuple[dict[str, str], ...] = ()
+    cpu_node_affinity_preferred: tuple[dict[str, Any], ...] = ()
     home_storage_type: str = "dynamic"
     home_static_claim: str = ""
     home_static_sub_path: str = "home/{username}"
@@ -265,6 +266,9 @@ def pod_settings(
         "tolerations": [
             dict(t) for t in (site.gpu_tolerations if flavor.uses_gpu else site.cpu_tolerations)
         ],
+        "node_affinity_preferred": (
+            [] if flavor.uses_gpu else [dict(t) for t in site.cpu_node_affinity_preferred]
+        ),
         "volumes": store_volumes + shm_volumes + data_volumes,
         "volume_mounts": store_mounts + shm_mounts + data_mounts,
         "storage_pvc_ensure": site.home_storage_type == "dynamic",

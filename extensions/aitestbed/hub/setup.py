@@ -208,6 +208,8 @@ def kube_site(kube: Kubernetes) -> dict[str, Any]:
         site["cpu_node_selector"] = dict(kube.cpu_node_selector)
     if kube.cpu_tolerations:
         site["cpu_tolerations"] = [dict(t) for t in kube.cpu_tolerations]
+    if kube.cpu_node_affinity_preferred:
+        site["cpu_node_affinity_preferred"] = [dict(t) for t in kube.cpu_node_affinity_preferred]
     site |= {
         "home_storage_type": kube.home_storage_type,
         "home_static_claim": kube.home_static_claim,

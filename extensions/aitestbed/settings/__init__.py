@@ -240,6 +240,7 @@ class Kubernetes:
     read_cluster_capacity: bool = True
     cpu_node_selector: dict[str, str] = field(default_factory=dict)
     cpu_tolerations: tuple[dict[str, str], ...] = ()
+    cpu_node_affinity_preferred: tuple[dict[str, Any], ...] = ()
     image_pull_secrets: tuple[str, ...] = ()
     scheduler_name: str = ""
     extra_environment: dict[str, str] = field(default_factory=dict)
@@ -640,6 +641,7 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
     for key in (
         "gpu_tolerations",
         "cpu_tolerations",
+        "cpu_node_affinity_preferred",
         "image_pull_secrets",
         "extra_volumes",
         "extra_volume_mounts",
