@@ -188,6 +188,9 @@ class PolicySpawnerMixin(LoggingConfigurable):
             for slug, total in self.flavor_capacity.items()
         }
 
+    capacity_note = ""
+    """Why the free capacity is not shown on the spawn page, when it is not (one sentence)."""
+
     async def free_capacity(
         self, options: list[ProjectOptions], running: dict[str, int]
     ) -> dict[str, tuple[float, float] | None]:
@@ -209,6 +212,7 @@ class PolicySpawnerMixin(LoggingConfigurable):
             self.session_choice,
             context_datasets(context),
             access_url=self.hub.base_url.removesuffix("hub/") + ACCESS_PAGE,
+            capacity_note=self.capacity_note,
         )
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:

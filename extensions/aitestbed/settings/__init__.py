@@ -219,6 +219,9 @@ class Site:
     hub_database_url: str = ""
     operators: tuple[str, ...] = ()
     idle_timeout_seconds: int = 3600
+    idle_cull_every_seconds: int = 0
+    idle_cull_concurrency: int = 10
+    idle_cull_users: bool = False
     session_start_timeout_seconds: int = 120
     timezone: str = "UTC"
 
@@ -237,6 +240,19 @@ class Kubernetes:
     image_pull_policy: str = "IfNotPresent"
     node_selector: dict[str, str] = field(default_factory=dict)
     gpu_tolerations: tuple[dict[str, str], ...] | None = None
+    read_cluster_capacity: bool = True
+    cpu_node_selector: dict[str, str] = field(default_factory=dict)
+    cpu_tolerations: tuple[dict[str, str], ...] = ()
+    cpu_node_affinity_preferred: tuple[dict[str, Any], ...] = ()
+    image_pull_secrets: tuple[str, ...] = ()
+    scheduler_name: str = ""
+    extra_environment: dict[str, str] = field(default_factory=dict)
+    home_storage_type: str = "dynamic"
+    home_static_claim: str = ""
+    home_static_sub_path: str = "home/{username}"
+    project_volume: bool = True
+    extra_volumes: tuple[dict[str, Any], ...] = ()
+    extra_volume_mounts: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -678,8 +694,16 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
             )
         )
     kube_doc = dict(doc.get("kubernetes", {}))
-    if "gpu_tolerations" in kube_doc:
-        kube_doc["gpu_tolerations"] = tuple(kube_doc["gpu_tolerations"])
+    for key in (
+        "gpu_tolerations",
+        "cpu_tolerations",
+        "cpu_node_affinity_preferred",
+        "image_pull_secrets",
+        "extra_volumes",
+        "extra_volume_mounts",
+    ):
+        if key in kube_doc:
+            kube_doc[key] = tuple(kube_doc[key])
     return Settings(
         path=path,
         site=site,
