@@ -31,11 +31,11 @@ from aitestbed.portal import models
 from aitestbed.portal.db import make_engine, session_factory, transaction
 from aitestbed.portal.jobs.local import LocalBackend
 from aitestbed.portal.reconcile import close_stale
-from aitestbed.portal.usage import as_utc, usage_by_project
 from sqlalchemy import select
 
 from tests import harness
 from tests.harness import REPO, free_port, wait_until
+from tests.ledger_support import assert_ledger_matches_history
 
 BURST = 50
 BURST_SECONDS = 60  # the whole burst, answers included; measured 1-5 s on 2 loaded cores
@@ -324,42 +324,6 @@ def test_flavor_places_burst_admits_exactly_the_places(portal):
 
 
 # -- the ledger against the history ------------------------------------------------------
-
-
-def recomputed_usage(engine, now: datetime) -> dict[int, tuple[float, float, int]]:
-    """Usage as it was computed before the ledger: every record of the history loaded and
-    summed in Python. (GPU-hours used, GPUs in use, running sessions) per project id."""
-    totals: dict[int, list] = defaultdict(lambda: [0.0, 0.0, 0])
-    with session_factory(engine)() as session:
-        for record in session.scalars(select(models.SessionRecord)):
-            entry = totals[record.project_id]
-            if record.stopped_at is None:
-                seconds = (now - as_utc(record.started_at)).total_seconds()
-                entry[0] += record.gpus * max(seconds, 0) / 3600
-                entry[1] += record.gpus
-                entry[2] += 1
-            else:
-                entry[0] += record.gpu_hours
-        for job in session.scalars(select(models.Job)):
-            entry = totals[job.project_id]
-            if job.state in ("PENDING", "RUNNING"):
-                entry[1] += max(job.nodes * job.gpus_per_node, 0)
-            else:
-                entry[0] += job.gpu_hours_charged or 0.0
-    return {pid: tuple(values) for pid, values in totals.items()}
-
-
-def assert_ledger_matches_history(engine) -> None:
-    now = datetime.now(UTC)
-    expected = recomputed_usage(engine, now)
-    with session_factory(engine)() as session:
-        ids = list(session.scalars(select(models.Project.id)))
-        usage = usage_by_project(session, ids, now)
-    for pid in ids:
-        hours, gpus, running = expected.get(pid, (0.0, 0.0, 0))
-        got = usage[pid]
-        assert (got.gpus_in_use, got.running_sessions) == (gpus, running), pid
-        assert got.gpu_hours_used == pytest.approx(hours, rel=1e-9, abs=1e-9), pid
 
 
 def test_ledger_equals_the_history_after_races_a_crash_and_reconciliation(portal):
