@@ -247,7 +247,7 @@ class SessionRecord(Base):
     __table_args__ = (
         # Open records (stopped_at IS NULL) of a project, or of a flavor, without the history.
         Index("ix_session_records_project_id_stopped_at", "project_id", "stopped_at"),
-        Index("ix_session_records_flavor_stopped_at", "flavor", "stopped_at"),
+        Index("ix_session_records_stopped_at_flavor", "stopped_at", "flavor"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

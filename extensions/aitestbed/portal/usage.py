@@ -3,8 +3,8 @@
 What a project has used is the running total of its closed work (``project_ledger``, kept
 by :mod:`aitestbed.portal.ledger`) plus what its open work has used so far; what it holds is
 the GPUs of its open sessions and active jobs. Both read only the open rows, through the
-indexes on (project, stopped_at) and (project, state), so the cost does not grow with the
-project's history.
+indexes on (project, stopped_at), (stopped_at, flavor) and (project, state), so the cost
+does not grow with the project's history.
 """
 
 from __future__ import annotations

@@ -48,10 +48,11 @@ def upgrade() -> None:
         ["project_id", "stopped_at"],
         unique=False,
     )
+    # Open first: the open sessions of every flavor (spawn page) are one range of it.
     op.create_index(
-        "ix_session_records_flavor_stopped_at",
+        "ix_session_records_stopped_at_flavor",
         "session_records",
-        ["flavor", "stopped_at"],
+        ["stopped_at", "flavor"],
         unique=False,
     )
     op.create_index("ix_jobs_project_id_state", "jobs", ["project_id", "state"], unique=False)
@@ -59,6 +60,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_jobs_project_id_state", table_name="jobs")
-    op.drop_index("ix_session_records_flavor_stopped_at", table_name="session_records")
+    op.drop_index("ix_session_records_stopped_at_flavor", table_name="session_records")
     op.drop_index("ix_session_records_project_id_stopped_at", table_name="session_records")
     op.drop_table("project_ledger")
