@@ -112,7 +112,10 @@ def test_a_job_is_ended_and_charged_once(gateway):
             ended = ledger.end_job(session, job.id, 2.0, state="COMPLETED", ended_at=NOW)
             assert ended == ((project, 2.0) if attempt == 0 else None)
             ledger.charge(session, {ended[0]: ended[1]} if ended else {})
+    with transaction(sessions) as session:  # a poller that still saw it running
+        assert ledger.update_active_job(session, job.id, state="RUNNING", reason="") == 0
     with sessions() as session:
+        assert session.get(models.Job, job.id).state == "COMPLETED"
         assert _closed_total(session, project) == pytest.approx(2.0)
         usage = usage_by_project(session, [project], NOW)[project]
         assert (usage.gpu_hours_used, usage.gpus_in_use) == (pytest.approx(2.0), 0.0)

@@ -110,3 +110,15 @@ def end_job(
         .execution_options(synchronize_session=False)
     )
     return (project_id, charged) if ended.rowcount == 1 else None
+
+
+def update_active_job(session: Session, job_id: int, **values: Any) -> int:
+    """Record a change of a job that is still active (state, start, reason); 0 when it has
+    ended meanwhile (its end, already charged, stays)."""
+    result = session.execute(
+        update(models.Job)
+        .where(models.Job.id == job_id, models.Job.state.in_(ACTIVE_JOB_STATES))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount

@@ -399,12 +399,17 @@ class JobGateway:
                     continue
                 started_at = job.started_at or observation.started_at
                 if observation.state.active:
-                    before = (job.state, job.started_at, job.reason)
-                    job.state = observation.state.value
-                    job.reason = observation.reason
-                    job.started_at = started_at
-                    if (job.state, job.started_at, job.reason) != before:
-                        changed += 1
+                    now = (observation.state.value, started_at, observation.reason)
+                    if now != (job.state, job.started_at, job.reason):
+                        # Conditional, like the end: a job another poller has ended
+                        # meanwhile is never made active (and charged) again.
+                        changed += ledger.update_active_job(
+                            session,
+                            job.id,
+                            state=now[0],
+                            started_at=now[1],
+                            reason=now[2],
+                        )
                     continue
                 ended_at = observation.ended_at or self.clock()
                 charged = quota.elapsed_gpu_hours(
