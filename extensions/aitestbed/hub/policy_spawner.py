@@ -33,7 +33,7 @@ from aitestbed.hub.spawn_form import (
     render_spawn_form,
 )
 from aitestbed.hub.start_queue import StartQueue
-from aitestbed.policy.admission import admit
+from aitestbed.policy.admission import admit, no_capacity_reason
 from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState, SpawnRequest
 from aitestbed.policy.mounts import DatasetMount, parse_mounts, refusal_messages
 from aitestbed.policy.options import ProjectOptions, complete_request, spawn_options
@@ -99,18 +99,6 @@ def clean_user_options(raw: dict[str, Any]) -> dict[str, str]:
             raise web.HTTPError(400, f"The session option {key!r} is too long.")
         cleaned[key] = value.strip()
     return cleaned
-
-
-def no_capacity_reason(flavor: str, total: float) -> str:
-    if total <= 0:
-        return (
-            f"No node in service offers what the flavor {flavor!r} needs (its GPU type or "
-            "MIG slice); choose another flavor or ask the operators."
-        )
-    return (
-        f"All {total:g} places for the flavor {flavor!r} are in use right now; choose "
-        "another flavor or try again later."
-    )
 
 
 class PolicySpawnerMixin(LoggingConfigurable):
@@ -245,16 +233,19 @@ class PolicySpawnerMixin(LoggingConfigurable):
         capacity = (await self.free_capacity(options, running)).get(chosen["flavor"])
         if capacity is not None and capacity[0] <= 0:
             raise web.HTTPError(409, no_capacity_reason(chosen["flavor"], capacity[1]))
+        # The places of the flavor: what is free plus what its open sessions hold. The
+        # portal counts the open sessions again under its admission lock, so concurrent
+        # starts cannot all take the last place.
+        places = None if capacity is None else int(capacity[0] + running.get(chosen["flavor"], 0))
         try:
             record = await self.portal().start_session(
-                user=self.user.name, server_name=self.name, **chosen
+                user=self.user.name, server_name=self.name, flavor_places=places, **chosen
             )
         except PortalUnavailable:
             raise web.HTTPError(503, UNAVAILABLE) from None
         except PortalRefused as refusal:
-            raise web.HTTPError(
-                403 if refusal.status in (403, 404) else 400, refusal.message
-            ) from None
+            status = 409 if refusal.status == 409 else 403 if refusal.status in (403, 404) else 400
+            raise web.HTTPError(status, refusal.message) from None
         self.session_record_id = record["id"]
         self.session_choice = chosen
         project = next(o for o in options if o.project.slug == chosen["project"])

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Enum,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -210,6 +211,8 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
+        # A project's active jobs (what it holds now), found without its finished history.
+        Index("ix_jobs_project_id_state", "project_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -254,6 +257,11 @@ class SessionRecord(Base):
     """
 
     __tablename__ = "session_records"
+    __table_args__ = (
+        # Open records (stopped_at IS NULL) of a project, or of a flavor, without the history.
+        Index("ix_session_records_project_id_stopped_at", "project_id", "stopped_at"),
+        Index("ix_session_records_stopped_at_flavor", "stopped_at", "flavor"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -270,6 +278,26 @@ class SessionRecord(Base):
 
     user: Mapped[User] = relationship()
     project: Mapped[Project] = relationship()
+
+
+class ProjectLedger(Base):
+    """Per project: the GPU-hours of its closed work (sessions stopped, jobs ended).
+
+    A running total, added to in the same transaction that closes a record, exactly once
+    (the close is a conditional update; see :mod:`aitestbed.portal.ledger`). GPU-hours used
+    are this total plus what the project's open work has used so far, so reading them costs
+    the same after a year as on day one. The row is also the project's admission lock: every
+    admission updates ``admissions`` as its transaction's first statement
+    (:mod:`aitestbed.portal.admission`).
+    """
+
+    __tablename__ = "project_ledger"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    closed_gpu_hours: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    admissions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AccessRequestStatus(enum.StrEnum):

@@ -48,7 +48,7 @@ def student_gpu_hours(session: Session, user_id: int, project_id: int, now: date
 def course_decision(
     session: Session,
     *,
-    user_id: int,
+    user: str,
     project_id: int,
     flavor: str,
     flavor_uses_gpu: bool,
@@ -63,6 +63,7 @@ def course_decision(
     )
     if project is None or project.kind != "course" or project.course is None:
         return None
+    user_id = session.scalar(select(models.User.id).where(models.User.name == user))
     role = session.scalar(
         select(models.Membership.course_role).where(
             models.Membership.user_id == user_id, models.Membership.project_id == project_id

@@ -16,16 +16,17 @@ import posixpath
 import pwd
 import secrets
 import stat
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from aitestbed.portal import models, quota
+from aitestbed.portal import admission, ledger, models, quota
 from aitestbed.portal.auth import Identity
 from aitestbed.portal.datasets.access import decide_and_audit, viewer_of
 from aitestbed.portal.db import transaction
@@ -40,7 +41,6 @@ from aitestbed.portal.jobs.datasets import DatasetPlacementError, JobDataset, sl
 from aitestbed.portal.jobs.spec import JobSpec, JobSpecError, validate
 from aitestbed.portal.jobs.states import ACTIVE_STATES, JobState
 from aitestbed.portal.queries import is_operator
-from aitestbed.portal.usage import usage_by_project
 from aitestbed.settings import Settings
 
 log = logging.getLogger("aitestbed.portal.jobs")
@@ -150,7 +150,14 @@ class JobGateway:
             backend_id = self.backend.submit(submission)
         except (BackendUnavailable, BackendRejected) as error:
             with transaction(self.sessions) as session:
-                session.delete(session.get(models.Job, job_id))
+                # Never charged (it never ran) and still active: nothing to take back from
+                # the ledger; the GPUs it held are released with the row.
+                session.execute(
+                    delete(models.Job).where(
+                        models.Job.id == job_id,
+                        models.Job.state.in_([s.value for s in ACTIVE_STATES]),
+                    )
+                )
             status = 503 if isinstance(error, BackendUnavailable) else 422
             raise JobError(status, str(error)) from None
         with transaction(self.sessions) as session:
@@ -215,24 +222,25 @@ class JobGateway:
     def _record(
         self, identity: Identity, spec: JobSpec, uid: str, idempotency_key: str | None
     ) -> tuple[int, str | None, str]:
-        """Admit the job and record it (before the backend sees it)."""
+        """Admit the job and record it (before the backend sees it), under the project's
+        admission lock (:mod:`aitestbed.portal.admission`)."""
         unix_user = self.jobs.unix_user(identity.name)
+        # Outside the lock: the backend may be slow to answer, and the answer does not
+        # depend on what the project uses.
+        if not self.backend.user_exists(unix_user):
+            raise JobError(
+                403,
+                f"Your cluster account {unix_user!r} does not exist yet; ask the operators "
+                "to create it before you submit jobs.",
+            )
         with transaction(self.sessions) as session:
+            admission.lock_project(session, spec.project)
             project = self._chargeable_project(session, identity, spec.project)
-            refusal = quota.admit(
-                quota.Allocation(project.gpu_hours_budget, project.max_concurrent_gpus),
-                self._usage(session, project),
-                spec.total_gpus,
-                spec.time_limit_minutes,
+            refusal = admission.admit_job(
+                session, project, spec.total_gpus, spec.time_limit_minutes, self.clock()
             )
             if refusal is not None:
                 raise JobError(403, refusal.reason, refusal.field)
-            if not self.backend.user_exists(unix_user):
-                raise JobError(
-                    403,
-                    f"Your cluster account {unix_user!r} does not exist yet; ask the operators "
-                    "to create it before you submit jobs.",
-                )
             output_path = posixpath.join(spec.working_dir, f"{spec.name}-{uid}.out")
             job = models.Job(
                 uid=uid,
@@ -297,23 +305,6 @@ class JobGateway:
                 "project",
             )
         return project
-
-    def _usage(self, session: Session, project: models.Project) -> quota.Usage:
-        """Shared with sessions: GPU-hours used and GPUs held by the project's sessions and
-        jobs (``portal.usage``), plus the time limits the active jobs reserve."""
-        shared = usage_by_project(session, [project.id], self.clock())[project.id]
-        gpus = models.Job.nodes * models.Job.gpus_per_node
-        reserved_gpu_minutes = session.scalar(
-            select(func.coalesce(func.sum(gpus * models.Job.time_limit_minutes), 0)).where(
-                models.Job.project_id == project.id,
-                models.Job.state.in_([s.value for s in ACTIVE_STATES]),
-            )
-        )
-        return quota.Usage(
-            charged_gpu_hours=shared.gpu_hours_used,
-            reserved_gpu_hours=float(reserved_gpu_minutes) / 60.0,
-            gpus_in_use=int(shared.gpus_in_use),
-        )
 
     # -- read, cancel, logs ------------------------------------------------------------
 
@@ -400,32 +391,52 @@ class JobGateway:
         self.backend_calls += 1
         observations = self.backend.poll(list(active))
         changed = 0
+        charges: dict[int, float] = defaultdict(float)
         with transaction(self.sessions) as session:
             for backend_id, observation in observations.items():
                 job = session.get(models.Job, active[backend_id])
-                if job is None:
+                if job is None or not JobState(job.state).active:
                     continue
-                before = (job.state, job.started_at, job.reason)
-                job.state = observation.state.value
-                job.reason = observation.reason
-                if observation.started_at and job.started_at is None:
-                    job.started_at = observation.started_at
-                if not observation.state.active:
-                    job.exit_code = observation.exit_code
-                    job.ended_at = observation.ended_at or self.clock()
-                    if job.gpu_hours_charged is None:
-                        job.gpu_hours_charged = quota.elapsed_gpu_hours(
-                            job.total_gpus, _aware(job.started_at), _aware(job.ended_at)
+                started_at = job.started_at or observation.started_at
+                if observation.state.active:
+                    now = (observation.state.value, started_at, observation.reason)
+                    if now != (job.state, job.started_at, job.reason):
+                        # Conditional, like the end: a job another poller has ended
+                        # meanwhile is never made active (and charged) again.
+                        changed += ledger.update_active_job(
+                            session,
+                            job.id,
+                            state=now[0],
+                            started_at=now[1],
+                            reason=now[2],
                         )
-                    log.info(
-                        "Job %s ended %s (exit %s), charged %.4f GPU-hours",
-                        job.id,
-                        job.state,
-                        job.exit_code,
-                        job.gpu_hours_charged,
-                    )
-                if (job.state, job.started_at, job.reason) != before:
-                    changed += 1
+                    continue
+                ended_at = observation.ended_at or self.clock()
+                charged = quota.elapsed_gpu_hours(
+                    job.total_gpus, _aware(started_at), _aware(ended_at)
+                )
+                ended = ledger.end_job(
+                    session,
+                    job.id,
+                    charged,
+                    state=observation.state.value,
+                    reason=observation.reason,
+                    started_at=started_at,
+                    exit_code=observation.exit_code,
+                    ended_at=ended_at,
+                )
+                if ended is None:
+                    continue  # ended by another poller meanwhile: charged there
+                charges[ended[0]] += ended[1]
+                changed += 1
+                log.info(
+                    "Job %s ended %s (exit %s), charged %.4f GPU-hours",
+                    job.id,
+                    observation.state.value,
+                    observation.exit_code,
+                    charged,
+                )
+            ledger.charge(session, charges)
         return changed
 
     def settle_interrupted_submissions(self) -> None:
@@ -451,16 +462,23 @@ class JobGateway:
         found = self.backend.find(list(stale))
         with transaction(self.sessions) as session:
             for uid, job_id in stale.items():
-                job = session.get(models.Job, job_id)
                 if uid in found:
+                    job = session.get(models.Job, job_id)
                     job.backend_job_id = found[uid]
                     job.reason = ""
-                else:
-                    job.state = JobState.FAILED.value
-                    job.reason = "the submission was interrupted and never reached the backend"
-                    job.ended_at = self.clock()
-                    job.gpu_hours_charged = 0.0
-                log.warning("Interrupted submission %s settled: %s", uid, job.reason or "adopted")
+                    log.warning("Interrupted submission %s settled: adopted", uid)
+                    continue
+                # Never ran: charged 0, through the ledger like every job that ends.
+                reason = "the submission was interrupted and never reached the backend"
+                ledger.end_job(
+                    session,
+                    job_id,
+                    0.0,
+                    state=JobState.FAILED.value,
+                    reason=reason,
+                    ended_at=self.clock(),
+                )
+                log.warning("Interrupted submission %s settled: %s", uid, reason)
 
 
 def _uid(user: str) -> int:
