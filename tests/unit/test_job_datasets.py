@@ -189,6 +189,9 @@ class RecordingBackend:
     def user_exists(self, unix_user):
         return True
 
+    def account_uid(self, unix_user):
+        return None
+
 
 @pytest.fixture
 def slurm(tmp_path, settings_doc, monkeypatch):

@@ -21,6 +21,12 @@ class BackendUnavailable(RuntimeError):
     """The backend cannot be reached now (the API answers 503); the message says so."""
 
 
+class SubmissionUncertain(BackendUnavailable):
+    """The request was sent but its answer was lost (a timeout, a connection dropped after
+    sending, a failure with no answer from the batch system): the backend may have made the
+    job. The gateway keeps the record and finds out by looking its uid up in the backend."""
+
+
 class BackendRejected(RuntimeError):
     """The backend refused the request (the API answers 422 with its reason)."""
 
@@ -70,3 +76,6 @@ class JobBackend(Protocol):
 
     def user_exists(self, unix_user: str) -> bool:
         """Whether ``unix_user`` has an account where the jobs run."""
+
+    def account_uid(self, unix_user: str) -> int | None:
+        """The UID of ``unix_user`` where the jobs run, None when it cannot be known here."""

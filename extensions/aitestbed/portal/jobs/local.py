@@ -130,6 +130,9 @@ class LocalBackend:
     def user_exists(self, unix_user: str) -> bool:
         return True
 
+    def account_uid(self, unix_user: str) -> int | None:
+        return None  # every job runs as the portal's own user: the mapped name is a label
+
 
 def _dataset_folder(dataset: JobDataset) -> Path:
     """The dataset's folder on this machine; other storage cannot reach a local job."""

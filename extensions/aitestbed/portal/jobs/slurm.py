@@ -21,12 +21,14 @@ from typing import Any
 
 import jwt
 import requests
+import urllib3
 
 from aitestbed.portal.jobs.backend import (
     BackendRejected,
     BackendUnavailable,
     Observation,
     Submission,
+    SubmissionUncertain,
 )
 from aitestbed.portal.jobs.script import gres
 from aitestbed.portal.jobs.states import JobState, from_slurm, split_exit_code
@@ -40,6 +42,23 @@ UNAVAILABLE = (
     "The batch system (slurmrestd) cannot be reached right now; nothing was submitted. "
     "Try again in a few minutes (retry with the same idempotency key)."
 )
+
+UNCERTAIN = (
+    "The batch system did not confirm the submission (no answer in time); the portal keeps "
+    "the job and checks whether Slurm received it: retry with the same idempotency key or "
+    "look at your job list instead of submitting it again."
+)
+
+
+def may_have_been_sent(error: requests.RequestException) -> bool:
+    """Whether a failed request may have reached slurmrestd: only a connection that was
+    never made (refused, connect timeout, TLS handshake) proves that nothing was sent."""
+    if isinstance(error, requests.ConnectTimeout | requests.exceptions.SSLError):
+        return False
+    if isinstance(error, requests.ConnectionError):
+        reason = getattr(error.args[0], "reason", None) if error.args else None
+        return not isinstance(reason, urllib3.exceptions.NewConnectionError)
+    return not isinstance(error, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema)
 
 
 def mint_token(key: bytes, user: str, lifetime_seconds: int, now: float | None = None) -> str:
@@ -152,7 +171,12 @@ class SlurmBackend:
                 "unreadable); tell the operators."
             ) from None
 
-    def _call(self, method: str, path: str, user: str, body: Any = None) -> dict[str, Any]:
+    def _call(
+        self, method: str, path: str, user: str, body: Any = None, *, acts: bool = False
+    ) -> dict[str, Any]:
+        """One slurmrestd call. ``acts``: the call changes something (a submission); when
+        it may have reached Slurm but no answer came back, it raises SubmissionUncertain
+        instead of BackendUnavailable."""
         token = mint_token(self._key(), user, self.settings.token_lifetime_seconds)
         headers = {"X-SLURM-USER-NAME": user, "X-SLURM-USER-TOKEN": token}
         try:
@@ -165,22 +189,25 @@ class SlurmBackend:
             )
         except requests.RequestException as error:
             log.warning("slurmrestd unreachable: %s", type(error).__name__)
+            if acts and may_have_been_sent(error):
+                raise SubmissionUncertain(UNCERTAIN) from None
             raise BackendUnavailable(UNAVAILABLE) from None
         if response.status_code in (401, 403):
             raise BackendUnavailable(
                 "The batch system refused the portal's credentials; tell the operators."
             )
+        lost = SubmissionUncertain(UNCERTAIN) if acts else None
         try:
             data = response.json()
         except ValueError:
-            raise BackendUnavailable(
+            raise lost or BackendUnavailable(
                 f"The batch system answered {response.status_code} without data; try again."
             ) from None
         errors = [e for e in data.get("errors", []) if e]
         if errors:
             raise SlurmError(errors)
         if response.status_code >= 500:
-            raise BackendUnavailable(f"The batch system failed ({response.status_code}).")
+            raise lost or BackendUnavailable(f"The batch system failed ({response.status_code}).")
         return data
 
     def submit(self, submission: Submission) -> str:
@@ -212,6 +239,7 @@ class SlurmBackend:
                 f"/slurm/{self.version}/job/submit",
                 submission.unix_user,
                 {"script": submission.script, "job": job},
+                acts=True,
             )
         except SlurmError as error:
             raise BackendRejected(f"Slurm refused the job: {error}") from None
@@ -283,8 +311,13 @@ class SlurmBackend:
     def user_exists(self, unix_user: str) -> bool:
         if self.settings.user_check == "none":
             return True
+        return self.account_uid(unix_user) is not None
+
+    def account_uid(self, unix_user: str) -> int | None:
+        """From the directory the portal host shares with the cluster (user_check: passwd)."""
+        if self.settings.user_check == "none":
+            return None
         try:
-            pwd.getpwnam(unix_user)
+            return pwd.getpwnam(unix_user).pw_uid
         except KeyError:
-            return False
-        return True
+            return None
