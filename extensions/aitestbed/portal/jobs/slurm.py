@@ -38,6 +38,14 @@ log = logging.getLogger("aitestbed.portal.jobs")
 
 INVALID_JOB_ID = 2017
 ACCESS_DENIED = 2002
+# slurmrestd could not connect to slurmctld: the request surely never reached it.
+CONTROLLER_NOT_REACHED = frozenset({1001, 1800, 1804})
+# sent (or maybe sent) to slurmctld, but its answer never came: it may have acted.
+CONTROLLER_ANSWER_LOST = frozenset({1000, 1002, 1003, 1004, 1801, 1802, 1803, 5004, 5005})
+CONTROLLER_DOWN = (
+    "The batch system's controller (slurmctld) cannot be reached right now and nothing was "
+    "changed; try again in a few minutes (retry a submission with the same idempotency key)."
+)
 UNAVAILABLE = (
     "The batch system (slurmrestd) cannot be reached right now; nothing was submitted. "
     "Try again in a few minutes (retry with the same idempotency key)."
@@ -142,7 +150,8 @@ def observation_from_slurmdb(job: dict[str, Any]) -> Observation:
 
 class SlurmError(RuntimeError):
     def __init__(self, errors: list[dict[str, Any]]) -> None:
-        self.numbers = {e.get("error_number") for e in errors}
+        # v0.0.38 names the number error_number or (for some failures) error_code
+        self.numbers = {e.get("error_number", e.get("error_code")) for e in errors}
         text = "; ".join(str(e.get("error") or e.get("description") or e) for e in errors)
         super().__init__(text)
 
@@ -205,7 +214,12 @@ class SlurmBackend:
             ) from None
         errors = [e for e in data.get("errors", []) if e]
         if errors:
-            raise SlurmError(errors)
+            error = SlurmError(errors)
+            if error.numbers & CONTROLLER_NOT_REACHED:
+                raise BackendUnavailable(CONTROLLER_DOWN)
+            if error.numbers & CONTROLLER_ANSWER_LOST:
+                raise lost or BackendUnavailable(CONTROLLER_DOWN)
+            raise error
         if response.status_code >= 500:
             raise lost or BackendUnavailable(f"The batch system failed ({response.status_code}).")
         return data
