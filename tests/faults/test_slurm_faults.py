@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aitestbed.portal import models
 from aitestbed.portal.jobs.backend import BackendUnavailable
-from aitestbed.portal.jobs.gateway import SUBMISSION_GRACE
+from aitestbed.portal.jobs.gateway import LOST_REASON, SUBMISSION_GRACE
 from aitestbed.portal.jobs.slurm import CONTROLLER_DOWN, UNAVAILABLE, UNCERTAIN, SlurmBackend
 from aitestbed.settings import load_settings
 from fastapi.testclient import TestClient
@@ -213,20 +213,42 @@ def test_slurmrestd_killed_after_slurm_accepted_the_job(faults, slurm_cluster): 
 
 
 def test_slurmctld_killed_after_slurm_accepted_the_job(faults, slurm_cluster):  # noqa: F811
-    """The portal has the answer; slurmctld dies right after. While it is down the poller
-    reports it and new submissions get a clear 503; after the restart the job is there."""
+    """The portal has the answer; slurmctld dies right after, maybe before it saved the
+    job. While it is down the poller concludes nothing and new submissions get a clear 503.
+    After the restart the job is either there (saved) or lost: then a new job may get its
+    id, which must not be taken for the lost one, and the lost record ends FAILED."""
     proxy, gateway, alice = faults["proxy"], faults["gateway"], faults["alice"]
     proxy.after_submit = lambda: slurm_cluster.kill("slurmctld")
     made = submit(faults, "accepted-ctld")
     assert made.status_code == 201, made.text
     job = made.json()
     proxy.reset()
-    with pytest.raises(BackendUnavailable, match="slurmctld"):
-        gateway.poll_once()
+    with pytest.raises(BackendUnavailable) as unavailable:
+        gateway.poll_once()  # slurmrestd's "Unspecified error": no job is concluded gone
+    assert str(unavailable.value) == (
+        "The batch system could not answer (Unspecified error); try again in a few minutes."
+    )
+    assert alice.get(job["id"]).json()["state"] == "PENDING"
     down = alice.submit(key="ctld-down", project="acme-vision", command=["true"])
     assert (down.status_code, down.json()["detail"]) == (503, CONTROLLER_DOWN)
     slurm_cluster.restart("slurmctld")
-    running = wait_for_state(gateway, alice, job["id"], ("RUNNING",), timeout=60)
-    assert running["backend_job_id"] == job["backend_job_id"]
+    if job["uid"] in slurm_jobs_by_uid(slurm_cluster, USER):  # slurmctld saved it in time
+        running = wait_for_state(gateway, alice, job["id"], ("RUNNING",), timeout=60)
+        assert running["backend_job_id"] == job["backend_job_id"]
+        assert_one_to_one(faults, slurm_cluster)
+        finish(faults, slurm_cluster, job["id"])
+        return
+    # Lost: the next job may get the same Slurm id; the lost record must not adopt it.
+    newcomer = submit(faults, "after-ctld-loss").json()
+    wait_for_state(gateway, alice, newcomer["id"], ("RUNNING",), timeout=60)
+    assert alice.get(job["id"]).json()["state"] == "PENDING"  # not the newcomer's RUNNING
+    faults["clock"].offset = SUBMISSION_GRACE + timedelta(seconds=1)
+    try:
+        gateway.poll_once()
+    finally:
+        faults["clock"].offset = timedelta()
+    lost = alice.get(job["id"]).json()
+    assert (lost["state"], lost["reason"]) == ("FAILED", LOST_REASON)
+    assert alice.get(newcomer["id"]).json()["state"] == "RUNNING"
     assert_one_to_one(faults, slurm_cluster)
-    finish(faults, slurm_cluster, job["id"])
+    finish(faults, slurm_cluster, newcomer["id"])

@@ -227,12 +227,7 @@ PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=60 State=UP
         self._spawn("slurmctld", ["slurmctld", "-D", "-f", str(self.conf)])
         self.wait_controller()
         self._spawn("slurmd", ["slurmd", "-D", "-N", NODE, "-f", str(self.conf)])
-
-        def node_idle() -> bool:
-            self._check("slurmd")
-            return self._run("sinfo", "-h", "-n", NODE, "-o", "%T").startswith("idle")
-
-        wait_until(node_idle, timeout=60, what="slurmd idle")
+        self.wait_node()
         rest = pwd.getpwnam(REST_USER)
         self._spawn(
             "slurmrestd",
@@ -260,6 +255,16 @@ PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=60 State=UP
 
         wait_until(controller_up, timeout=60, what="slurmctld")
 
+    def wait_node(self) -> None:
+        """Until the node takes jobs (idle, or busy with the jobs it already runs)."""
+
+        def node_up() -> bool:
+            self._check("slurmd")
+            state = self._run("sinfo", "-h", "-n", NODE, "-o", "%T")
+            return state.startswith(("idle", "mixed", "allocated"))
+
+        wait_until(node_up, timeout=60, what="slurmd up")
+
     def kill(self, name: str) -> None:
         """``kill -9`` a daemon (its whole process group), as a crash would."""
         process = self.processes[name]
@@ -275,6 +280,7 @@ PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=60 State=UP
         self._spawn(name, self.processes[name].args)
         if name == "slurmctld":
             self.wait_controller()
+            self.wait_node()
 
     def wait_rest(self) -> None:
         import requests

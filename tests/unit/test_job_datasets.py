@@ -169,6 +169,7 @@ class RecordingBackend:
     name = "slurm"
     files_owned_by_user = True
     places_datasets = False
+    remembers_finished_jobs = False
 
     def __init__(self) -> None:
         self.submissions = []

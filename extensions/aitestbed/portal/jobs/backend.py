@@ -52,6 +52,9 @@ class Observation:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     reason: str = ""
+    #: the portal uid the backend holds for this job (Slurm: from its comment), when known;
+    #: the gateway ignores an observation whose uid is not the job's (a reused id)
+    uid: str | None = None
 
 
 class JobBackend(Protocol):
@@ -61,6 +64,9 @@ class JobBackend(Protocol):
     #: whether the backend makes ``Submission.datasets`` visible itself (local links);
     #: otherwise the gateway binds them through the script (Slurm)
     places_datasets: bool
+    #: whether a job the backend accepted can always be found by ``poll``, finished or not
+    #: (Slurm with a job-completion file or accounting); then a job missing there is lost
+    remembers_finished_jobs: bool
 
     def submit(self, submission: Submission) -> str:
         """Start the job; return the backend's id for it."""

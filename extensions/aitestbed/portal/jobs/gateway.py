@@ -43,6 +43,7 @@ from aitestbed.portal.jobs.backend import (
     BackendRejected,
     BackendUnavailable,
     JobBackend,
+    Observation,
     Submission,
     SubmissionUncertain,
 )
@@ -57,6 +58,10 @@ log = logging.getLogger("aitestbed.portal.jobs")
 MAX_LOG_BYTES = 1024 * 1024
 SUBMISSION_GRACE = timedelta(minutes=2)  # longer than any submit call can take
 UNCERTAIN_REASON = "submission uncertain: checking whether the batch system received it"
+LOST_REASON = (
+    "the batch system has no trace of this job any more (lost in a crash of its "
+    "controller); submit it again with a new idempotency key"
+)
 NEVER_ARRIVED_REASON = (
     "the submission was interrupted and never reached the batch system; submit it again "
     "(with a new idempotency key)"
@@ -100,6 +105,7 @@ class JobGateway:
         self.clock = clock
         self.resolve = resolve
         self.backend_calls = 0
+        self._missing_since: dict[str, datetime] = {}  # backend id -> first poll without it
 
     # -- submit ------------------------------------------------------------------------
 
@@ -448,20 +454,19 @@ class JobGateway:
         number of jobs that changed. Raises BackendUnavailable when the backend is down."""
         self.settle_interrupted_submissions()
         with self.sessions() as session:
-            active = {
-                row.backend_job_id: row.id
-                for row in session.scalars(
-                    select(models.Job).where(
-                        models.Job.backend == self.backend.name,
-                        models.Job.state.in_([s.value for s in ACTIVE_STATES]),
-                        models.Job.backend_job_id.is_not(None),
-                    )
+            rows = session.scalars(
+                select(models.Job).where(
+                    models.Job.backend == self.backend.name,
+                    models.Job.state.in_([s.value for s in ACTIVE_STATES]),
+                    models.Job.backend_job_id.is_not(None),
                 )
-            }
+            ).all()
+            active = {row.backend_job_id: row.id for row in rows}
+            uids = {row.backend_job_id: row.uid for row in rows}
         if not active:
             return 0
         self.backend_calls += 1
-        observations = self.backend.poll(list(active))
+        observations = self._witnessed(uids, self.backend.poll(list(active)))
         changed = 0
         with transaction(self.sessions) as session:
             for backend_id, observation in observations.items():
@@ -490,6 +495,34 @@ class JobGateway:
                 if (job.state, job.started_at, job.reason) != before:
                     changed += 1
         return changed
+
+    def _witnessed(
+        self, uids: Mapping[str, str], observations: Mapping[str, Observation]
+    ) -> dict[str, Observation]:
+        """Observations that are about our jobs, plus a FAILED one for each job the backend
+        has lost. An observation naming another uid means the backend reused the id of a
+        job it lost (slurmctld killed before it saved the job): it is not ours. A job the
+        backend has no trace of, when it keeps finished jobs (job-completion file,
+        accounting), is lost once it stays missing for SUBMISSION_GRACE."""
+        now = self.clock()
+        kept: dict[str, Observation] = {}
+        for backend_id, uid in uids.items():
+            observation = observations.get(backend_id)
+            if observation is not None and observation.uid not in (None, uid):
+                log.warning("Backend id %s now names another job than %s", backend_id, uid)
+                observation = None
+            if observation is not None:
+                self._missing_since.pop(backend_id, None)
+                kept[backend_id] = observation
+                continue
+            if not self.backend.remembers_finished_jobs:
+                continue  # finished jobs may be forgotten: missing proves nothing
+            since = self._missing_since.setdefault(backend_id, now)
+            if now - since >= SUBMISSION_GRACE:
+                del self._missing_since[backend_id]
+                log.warning("Job %s (%s %s) is lost", uid, self.backend.name, backend_id)
+                kept[backend_id] = Observation(JobState.FAILED, reason=LOST_REASON)
+        return kept
 
     def settle_interrupted_submissions(self, only: Sequence[int] | None = None) -> None:
         """Jobs recorded but never confirmed by the backend: the submission's answer was

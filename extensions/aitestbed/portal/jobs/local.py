@@ -31,6 +31,7 @@ class LocalBackend:
     name = "local"
     files_owned_by_user = False
     places_datasets = True
+    remembers_finished_jobs = False  # a job folder removed by hand is not a lost job here
 
     def __init__(self, jobs_dir: Path, *, seconds_per_minute: float = 60.0) -> None:
         """``seconds_per_minute`` scales time limits (tests use a fraction of a second)."""

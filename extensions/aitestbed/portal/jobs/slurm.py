@@ -36,12 +36,14 @@ from aitestbed.settings import SlurmSettings
 
 log = logging.getLogger("aitestbed.portal.jobs")
 
+COMMENT_PREFIX = "aitestbed:"  # + the portal's uid of the job: Slurm is the witness
 INVALID_JOB_ID = 2017
 ACCESS_DENIED = 2002
 # slurmrestd could not connect to slurmctld: the request surely never reached it.
 CONTROLLER_NOT_REACHED = frozenset({1001, 1800, 1804})
 # sent (or maybe sent) to slurmctld, but its answer never came: it may have acted.
 CONTROLLER_ANSWER_LOST = frozenset({1000, 1002, 1003, 1004, 1801, 1802, 1803, 5004, 5005})
+UNSPECIFIED = frozenset({-1, 0, None})
 CONTROLLER_DOWN = (
     "The batch system's controller (slurmctld) cannot be reached right now and nothing was "
     "changed; try again in a few minutes (retry a submission with the same idempotency key)."
@@ -98,7 +100,9 @@ def observation_from_rest(job: dict[str, Any]) -> Observation:
     """One entry of ``GET /slurm/v0.0.38/jobs`` as an observation."""
     state = from_slurm(str(job.get("job_state", "")))
     final = not state.active
+    comment = str(job.get("comment") or "")
     return Observation(
+        uid=comment.removeprefix(COMMENT_PREFIX) if comment.startswith(COMMENT_PREFIX) else "",
         state=state,
         exit_code=_exit_code(job.get("exit_code")) if final else None,
         started_at=_epoch(job.get("start_time")) if state != JobState.PENDING else None,
@@ -166,6 +170,7 @@ class SlurmBackend:
         self.base = settings.rest_url.rstrip("/")
         self.version = settings.api_version
         self.http = http or requests.Session()
+        self.remembers_finished_jobs = bool(settings.accounting or settings.job_completion_file)
 
     def __repr__(self) -> str:  # never the key
         return f"SlurmBackend({self.base!r})"
@@ -219,6 +224,13 @@ class SlurmBackend:
                 raise BackendUnavailable(CONTROLLER_DOWN)
             if error.numbers & CONTROLLER_ANSWER_LOST:
                 raise lost or BackendUnavailable(CONTROLLER_DOWN)
+            if error.numbers <= UNSPECIFIED:
+                # what slurmrestd says when slurmctld died under it ("Unable to find JobId"
+                # included): no refusal and no fact, so neither is concluded from it
+                log.warning("slurmrestd: unspecified error on %s %s: %s", method, path, error)
+                raise lost or BackendUnavailable(
+                    f"The batch system could not answer ({error}); try again in a few minutes."
+                )
             raise error
         if response.status_code >= 500:
             raise lost or BackendUnavailable(f"The batch system failed ({response.status_code}).")
@@ -240,7 +252,7 @@ class SlurmBackend:
             "nodes": spec.nodes,
             "cpus_per_task": spec.cpus_per_task,
             "memory_per_node": spec.memory_mb,
-            "comment": f"aitestbed:{submission.uid}",
+            "comment": f"{COMMENT_PREFIX}{submission.uid}",
         }
         if submission.account:
             job["account"] = submission.account
@@ -305,7 +317,7 @@ class SlurmBackend:
     def find(self, uids: Sequence[str]) -> dict[str, str]:
         """Jobs slurmctld still knows, by the ``aitestbed:<uid>`` comment the portal sets."""
         data = self._call("GET", f"/slurm/{self.version}/jobs", self.settings.poll_user)
-        wanted = {f"aitestbed:{uid}": uid for uid in uids}
+        wanted = {f"{COMMENT_PREFIX}{uid}": uid for uid in uids}
         return {
             wanted[job["comment"]]: str(job["job_id"])
             for job in data.get("jobs", [])
