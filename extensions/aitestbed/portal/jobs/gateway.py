@@ -105,7 +105,7 @@ class JobGateway:
         self.clock = clock
         self.resolve = resolve
         self.backend_calls = 0
-        self._missing_since: dict[str, datetime] = {}  # backend id -> first poll without it
+        self._missing_since: dict[int, datetime] = {}  # record id -> first poll without it
 
     # -- submit ------------------------------------------------------------------------
 
@@ -461,16 +461,17 @@ class JobGateway:
                     models.Job.backend_job_id.is_not(None),
                 )
             ).all()
-            active = {row.backend_job_id: row.id for row in rows}
-            uids = {row.backend_job_id: row.uid for row in rows}
+            # By record, not by backend id: after a crash two records may name one id.
+            active = {row.id: (row.backend_job_id, row.uid) for row in rows}
         if not active:
             return 0
         self.backend_calls += 1
-        observations = self._witnessed(uids, self.backend.poll(list(active)))
+        backend_ids = sorted({backend_id for backend_id, _ in active.values()})
+        observations = self._witnessed(active, self.backend.poll(backend_ids))
         changed = 0
         with transaction(self.sessions) as session:
-            for backend_id, observation in observations.items():
-                job = session.get(models.Job, active[backend_id])
+            for job_id, observation in observations.items():
+                job = session.get(models.Job, job_id)
                 if job is None:
                     continue
                 before = (job.state, job.started_at, job.reason)
@@ -497,31 +498,31 @@ class JobGateway:
         return changed
 
     def _witnessed(
-        self, uids: Mapping[str, str], observations: Mapping[str, Observation]
-    ) -> dict[str, Observation]:
-        """Observations that are about our jobs, plus a FAILED one for each job the backend
-        has lost. An observation naming another uid means the backend reused the id of a
-        job it lost (slurmctld killed before it saved the job): it is not ours. A job the
-        backend has no trace of, when it keeps finished jobs (job-completion file,
-        accounting), is lost once it stays missing for SUBMISSION_GRACE."""
+        self, active: Mapping[int, tuple[str, str]], observations: Mapping[str, Observation]
+    ) -> dict[int, Observation]:
+        """Per record (id -> backend id, uid): the observation that is about it, or a FAILED
+        one when the backend has lost the job. An observation naming another uid means the
+        backend reused the id of a job it lost (slurmctld killed before it saved the job):
+        it is not this record's. A job the backend has no trace of, when it keeps finished
+        jobs (job-completion file, accounting), is lost once missing for SUBMISSION_GRACE."""
         now = self.clock()
-        kept: dict[str, Observation] = {}
-        for backend_id, uid in uids.items():
+        kept: dict[int, Observation] = {}
+        for job_id, (backend_id, uid) in active.items():
             observation = observations.get(backend_id)
             if observation is not None and observation.uid not in (None, uid):
                 log.warning("Backend id %s now names another job than %s", backend_id, uid)
                 observation = None
             if observation is not None:
-                self._missing_since.pop(backend_id, None)
-                kept[backend_id] = observation
+                self._missing_since.pop(job_id, None)
+                kept[job_id] = observation
                 continue
             if not self.backend.remembers_finished_jobs:
                 continue  # finished jobs may be forgotten: missing proves nothing
-            since = self._missing_since.setdefault(backend_id, now)
+            since = self._missing_since.setdefault(job_id, now)
             if now - since >= SUBMISSION_GRACE:
-                del self._missing_since[backend_id]
+                del self._missing_since[job_id]
                 log.warning("Job %s (%s %s) is lost", uid, self.backend.name, backend_id)
-                kept[backend_id] = Observation(JobState.FAILED, reason=LOST_REASON)
+                kept[job_id] = Observation(JobState.FAILED, reason=LOST_REASON)
         return kept
 
     def settle_interrupted_submissions(self, only: Sequence[int] | None = None) -> None:
