@@ -84,7 +84,19 @@ def client(url: str, name: str) -> PortalClient:
     return PortalClient(url, f"t-{name}")
 
 
-def test_list_search_tags_and_info(url):
+def test_in_a_session_every_listing_shows_the_sessions_own_path(url, monkeypatch, tmp_path):
+    """The embedded default mounts at ~/datasets, a pod at /datasets: what the list, the
+    details and the browser show is where this session has it, the same as path()."""
+    monkeypatch.setenv("AITESTBED_DATASETS_DIR", str(tmp_path / "datasets"))
+    (tmp_path / "datasets" / "iris").mkdir(parents=True)
+    bob = client(url, "bob")
+    listed = {d.slug: d for d in datasets.list(client=bob)}
+    assert listed["digits"].path == str(tmp_path / "datasets" / "digits")
+    assert datasets.info("iris", client=bob).path == str(datasets.path("iris", client=bob))
+
+
+def test_list_search_tags_and_info(url, monkeypatch):
+    monkeypatch.delenv("AITESTBED_DATASETS_DIR", raising=False)
     bob = client(url, "bob")
     listed = {d.slug: d for d in datasets.list(client=bob)}
     assert sorted(listed) == ["digits", "iris", "remote-scans", "wine"]

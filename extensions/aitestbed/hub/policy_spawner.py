@@ -16,11 +16,16 @@ from datetime import date
 from typing import Any, ClassVar
 
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient
-from traitlets import Dict, Integer, List, Unicode, default
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from traitlets import Dict, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from aitestbed.hub.portal_client import HubPortalClient, PortalRefused, PortalUnavailable
+from aitestbed.hub.portal_client import (
+    HubPortalClient,
+    PortalRefused,
+    PortalUnavailable,
+    shared_client,
+)
 from aitestbed.hub.spawn_form import ProjectDatasets, form_choice, render_spawn_form
 from aitestbed.hub.start_queue import StartQueue
 from aitestbed.policy.admission import admit
@@ -31,8 +36,8 @@ from aitestbed.policy.options import ProjectOptions, complete_request, spawn_opt
 OPTION_KEYS = ("project", "flavor", "image")
 MAX_OPTION_LENGTH = 63
 UNAVAILABLE = (
-    "The portal service cannot be reached, so the start cannot be checked against your "
-    "quota. Try again in a minute."
+    "The portal service did not answer in time, so the start cannot be checked against "
+    "your quota; try again in a minute."
 )
 
 
@@ -114,6 +119,19 @@ class PolicySpawnerMixin(LoggingConfigurable):
     portal_token = Unicode(
         help="The portal service's API token; the hub uses it to admit and record sessions.",
     ).tag(config=True)
+    portal_max_connections = Integer(
+        20,
+        help="Requests to the portal in flight at once (admission, usage records); more "
+        "wait for a free connection. The hub's own HTTP client is not used for them.",
+    ).tag(config=True)
+    portal_request_timeout = Float(
+        30, help="Seconds one request to the portal may take once it is sent."
+    ).tag(config=True)
+    portal_queue_timeout = Float(
+        120,
+        help="Seconds a request to the portal may wait for a free connection and retries "
+        "before the start is refused with 503 (the portal is down or too busy).",
+    ).tag(config=True)
     start_slots = Integer(
         0,
         help="How many sessions may start at the same time (until they answer); the rest "
@@ -145,7 +163,13 @@ class PolicySpawnerMixin(LoggingConfigurable):
         return self._queues[key]
 
     def portal(self) -> HubPortalClient:
-        return HubPortalClient(self.portal_url, self.portal_token)
+        return shared_client(
+            self.portal_url,
+            self.portal_token,
+            self.portal_max_connections,
+            self.portal_request_timeout,
+            self.portal_queue_timeout,
+        )
 
     def capacity(
         self, running: dict[str, int], flavors: list[FlavorSpec]
@@ -240,6 +264,17 @@ class PolicySpawnerMixin(LoggingConfigurable):
         except PortalRefused as refusal:
             if refusal.status != 404:
                 raise
+        except PortalUnavailable as error:
+            # E.g. the hub shutting down stops its services before the sessions. The
+            # portal's reconciler closes records of servers that no longer run when it is
+            # back; a traceback here would tell the operator nothing they can act on.
+            self.log.warning(
+                "%s: usage record %s not closed now (the portal cannot be reached: %s); the "
+                "portal closes it when it runs again.",
+                self._log_name,
+                self.session_record_id,
+                error,
+            )
         self.session_record_id = None
 
     def apply_session(
@@ -291,7 +326,15 @@ class PolicySpawnerMixin(LoggingConfigurable):
         other one answers this URL with 404, and the hub would route this user to it. A
         process that exits while we wait fails the start at once, with its exit status.
         """
-        client = AsyncHTTPClient()
+        # Its own client: the hub's default one (10 connections) also carries the hub's
+        # proxy calls, and a busy queue there must not fail this start.
+        client = AsyncHTTPClient(force_instance=True, max_clients=1)
+        try:
+            await self._poll_until_serving(client, api_url)
+        finally:
+            client.close()
+
+    async def _poll_until_serving(self, client: AsyncHTTPClient, api_url: str) -> None:
         delay = 0.1
         while True:
             status = await self.poll()
@@ -304,8 +347,8 @@ class PolicySpawnerMixin(LoggingConfigurable):
                 response = await client.fetch(api_url, request_timeout=5, raise_error=False)
                 if response.code == 200:
                     return
-            except OSError:
-                pass  # not listening yet
+            except (OSError, HTTPClientError):
+                pass  # not listening yet, or too busy to answer within 5 s
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
 

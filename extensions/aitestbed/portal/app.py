@@ -25,6 +25,7 @@ from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity
 from aitestbed.portal.datasets.api import datasets_router
 from aitestbed.portal.db import session_factory
 from aitestbed.portal.deps import CurrentUser, DbSession
+from aitestbed.portal.directory_api import directory_router
 from aitestbed.portal.jobs.api import job_error_handler, jobs_router
 from aitestbed.portal.jobs.gateway import JobError, JobGateway
 from aitestbed.portal.jobs.poller import poll_forever
@@ -254,6 +255,7 @@ def create_app(
     app.add_exception_handler(JobError, job_error_handler)
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
     app.include_router(sessions_router(), prefix=prefix.rstrip("/"))
+    app.include_router(directory_router(), prefix=prefix.rstrip("/"))
     app.include_router(jobs_router(), prefix=prefix.rstrip("/"))
     app.include_router(datasets_router(), prefix=prefix.rstrip("/"))
     app.include_router(pages_router(site_name), prefix=prefix.rstrip("/"))
