@@ -276,3 +276,157 @@ def test_jobs_and_sessions_share_the_gpu_cap_and_the_usage(local):
     usage = alice.client.get("/services/portal/api/usage", headers=alice.headers).json()
     acme = next(u for u in usage if u["slug"] == "acme-vision")
     assert acme["gpu_hours_used"] >= round(done["gpu_hours_charged"], 4) > 0
+
+
+def test_a_key_is_bound_to_its_request_and_another_body_is_refused(local):
+    alice = local["alice"]
+    first = alice.submit(key="k-bound", project="acme-vision", command=["true"])
+    # the same request written differently (a default spelled out, keys in another order)
+    same = alice.submit(key="k-bound", nodes=1, command=["true"], project="acme-vision")
+    other = alice.submit(key="k-bound", project="acme-vision", command=["false"])
+    assert (first.status_code, same.status_code) == (201, 200)
+    assert same.json()["id"] == first.json()["id"]
+    assert other.status_code == 422
+    assert other.json() == {
+        "field": "idempotency_key",
+        "detail": f"idempotency_key: The Idempotency-Key 'k-bound' was already used for job "
+        f"{first.json()['id']} with a different request; use a new key for a new job.",
+    }
+    # the key in the body is bound the same way as the header
+    body_key = local["alice"].client.post(
+        "/services/portal/api/jobs",
+        json={"project": "acme-vision", "command": ["false"], "idempotency_key": "k-bound"},
+        headers=alice.headers,
+    )
+    assert body_key.status_code == 422 and body_key.json()["field"] == "idempotency_key"
+    assert job_count(local["engine"]) == 1
+
+
+def test_a_burst_with_one_key_makes_one_job_and_refuses_every_other_body(local):
+    """20 simultaneous submissions with one key: 10 with the same body, 10 with another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    alice = local["alice"]
+    bodies = [["true"]] * 10 + [["echo", "other"]] * 10
+
+    def send(command):
+        return alice.submit(key="k-burst", project="acme-vision", command=command)
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(send, bodies))
+    created = [a for a in answers if a.status_code == 201]
+    assert len(created) == 1, [a.status_code for a in answers]
+    winner = created[0].json()["id"]
+    by_body = {
+        tuple(command): sorted(
+            (a.status_code, a.json().get("id", a.json().get("field")))
+            for c, a in zip(bodies, answers, strict=True)
+            if c == command
+        )
+        for command in bodies
+    }
+    won, lost = sorted(by_body.values(), key=lambda group: group[0][0] != 200)
+    assert won == [(200, winner)] * 9 + [(201, winner)]
+    assert lost == [(422, "idempotency_key")] * 10
+    assert job_count(local["engine"]) == 1
+
+
+class LostAnswerBackend(LocalBackend):
+    """A local backend whose answer to a submission gets lost: after starting the job
+    (``reached``) or before (not reached), it raises SubmissionUncertain."""
+
+    reached = True
+    failing = True
+
+    def submit(self, submission):
+        from aitestbed.portal.jobs.backend import SubmissionUncertain
+
+        if not self.failing:
+            return super().submit(submission)
+        if self.reached:
+            super().submit(submission)
+        raise SubmissionUncertain("The batch system did not confirm the submission.")
+
+
+@pytest.fixture
+def lossy(tmp_path, settings_doc, monkeypatch, database_url):
+    monkeypatch.setenv("AITESTBED_DATABASE_URL", database_url)
+    settings_doc["site"]["state_dir"] = str(tmp_path / "state")
+    settings_doc["jobs"]["user_mapping"] = {"overrides": {"bob": "root"}}
+    path = write_settings(tmp_path / "settings.yaml", settings_doc)
+    for name in ("alice", "bob"):
+        (tmp_path / "state" / "homes" / name).mkdir(parents=True)
+    (tmp_path / "state" / "homes" / "root").mkdir(parents=True)
+    backend = LostAnswerBackend(tmp_path / "state" / "jobs", seconds_per_minute=0.5)
+    app, gateway, engine = make_app(path, backend, ["alice", "bob"])
+    with TestClient(app) as client:
+        yield {
+            "alice": JobsClient(client, "t-alice"),
+            "bob": JobsClient(client, "t-bob"),
+            "gateway": gateway,
+            "backend": backend,
+            "engine": engine,
+        }
+    for job_dir in (tmp_path / "state" / "jobs").glob("*"):
+        backend.cancel(job_dir.name, "")
+    engine.dispose()
+
+
+def test_a_lost_answer_keeps_the_job_and_a_retry_finds_it_in_the_backend(lossy):
+    alice, gateway = lossy["alice"], lossy["gateway"]
+    lost = alice.submit(key="k-lost", project="acme-vision", command=["true"])
+    assert lost.status_code == 503 and lost.headers["Retry-After"]
+    [job] = alice.list().json()
+    assert lost.json()["detail"] == (
+        f"The batch system did not confirm the submission. Its job id is {job['id']}."
+    )
+    assert (job["state"], job["backend_job_id"]) == ("PENDING", None)
+    assert job["reason"].startswith("submission uncertain")
+    lossy["backend"].failing = False
+    again = alice.submit(key="k-lost", project="acme-vision", command=["true"])
+    assert again.status_code == 200, again.text
+    assert (again.json()["id"], again.json()["backend_job_id"]) == (job["id"], job["uid"])
+    assert wait_for_state(gateway, alice, job["id"], FINAL)["state"] == "COMPLETED"
+    assert job_count(lossy["engine"]) == 1
+
+
+def test_a_lost_submission_that_never_arrived_fails_after_the_grace_time(lossy):
+    from datetime import UTC, datetime, timedelta
+
+    from aitestbed.portal import models
+    from aitestbed.portal.db import session_factory, transaction
+
+    alice, gateway, backend = lossy["alice"], lossy["gateway"], lossy["backend"]
+    backend.reached = False
+    assert alice.submit(key="k-never", project="acme-vision", command=["true"]).status_code == 503
+    [job] = alice.list().json()
+    gateway.poll_once()  # not in the backend, but its answer may still be on the way
+    kept = alice.get(job["id"]).json()
+    assert (kept["state"], kept["reason"]) == (job["state"], job["reason"])
+    with transaction(session_factory(lossy["engine"])) as session:
+        session.get(models.Job, job["id"]).submitted_at = datetime.now(UTC) - timedelta(minutes=3)
+    gateway.poll_once()
+    failed = alice.get(job["id"]).json()
+    assert failed["state"] == "FAILED" and failed["gpu_hours_charged"] == 0.0
+    assert failed["reason"] == (
+        "the submission was interrupted and never reached the batch system; submit it again "
+        "(with a new idempotency key)"
+    )
+    # the key stays bound to that job; nothing was submitted twice
+    backend.failing = False
+    again = alice.submit(key="k-never", project="acme-vision", command=["true"])
+    assert (again.status_code, again.json()["state"]) == (200, "FAILED")
+    assert not list(backend.jobs_dir.glob("*"))
+
+
+def test_a_system_cluster_account_is_refused_before_the_backend(lossy):
+    bob, backend = lossy["bob"], lossy["backend"]
+    backend.failing = False
+    refused = bob.submit(key="k-root", project="acme-vision", command=["id"])
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "detail": "The cluster account 'root' is a system account that portal jobs may not "
+        "use; ask the operators to map you to a personal account."
+    }
+    assert job_count(lossy["engine"]) == 0
+    assert not backend.jobs_dir.exists() or not list(backend.jobs_dir.glob("*"))

@@ -25,6 +25,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from aitestbed.policy.cluster_accounts import DEFAULT_DENIED_ACCOUNTS, DEFAULT_MIN_UID
 from aitestbed.settings.courses import Course, build_course, course_problems, timezone_problem
 
 SETTINGS_ENV = "AITESTBED_SETTINGS"
@@ -295,6 +296,9 @@ class Jobs:
     project_dir_template: str = "/projects/{project}"
     user_template: str = "{name}"
     user_overrides: dict[str, str] = field(default_factory=dict)
+    #: accounts below this UID, or named in ``denied_accounts``, never run portal jobs
+    account_min_uid: int = DEFAULT_MIN_UID
+    denied_accounts: frozenset[str] = frozenset(DEFAULT_DENIED_ACCOUNTS)
     container_launcher: str = "none"
     image_prefix: str = ""
     datasets_dir: str = "/datasets"
@@ -746,6 +750,8 @@ def _build_jobs(doc: dict[str, Any], state_dir: Path) -> Jobs:
         ),
         user_template=mapping.get("template", defaults.user_template),
         user_overrides=dict(mapping.get("overrides", {})),
+        account_min_uid=int(mapping.get("min_uid", defaults.account_min_uid)),
+        denied_accounts=frozenset(mapping.get("denied_accounts", defaults.denied_accounts)),
         container_launcher=doc.get("container_launcher", defaults.container_launcher),
         image_prefix=doc.get("image_prefix", defaults.image_prefix),
         datasets_dir=doc.get("datasets_dir", defaults.datasets_dir),

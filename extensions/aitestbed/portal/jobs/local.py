@@ -31,6 +31,7 @@ class LocalBackend:
     name = "local"
     files_owned_by_user = False
     places_datasets = True
+    remembers_finished_jobs = False  # a job folder removed by hand is not a lost job here
 
     def __init__(self, jobs_dir: Path, *, seconds_per_minute: float = 60.0) -> None:
         """``seconds_per_minute`` scales time limits (tests use a fraction of a second)."""
@@ -129,6 +130,9 @@ class LocalBackend:
 
     def user_exists(self, unix_user: str) -> bool:
         return True
+
+    def account_uid(self, unix_user: str) -> int | None:
+        return None  # every job runs as the portal's own user: the mapped name is a label
 
 
 def _dataset_folder(dataset: JobDataset) -> Path:
