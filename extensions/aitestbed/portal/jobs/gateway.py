@@ -34,6 +34,7 @@ from aitestbed.portal.jobs.backend import (
     BackendRejected,
     BackendUnavailable,
     JobBackend,
+    Observation,
     Submission,
 )
 from aitestbed.portal.jobs.datasets import DatasetPlacementError, JobDataset, slurm_placement
@@ -342,13 +343,19 @@ class JobGateway:
             raise JobError(409, "The job is still being submitted; try again in a moment.")
         try:
             self.backend.cancel(job.backend_job_id, job.unix_user)
+            # The answer tells the job's state as the backend sees it now (a job whose
+            # runner was gone is CANCELLED at once; a running one ends a moment later).
+            observation = self.backend.poll([job.backend_job_id]).get(job.backend_job_id)
         except BackendUnavailable as error:
             raise JobError(503, str(error)) from None
         except BackendRejected as error:
             raise JobError(409, str(error)) from None
         with transaction(self.sessions) as session:
             row = session.get(models.Job, job_id)
-            row.reason = "cancel requested"
+            if observation is not None:
+                _apply(row, observation, self.clock)
+            if JobState(row.state).active:
+                row.reason = "cancel requested"
         return self._load(job_id)
 
     def logs(self, identity: Identity, job_id: int, tail_bytes: int = 65536) -> dict[str, Any]:
@@ -406,24 +413,7 @@ class JobGateway:
                 if job is None:
                     continue
                 before = (job.state, job.started_at, job.reason)
-                job.state = observation.state.value
-                job.reason = observation.reason
-                if observation.started_at and job.started_at is None:
-                    job.started_at = observation.started_at
-                if not observation.state.active:
-                    job.exit_code = observation.exit_code
-                    job.ended_at = observation.ended_at or self.clock()
-                    if job.gpu_hours_charged is None:
-                        job.gpu_hours_charged = quota.elapsed_gpu_hours(
-                            job.total_gpus, _aware(job.started_at), _aware(job.ended_at)
-                        )
-                    log.info(
-                        "Job %s ended %s (exit %s), charged %.4f GPU-hours",
-                        job.id,
-                        job.state,
-                        job.exit_code,
-                        job.gpu_hours_charged,
-                    )
+                _apply(job, observation, self.clock)
                 if (job.state, job.started_at, job.reason) != before:
                     changed += 1
         return changed
@@ -461,6 +451,29 @@ class JobGateway:
                     job.ended_at = self.clock()
                     job.gpu_hours_charged = 0.0
                 log.warning("Interrupted submission %s settled: %s", uid, job.reason or "adopted")
+
+
+def _apply(job: models.Job, observation: Observation, clock: Callable[[], datetime]) -> None:
+    """Record what the backend observed; a job that ended is charged once."""
+    job.state = observation.state.value
+    job.reason = observation.reason
+    if observation.started_at and job.started_at is None:
+        job.started_at = observation.started_at
+    if observation.state.active:
+        return
+    job.exit_code = observation.exit_code
+    job.ended_at = observation.ended_at or clock()
+    if job.gpu_hours_charged is None:
+        job.gpu_hours_charged = quota.elapsed_gpu_hours(
+            job.total_gpus, _aware(job.started_at), _aware(job.ended_at)
+        )
+    log.info(
+        "Job %s ended %s (exit %s), charged %.4f GPU-hours",
+        job.id,
+        job.state,
+        job.exit_code,
+        job.gpu_hours_charged,
+    )
 
 
 def _uid(user: str) -> int:
