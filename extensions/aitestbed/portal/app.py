@@ -29,6 +29,7 @@ from aitestbed.portal.jobs.api import job_error_handler, jobs_router
 from aitestbed.portal.jobs.gateway import JobError, JobGateway
 from aitestbed.portal.jobs.poller import poll_forever
 from aitestbed.portal.pages import usage_page
+from aitestbed.portal.server_errors import ServerErrorAnswer
 from aitestbed.portal.sessions import sessions_router
 from aitestbed.portal.usage import usage_csv
 
@@ -252,6 +253,8 @@ def create_app(
     app.state.jobs = jobs
     app.state.state_dir = state_dir
     app.add_exception_handler(JobError, job_error_handler)
+    # Outermost handler of our own: an error never closes the proxy's kept-alive connection.
+    app.add_middleware(ServerErrorAnswer)
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
     app.include_router(sessions_router(), prefix=prefix.rstrip("/"))
     app.include_router(jobs_router(), prefix=prefix.rstrip("/"))
