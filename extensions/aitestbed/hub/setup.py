@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aitestbed.hub.hooks import HookChain
+from aitestbed.lifetime import PARENT_PID_ENV
 from aitestbed.settings import (
     DATABASE_URL_ENV,
     SETTINGS_ENV,
@@ -84,9 +85,21 @@ def server_token_scopes() -> list[str]:
     ]
 
 
+def tied_to_hub(command: list[str]) -> list[str]:
+    """``command`` run so that it ends when the hub ends, even a hub killed with ``kill -9``
+    (``aitestbed.lifetime``; the hub's pid travels in ``AITESTBED_PARENT_PID``)."""
+    return [sys.executable, "-m", "aitestbed.lifetime", "--", *command]
+
+
 def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The hub-managed services and the roles they hold."""
-    env = {SETTINGS_ENV: str(settings.path)}
+    """The hub-managed services and the roles they hold.
+
+    Both end with the hub (``tied_to_hub``): a restarted hub starts them afresh, and no
+    orphan keeps the portal's port or runs a second culler.
+    """
+    # This runs inside the hub process, which loads its configuration itself.
+    hub_pid = {PARENT_PID_ENV: str(os.getpid())}
+    env = {SETTINGS_ENV: str(settings.path), **hub_pid}
     for name in (DATABASE_URL_ENV, "AITESTBED_RECONCILE_SECONDS"):
         if os.environ.get(name):
             env[name] = os.environ[name]
@@ -98,7 +111,7 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
             "name": PORTAL_SERVICE,
             "display": True,
             "url": portal_public_service_url(settings),
-            "command": [sys.executable, "-m", "aitestbed.portal", "serve"],
+            "command": tied_to_hub([sys.executable, "-m", "aitestbed.portal", "serve"]),
             "environment": env,
             "oauth_no_confirm": True,
             "api_token": portal_api_token(settings),
@@ -119,12 +132,15 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
         service_list.append(
             {
                 "name": CULLER_SERVICE,
-                "command": [
-                    sys.executable,
-                    "-m",
-                    "jupyterhub_idle_culler",
-                    f"--timeout={settings.site.idle_timeout_seconds}",
-                ],
+                "command": tied_to_hub(
+                    [
+                        sys.executable,
+                        "-m",
+                        "jupyterhub_idle_culler",
+                        f"--timeout={settings.site.idle_timeout_seconds}",
+                    ]
+                ),
+                "environment": hub_pid,
             }
         )
         roles.append(
