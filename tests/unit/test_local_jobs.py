@@ -419,3 +419,28 @@ def test_a_cancel_of_a_running_job_is_answered_with_its_state_and_ends_it(local)
     body = alice.cancel(job["id"]).json()
     assert (body["state"], body["reason"]) in (("RUNNING", "cancel requested"), ("CANCELLED", ""))
     assert wait_for_state(gateway, alice, job["id"], FINAL)["state"] == "CANCELLED"
+
+
+def test_a_restarted_portal_settles_submissions_its_predecessor_left_at_once(local, tmp_path):
+    """No grace period for a submission recorded before the portal process started: nobody
+    can still be submitting it."""
+    from aitestbed.portal import models
+    from aitestbed.portal.db import session_factory, transaction
+
+    alice = local["alice"]
+    lost = alice.submit(project="acme-vision", command=["true"]).json()
+    with transaction(session_factory(local["engine"])) as session:
+        row = session.get(models.Job, lost["id"])
+        row.backend_job_id, row.reason, row.uid = None, "submitting", "0000lost0001"
+    local["gateway"].poll_once()  # the same process: still within the grace period
+    assert alice.get(lost["id"]).json()["state"] == "PENDING"
+    backend = LocalBackend(tmp_path / "state" / "jobs", seconds_per_minute=0.5)
+    _app, restarted, engine = make_app(local["path"], backend, ["alice"])
+    restarted.poll_once()
+    engine.dispose()
+    failed = alice.get(lost["id"]).json()
+    assert (failed["state"], failed["reason"], failed["gpu_hours_charged"]) == (
+        "FAILED",
+        "the submission was interrupted and never reached the backend",
+        0.0,
+    )

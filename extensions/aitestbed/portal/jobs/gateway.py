@@ -86,6 +86,9 @@ class JobGateway:
         self.clock = clock
         self.resolve = resolve
         self.backend_calls = 0
+        # One portal process serves a database: a submission recorded before this gateway
+        # existed was interrupted by the previous process, however recent it is.
+        self.started_at = clock()
 
     # -- submit ------------------------------------------------------------------------
 
@@ -421,8 +424,9 @@ class JobGateway:
     def settle_interrupted_submissions(self) -> None:
         """Jobs recorded but never confirmed by the backend (the portal stopped between the
         two steps): adopt the backend's job if it has one with our id, else mark it FAILED,
-        so it neither hangs in PENDING nor holds quota."""
-        cutoff = self.clock() - SUBMISSION_GRACE
+        so it neither hangs in PENDING nor holds quota. Those recorded before this portal
+        process started are settled at once; later ones after ``SUBMISSION_GRACE``."""
+        cutoff = max(self.clock() - SUBMISSION_GRACE, self.started_at)
         with self.sessions() as session:
             stale = {
                 row.uid: row.id
