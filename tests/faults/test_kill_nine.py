@@ -11,6 +11,7 @@ portal's database, the server's process), so each kill lands in the named window
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -42,6 +43,10 @@ def deployment(tmp_path_factory):
         deployment.settle()
         yield deployment
         deployment.engine.dispose()
+    # A failed invariant may have left processes the stopped hub did not know about.
+    for leftover in deployment.processes():
+        with contextlib.suppress(OSError):
+            os.kill(leftover.pid, signal.SIGKILL)
 
 
 def _token(portal, name: str) -> str:
