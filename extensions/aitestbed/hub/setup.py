@@ -188,6 +188,7 @@ def _setup_local_spawner(c: Any, settings: Settings) -> None:
     c.JupyterHub.spawner_class = "aitestbed.hub.local_spawner.PortalLocalSpawner"
     c.PortalLocalSpawner.home_dir_template = str(settings.site.state_dir / "homes" / "{username}")
     c.PortalLocalSpawner.projects_root = str(settings.site.state_dir / "projects")
+    c.PortalLocalSpawner.start_state_dir = str(settings.site.state_dir / "starting-servers")
     c.PortalLocalSpawner.flavor_capacity = {
         f.slug: f.capacity for f in settings.flavors if f.capacity is not None
     }
