@@ -33,6 +33,7 @@ from aitestbed.portal.jobs.gateway import JobError, JobGateway
 from aitestbed.portal.jobs.poller import poll_forever
 from aitestbed.portal.page_routes import feature_routers
 from aitestbed.portal.pages import PageUser, landing, page_user
+from aitestbed.portal.server_errors import ServerErrorAnswer
 from aitestbed.portal.sessions import sessions_router
 from aitestbed.portal.usage import usage_csv
 
@@ -253,6 +254,8 @@ def create_app(
     app.state.known_users = known_users  # who can log in (None: whoever the provider knows)
     app.state.site_name = site_name
     app.add_exception_handler(JobError, job_error_handler)
+    # Outermost handler of our own: an error never closes the proxy's kept-alive connection.
+    app.add_middleware(ServerErrorAnswer)
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
     app.include_router(sessions_router(), prefix=prefix.rstrip("/"))
     app.include_router(directory_router(), prefix=prefix.rstrip("/"))
