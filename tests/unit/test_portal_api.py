@@ -156,6 +156,7 @@ def test_openapi_documents_every_api_route(client):
         "api/jobs/{job_id}/logs",
         "api/usage",
         "api/usage.csv",
+        "api/usage-records.csv",
         "api/internal/spawn-context/{user}",
         "api/internal/sessions",
         "api/internal/sessions/{record_id}/stop",

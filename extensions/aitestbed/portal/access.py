@@ -19,7 +19,7 @@ from datetime import date
 from typing import Annotated
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,6 +30,7 @@ from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity, Ident
 from aitestbed.portal.db import transaction
 from aitestbed.portal.deps import CurrentUser
 from aitestbed.portal.directory import has_active_project
+from aitestbed.portal.paging import DEFAULT_PAGE, MAX_PAGE, link_next_page
 
 
 def _run(request: Request, work: Callable[[Session], object]):
@@ -66,17 +67,27 @@ def access_api_router() -> APIRouter:
     def listing(
         identity: CurrentUser,
         request: Request,
+        response: Response,
         status: Annotated[schemas.AccessRequestStatus | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+        before: Annotated[
+            int | None, Query(ge=1, description="Requests with a smaller id only: the next page.")
+        ] = None,
     ):
-        """Your requests; operators see everyone's. Filter with ?status=pending."""
+        """Your requests, newest first; operators see everyone's. Filter with
+        ?status=pending; the Link header has the next page."""
         operator = _operator(request, identity)
-        return _run(
+        page = _run(
             request,
             lambda s: [
                 access_requests.to_wire(r)
-                for r in access_requests.listing(s, identity.name, operator, status)
+                for r in access_requests.listing(
+                    s, identity.name, operator, status, limit=limit, before=before
+                )
             ],
         )
+        link_next_page(request, response, page, limit, before=lambda r: r.id)
+        return page
 
     @router.get("/{request_id}", response_model=schemas.AccessRequestOut, responses=problems)
     def one(request_id: int, identity: CurrentUser, request: Request):

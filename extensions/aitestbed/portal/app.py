@@ -16,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import Engine, text
 
 from aitestbed.portal import queries, schemas
@@ -29,8 +29,8 @@ from aitestbed.portal.jobs.api import job_error_handler, jobs_router
 from aitestbed.portal.jobs.gateway import JobError, JobGateway
 from aitestbed.portal.jobs.poller import poll_forever
 from aitestbed.portal.pages import usage_page
+from aitestbed.portal.reports import reports_router
 from aitestbed.portal.sessions import sessions_router
-from aitestbed.portal.usage import usage_csv
 
 SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
@@ -125,26 +125,7 @@ def api_router() -> APIRouter:
         """Allocation, GPU-hours used and running sessions of your projects (operators: all)."""
         return queries.project_usage(session, identity, datetime.now(UTC))
 
-    @router.get(
-        "/usage.csv",
-        response_class=PlainTextResponse,
-        responses={**problems, 200: {"content": {"text/csv": {}}}},
-        tags=["usage"],
-    )
-    def usage_export(identity: CurrentUser, session: DbSession) -> PlainTextResponse:
-        """Every project's usage as CSV, for operators."""
-        if not queries.is_operator(session, identity):
-            raise HTTPException(403, "Only operators can export the usage of all projects.")
-        rows = [
-            {"project": u.slug, **u.model_dump()}
-            for u in queries.project_usage(session, identity, datetime.now(UTC))
-        ]
-        return PlainTextResponse(
-            usage_csv(rows),
-            media_type="text/csv",
-            headers={"Content-Disposition": 'attachment; filename="usage.csv"'},
-        )
-
+    router.include_router(reports_router())
     return router
 
 
