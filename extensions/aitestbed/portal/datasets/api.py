@@ -34,6 +34,7 @@ from aitestbed.portal.datasets.access import (
     usable_in,
     viewer_of,
 )
+from aitestbed.portal.datasets.search import words_match
 from aitestbed.portal.deps import CurrentUser, DbSession
 from aitestbed.portal.export import (
     csv_chunks,
@@ -208,8 +209,8 @@ def _with_tag(condition):
     return models.Dataset.id.in_(select(models.DatasetTag.dataset_id).where(condition))
 
 
-def _matches(words: list[str], tag: str | None):
-    conditions = [models.Dataset.search_text.contains(word, autoescape=True) for word in words]
+def _matches(session: Session, words: list[str], tag: str | None):
+    conditions = [words_match(session, words)]
     if tag:
         conditions.append(_with_tag(models.DatasetTag.tag == tag))
     return and_(true(), *conditions)
@@ -443,7 +444,7 @@ def datasets_router() -> APIRouter:
         counts of every match."""
         viewer = viewer_of(session, identity)
         words = [w for w in q.lower().split() if w][:MAX_WORDS]
-        condition = and_(_visible(viewer), _matches(words, tag))
+        condition = and_(_visible(viewer), _matches(session, words, tag))
         if not (viewer.is_operator and include_disabled):
             condition = and_(condition, models.Dataset.enabled)
         total = session.scalar(select(func.count()).select_from(models.Dataset).where(condition))
