@@ -88,7 +88,7 @@ def server_token_scopes() -> list[str]:
 def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The hub-managed services and the roles they hold."""
     env = {SETTINGS_ENV: str(settings.path)}
-    for name in (DATABASE_URL_ENV, "AITESTBED_RECONCILE_SECONDS"):
+    for name in (DATABASE_URL_ENV, "AITESTBED_RECONCILE_SECONDS", "AITESTBED_TOKEN_CACHE_SECONDS"):
         if os.environ.get(name):
             env[name] = os.environ[name]
     if os.environ.get("AITESTBED_PORTAL_SERVICE_URL"):

@@ -44,7 +44,12 @@ def _today() -> date:
     return date.today()
 
 
-Today = Annotated[date, Depends(_today)]
+async def _today_dependency() -> date:
+    # Async: a sync dependency costs a hop to the thread pool on every request.
+    return _today()
+
+
+Today = Annotated[date, Depends(_today_dependency)]
 
 
 def api_router() -> APIRouter:

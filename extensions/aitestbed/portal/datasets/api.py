@@ -363,7 +363,7 @@ def _grant_out(grant: models.DatasetGrant) -> GrantOut:
     )
 
 
-def _audit_query(
+async def _audit_query(
     user: UserFilter = None,
     dataset: DatasetFilter = None,
     action: ActionFilter = None,

@@ -41,7 +41,7 @@ def job_out(job: models.Job) -> schemas.JobOut:
     )
 
 
-def _gateway(request: Request) -> JobGateway:
+async def _gateway(request: Request) -> JobGateway:
     gateway = request.app.state.jobs
     if gateway is None:
         raise JobError(503, "Batch jobs are not configured on this portal.")
