@@ -308,3 +308,35 @@ def test_usage_records_export_has_every_session_and_job_inert(portal):
     refused = client.get(PREFIX + "api/usage-records.csv", headers=ALICE)
     assert refused.status_code == 403
     assert refused.json()["detail"] == "Only operators can export the usage records."
+
+
+def test_projects_page_by_slug_for_operators(portal):
+    client, engine = portal
+    counter = iter(range(1000))
+
+    def add(count):
+        with session_factory(engine)() as session, session.begin():
+            for _ in range(count):
+                n = next(counter)
+                session.add(
+                    models.Project(
+                        slug=f"{'a' if n % 2 else 'zz'}-proj-{n:03d}",
+                        title=f"P{n}",
+                        valid_from=START.date(),
+                        valid_until=START.date(),
+                    )
+                )
+
+    add(23)
+    present = _ids(engine, select(models.Project.slug).order_by(models.Project.slug))
+    seen, _ = _follow(
+        client, PREFIX + "api/projects?limit=6", OPERATOR, between_pages=lambda: add(2)
+    )
+    slugs = [p["slug"] for p in seen]
+    assert len(slugs) == len(set(slugs)) and slugs == sorted(slugs)
+    assert set(present) <= set(slugs)
+    members = client.get(PREFIX + "api/projects?limit=1", headers=ALICE)
+    assert [p["slug"] for p in members.json()] == ["acme-vision"]
+    assert "after=acme-vision" in members.headers["link"]
+    bad = client.get(PREFIX + "api/projects?after=Not%20A%20Slug", headers=ALICE)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "after"]

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import Engine, text
 
@@ -29,6 +29,7 @@ from aitestbed.portal.jobs.api import job_error_handler, jobs_router
 from aitestbed.portal.jobs.gateway import JobError, JobGateway
 from aitestbed.portal.jobs.poller import poll_forever
 from aitestbed.portal.pages import usage_page
+from aitestbed.portal.paging import DEFAULT_PAGE, MAX_PAGE, link_next_page
 from aitestbed.portal.reports import reports_router
 from aitestbed.portal.sessions import sessions_router
 
@@ -84,12 +85,21 @@ def api_router() -> APIRouter:
         tags=["projects"],
     )
     def list_projects(
+        request: Request,
+        response: Response,
         identity: CurrentUser,
         session: DbSession,
         today: Today,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+        after: Annotated[
+            str, Query(pattern=f"{SLUG_PATTERN}|^$", description="The next page's cursor.")
+        ] = "",
     ) -> list[schemas.ProjectSummary]:
-        """Projects the caller belongs to; operators see every project."""
-        return queries.visible_projects(session, identity, today)
+        """Projects the caller belongs to, by slug; operators see every project, a page at
+        a time (the Link header has the next page)."""
+        page = queries.visible_projects(session, identity, today, limit, after)
+        link_next_page(request, response, page, limit, after=lambda p: p.slug)
+        return page
 
     @router.get(
         "/projects/{slug}",

@@ -52,15 +52,23 @@ def _memberships(session: Session, name: str) -> list[models.Membership]:
     )
 
 
-def _projects_with_roles(session: Session, name: str, everyone: bool):
-    """(project, the user's role or None), by slug: the user's projects, or every project."""
+def _projects_with_roles(
+    session: Session, name: str, everyone: bool, limit: int | None = None, after: str = ""
+):
+    """(project, the user's role or None), by slug: the user's projects, or every project;
+    ``limit`` of them with a slug after ``after`` (a page)."""
     role = (
         select(models.Membership.project_id, models.Membership.role)
         .join(models.User, models.User.id == models.Membership.user_id)
         .where(models.User.name == name)
         .subquery()
     )
-    query = select(models.Project, role.c.role).order_by(models.Project.slug)
+    query = (
+        select(models.Project, role.c.role)
+        .where(models.Project.slug > after)
+        .order_by(models.Project.slug)
+        .limit(limit)
+    )
     if everyone:
         query = query.outerjoin(role, role.c.project_id == models.Project.id)
     else:
@@ -69,11 +77,16 @@ def _projects_with_roles(session: Session, name: str, everyone: bool):
 
 
 def visible_projects(
-    session: Session, identity: Identity, today: date
+    session: Session,
+    identity: Identity,
+    today: date,
+    limit: int | None = None,
+    after: str = "",
 ) -> list[schemas.ProjectSummary]:
     """The caller's projects with their role; operators see every project (one query for
-    the flag, one for the projects)."""
-    rows = _projects_with_roles(session, identity.name, is_operator(session, identity))
+    the flag, one for the projects). A page: ``limit`` projects after the slug ``after``."""
+    operator = is_operator(session, identity)
+    rows = _projects_with_roles(session, identity.name, operator, limit, after)
     return [_summary(p, role.value if role else None, today) for p, role in rows]
 
 
