@@ -547,7 +547,8 @@ def plot(report: dict, path: Path) -> None:
         axis.set_title(name, fontsize=10)
         axis.set_xlabel("records" if section == "history" else "datasets")
         axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=8)
+        if axis.lines:
+            axis.legend(fontsize=8)
     for axis in list(axes.flat)[len(panels) :]:
         axis.set_visible(False)
     figure.suptitle(f"Cost against size (load {report['load_before']})")

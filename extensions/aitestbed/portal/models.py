@@ -23,7 +23,6 @@ from sqlalchemy import (
     Enum,
     Float,
     ForeignKey,
-    Index,
     Integer,
     MetaData,
     String,
@@ -319,9 +318,6 @@ class Dataset(Base):
     """
 
     __tablename__ = "datasets"
-    # Narrow rows for the catalog's counts (every visible dataset, every match): a scan of
-    # this index instead of the wide rows.
-    __table_args__ = (Index("ix_datasets_enabled_visibility", "enabled", "visibility"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(60), unique=True)

@@ -1,8 +1,5 @@
 """dataset catalog word search through an index: pg_trgm GIN (PostgreSQL), FTS5 (SQLite)
 
-Also a narrow index on ``datasets (enabled, visibility)``: the catalog's total and tag
-counts read it instead of the wide rows.
-
 The catalog search finds every word anywhere in ``datasets.search_text`` (a substring
 match). Without an index that reads every row; with these it reads the matches only:
 
@@ -53,7 +50,6 @@ PG_INDEX = "ix_datasets_search_text_trgm"
 
 
 def upgrade() -> None:
-    op.create_index("ix_datasets_enabled_visibility", "datasets", ["enabled", "visibility"])
     bind = op.get_bind()
     if bind.dialect.name == "sqlite":
         for statement in SQLITE_UPGRADE:
@@ -82,4 +78,3 @@ def downgrade() -> None:
             op.execute(statement)
     elif bind.dialect.name == "postgresql":
         op.execute(f"DROP INDEX IF EXISTS {PG_INDEX}")
-    op.drop_index("ix_datasets_enabled_visibility", table_name="datasets")
