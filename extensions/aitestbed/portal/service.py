@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -52,7 +53,10 @@ def run(app, sock: socket.socket) -> None:  # pragma: no cover - exercised by in
     import uvicorn
 
     config = uvicorn.Config(app, log_level="info", access_log=False, proxy_headers=True)
-    uvicorn.Server(config).run(sockets=[sock])
+    # The hub stops its services with SIGINT: uvicorn shuts down gracefully, then raises the
+    # signal again, which is the expected end here and no traceback (as uvicorn.run does).
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[sock])
 
 
 def exit_with_hub() -> None:
