@@ -28,7 +28,7 @@ from aitestbed.portal import access_requests, models, queries, schemas
 from aitestbed.portal.access_requests import AccessRequestError
 from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity, Identity
 from aitestbed.portal.db import transaction
-from aitestbed.portal.deps import CurrentUser
+from aitestbed.portal.deps import CurrentUser, RowId
 from aitestbed.portal.directory import has_active_project
 
 
@@ -46,15 +46,11 @@ def _operator(request: Request, identity: Identity) -> bool:
 
 
 def access_api_router() -> APIRouter:
-    router = APIRouter(prefix="/api/access-requests", tags=["access requests"])
-    problems = {
-        401: {"model": schemas.Problem},
-        403: {"model": schemas.Problem},
-        404: {"model": schemas.Problem},
-        409: {"model": schemas.Problem},
-    }
+    router = APIRouter(
+        prefix="/api/access-requests", tags=["access requests"], responses=schemas.ERRORS
+    )
 
-    @router.post("", status_code=201, response_model=schemas.AccessRequestOut, responses=problems)
+    @router.post("", status_code=201, response_model=schemas.AccessRequestOut)
     def create(body: schemas.AccessRequestIn, identity: CurrentUser, request: Request):
         """Ask for access to a project (or to get one). One pending request per user."""
         return _run(
@@ -62,7 +58,7 @@ def access_api_router() -> APIRouter:
             lambda s: access_requests.to_wire(access_requests.create(s, identity.name, body)),
         )
 
-    @router.get("", response_model=list[schemas.AccessRequestOut], responses=problems)
+    @router.get("", response_model=list[schemas.AccessRequestOut])
     def listing(
         identity: CurrentUser,
         request: Request,
@@ -78,8 +74,8 @@ def access_api_router() -> APIRouter:
             ],
         )
 
-    @router.get("/{request_id}", response_model=schemas.AccessRequestOut, responses=problems)
-    def one(request_id: int, identity: CurrentUser, request: Request):
+    @router.get("/{request_id}", response_model=schemas.AccessRequestOut)
+    def one(request_id: RowId, identity: CurrentUser, request: Request):
         """One request: your own, or any for operators."""
         operator = _operator(request, identity)
         return _run(
@@ -93,11 +89,9 @@ def access_api_router() -> APIRouter:
         if not _operator(request, identity):
             raise HTTPException(403, "Only operators decide access requests.")
 
-    @router.post(
-        "/{request_id}/approve", response_model=schemas.AccessRequestOut, responses=problems
-    )
+    @router.post("/{request_id}/approve", response_model=schemas.AccessRequestOut)
     def approve(
-        request_id: int, body: schemas.AccessApproval, identity: CurrentUser, request: Request
+        request_id: RowId, body: schemas.AccessApproval, identity: CurrentUser, request: Request
     ):
         """Operators: grant the membership the request asks for (or the project given)."""
         _require_operator(request, identity)
@@ -108,11 +102,9 @@ def access_api_router() -> APIRouter:
             ),
         )
 
-    @router.post(
-        "/{request_id}/decline", response_model=schemas.AccessRequestOut, responses=problems
-    )
+    @router.post("/{request_id}/decline", response_model=schemas.AccessRequestOut)
     def decline(
-        request_id: int, body: schemas.AccessDecline, identity: CurrentUser, request: Request
+        request_id: RowId, body: schemas.AccessDecline, identity: CurrentUser, request: Request
     ):
         """Operators: close the request without access; the note is shown to the user."""
         _require_operator(request, identity)
@@ -293,7 +285,7 @@ def access_pages_router(site_name: str) -> APIRouter:
         return _page(site_name, "Pending access requests", body)
 
     @router.post("/requests/{request_id}/{decision}")
-    async def decide(request: Request, request_id: int, decision: str):
+    async def decide(request: Request, request_id: RowId, decision: str):
         form = await read_form(request)
         project, role = form.get("project", ""), form.get("role", "member")
         note = form.get("note", "")

@@ -19,10 +19,11 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy import Engine, text
 
-from aitestbed.portal import queries, schemas
+from aitestbed.portal import errors, queries, schemas
 from aitestbed.portal.access import access_api_router, access_pages_router
 from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity
 from aitestbed.portal.datasets.api import datasets_router
+from aitestbed.portal.datasets.storage import SizeMeasurer
 from aitestbed.portal.db import session_factory
 from aitestbed.portal.deps import CurrentUser, DbSession
 from aitestbed.portal.jobs.api import job_error_handler, jobs_router
@@ -48,8 +49,7 @@ Today = Annotated[date, Depends(_today)]
 
 
 def api_router() -> APIRouter:
-    router = APIRouter(prefix="/api")
-    problems = {401: {"model": schemas.Problem}, 403: {"model": schemas.Problem}}
+    router = APIRouter(prefix="/api", responses=schemas.ERRORS)
 
     @router.get("/health", response_model=schemas.Health, tags=["service"])
     def health(request: Request) -> schemas.Health:
@@ -63,7 +63,7 @@ def api_router() -> APIRouter:
         status = "ok" if database == "ok" else "degraded"
         return schemas.Health(status=status, database=database, version=VERSION)
 
-    @router.get("/me", response_model=schemas.Me, responses=problems, tags=["users"])
+    @router.get("/me", response_model=schemas.Me, tags=["users"])
     def me(
         identity: CurrentUser,
         session: DbSession,
@@ -75,7 +75,6 @@ def api_router() -> APIRouter:
     @router.get(
         "/projects",
         response_model=list[schemas.ProjectSummary],
-        responses=problems,
         tags=["projects"],
     )
     def list_projects(
@@ -89,7 +88,6 @@ def api_router() -> APIRouter:
     @router.get(
         "/projects/{slug}",
         response_model=schemas.ProjectDetail,
-        responses={**problems, 404: {"model": schemas.Problem}},
         tags=["projects"],
     )
     def get_project(
@@ -104,23 +102,17 @@ def api_router() -> APIRouter:
             raise HTTPException(404, f"No project {slug!r} that you can see.")
         return detail
 
-    @router.get(
-        "/flavors", response_model=list[schemas.FlavorOut], responses=problems, tags=["catalog"]
-    )
+    @router.get("/flavors", response_model=list[schemas.FlavorOut], tags=["catalog"])
     def list_flavors(_identity: CurrentUser, session: DbSession) -> list[schemas.FlavorOut]:
         """The hardware flavors in the catalog."""
         return queries.flavors(session)
 
-    @router.get(
-        "/images", response_model=list[schemas.ImageOut], responses=problems, tags=["catalog"]
-    )
+    @router.get("/images", response_model=list[schemas.ImageOut], tags=["catalog"])
     def list_images(_identity: CurrentUser, session: DbSession) -> list[schemas.ImageOut]:
         """The curated images in the catalog."""
         return queries.images(session)
 
-    @router.get(
-        "/usage", response_model=list[schemas.ProjectUsageOut], responses=problems, tags=["usage"]
-    )
+    @router.get("/usage", response_model=list[schemas.ProjectUsageOut], tags=["usage"])
     def usage(identity: CurrentUser, session: DbSession) -> list[schemas.ProjectUsageOut]:
         """Allocation, GPU-hours used and running sessions of your projects (operators: all)."""
         return queries.project_usage(session, identity, datetime.now(UTC))
@@ -128,7 +120,7 @@ def api_router() -> APIRouter:
     @router.get(
         "/usage.csv",
         response_class=PlainTextResponse,
-        responses={**problems, 200: {"content": {"text/csv": {}}}},
+        responses={200: {"content": {"text/csv": {}}}, **schemas.FILE_ERRORS},
         tags=["usage"],
     )
     def usage_export(identity: CurrentUser, session: DbSession) -> PlainTextResponse:
@@ -159,6 +151,8 @@ def pages_router(site_name: str) -> APIRouter:
         if not code or not expected or nonce != expected:
             raise HTTPException(403, "Login failed: the OAuth state does not match. Try again.")
         token = await identity.token_for_code(code)
+        if not token:
+            raise HTTPException(403, "Login failed: the hub refused the login code. Try again.")
         prefix = request.app.state.prefix
         if not next_url.startswith(prefix):
             next_url = prefix
@@ -199,9 +193,11 @@ def _lifespan(tasks: Sequence[BackgroundTask]):
     async def lifespan(app: FastAPI):
         running = [asyncio.create_task(task()) for task in tasks]
         app.state.background_tasks = running
+        app.state.dataset_sizes.resume()
         try:
             yield
         finally:
+            app.state.dataset_sizes.close()
             for task in running:
                 task.cancel()
             for task in running:
@@ -222,12 +218,14 @@ def create_app(
     poll_interval: float | None = None,
     background: Sequence[BackgroundTask] = (),
     state_dir: pathlib.Path | None = None,
+    dataset_roots: Sequence[pathlib.Path] | None = None,
 ) -> FastAPI:
     """The portal application, mounted under ``prefix`` (ends with a slash).
 
     ``jobs`` is the job gateway (None: the job API answers 503); with ``poll_interval``
     the app runs the gateway's poller while it serves, beside the other ``background``
-    tasks.
+    tasks. ``dataset_roots``: where the operator API may place local datasets (default:
+    the state folder's ``datasets``).
     """
     if not prefix.endswith("/"):
         prefix += "/"
@@ -251,6 +249,11 @@ def create_app(
     app.state.internal_token = internal_token
     app.state.jobs = jobs
     app.state.state_dir = state_dir
+    if dataset_roots is None:
+        dataset_roots = [state_dir / "datasets"] if state_dir else []
+    app.state.dataset_roots = tuple(dataset_roots)
+    app.state.dataset_sizes = SizeMeasurer(app.state.sessions)
+    errors.install(app)
     app.add_exception_handler(JobError, job_error_handler)
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
     app.include_router(sessions_router(), prefix=prefix.rstrip("/"))

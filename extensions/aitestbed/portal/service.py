@@ -71,6 +71,7 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         poll_interval=settings.jobs.poll_interval_seconds,
         internal_token=os.environ.get("JUPYTERHUB_API_TOKEN"),
         state_dir=settings.site.state_dir,
+        dataset_roots=settings.site.dataset_roots,
         background=[
             lambda: reconcile_forever(
                 sessions,

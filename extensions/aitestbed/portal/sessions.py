@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session, selectinload
 from aitestbed.policy.admission import admit
 from aitestbed.policy.datasets import session_datasets
 from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState, SpawnRequest
-from aitestbed.portal import models
+from aitestbed.portal import models, schemas
 from aitestbed.portal.auth import token_from_header
 from aitestbed.portal.datasets import access as dataset_access
-from aitestbed.portal.deps import DbSession
+from aitestbed.portal.deps import DbSession, RowId
 from aitestbed.portal.usage import ProjectUsage, session_gpu_hours, usage_by_project
 
 USERNAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -272,7 +272,12 @@ def decide_session_datasets(
 
 
 def sessions_router() -> APIRouter:
-    router = APIRouter(prefix="/api/internal", tags=["hub"], dependencies=[Depends(require_hub)])
+    router = APIRouter(
+        prefix="/api/internal",
+        tags=["hub"],
+        dependencies=[Depends(require_hub)],
+        responses=schemas.ERRORS,
+    )
 
     @router.get("/spawn-context/{user}", response_model=SpawnContext)
     def spawn_context(
@@ -350,7 +355,7 @@ def sessions_router() -> APIRouter:
             )
 
     @router.post("/sessions/{record_id}/stop", response_model=SessionStopped)
-    def stop_session(record_id: int, session: DbSession) -> SessionStopped:
+    def stop_session(record_id: RowId, session: DbSession) -> SessionStopped:
         """Close a session record and charge its GPU-hours (idempotent)."""
         with session.begin():
             record = session.get(models.SessionRecord, record_id)

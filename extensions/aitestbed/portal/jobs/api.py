@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from aitestbed.portal import models, schemas
-from aitestbed.portal.deps import CurrentUser
+from aitestbed.portal.deps import CurrentUser, RowId
 from aitestbed.portal.jobs.gateway import JobError, JobGateway
 
 
@@ -60,19 +60,13 @@ async def job_error_handler(_request: Request, error: JobError) -> JSONResponse:
 
 
 def jobs_router() -> APIRouter:
-    router = APIRouter(prefix="/api/jobs", tags=["jobs"])
-    problems = {
-        401: {"model": schemas.Problem},
-        403: {"model": schemas.JobProblem},
-        404: {"model": schemas.Problem},
-        503: {"model": schemas.Problem},
-    }
+    router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=schemas.ERRORS)
 
     @router.post(
         "",
         response_model=schemas.JobOut,
         status_code=201,
-        responses={**problems, 422: {"model": schemas.JobProblem}},
+        responses={200: {"model": schemas.JobOut, "description": "The job the key made."}},
     )
     def submit(
         body: schemas.JobSubmit,
@@ -91,7 +85,7 @@ def jobs_router() -> APIRouter:
             response.status_code = 200
         return job_out(job)
 
-    @router.get("", response_model=list[schemas.JobOut], responses=problems)
+    @router.get("", response_model=list[schemas.JobOut])
     def list_jobs(
         identity: CurrentUser,
         gateway: Gateway,
@@ -100,19 +94,19 @@ def jobs_router() -> APIRouter:
         """Your jobs, newest first; operators may ask for everyone's with ?all=true."""
         return [job_out(j) for j in gateway.list(identity, everyone=all_users)]
 
-    @router.get("/{job_id}", response_model=schemas.JobOut, responses=problems)
-    def get_job(job_id: int, identity: CurrentUser, gateway: Gateway) -> schemas.JobOut:
+    @router.get("/{job_id}", response_model=schemas.JobOut)
+    def get_job(job_id: RowId, identity: CurrentUser, gateway: Gateway) -> schemas.JobOut:
         """One of your jobs (as the poller last saw it)."""
         return job_out(gateway.get(identity, job_id))
 
-    @router.post("/{job_id}/cancel", response_model=schemas.JobOut, responses=problems)
-    def cancel_job(job_id: int, identity: CurrentUser, gateway: Gateway) -> schemas.JobOut:
+    @router.post("/{job_id}/cancel", response_model=schemas.JobOut)
+    def cancel_job(job_id: RowId, identity: CurrentUser, gateway: Gateway) -> schemas.JobOut:
         """Ask the backend to stop the job; its state becomes CANCELLED when it has."""
         return job_out(gateway.cancel(identity, job_id))
 
-    @router.get("/{job_id}/logs", response_model=schemas.JobLogs, responses=problems)
+    @router.get("/{job_id}/logs", response_model=schemas.JobLogs)
     def job_logs(
-        job_id: int,
+        job_id: RowId,
         identity: CurrentUser,
         gateway: Gateway,
         tail_bytes: Annotated[int, Query(ge=1, le=1024 * 1024)] = 65536,
