@@ -255,6 +255,21 @@ def test_the_api_schema_bounds_every_count(shared, field, value, message):
     assert shared.get(PREFIX + "api/jobs", headers=MEMBER).json() == []
 
 
+def test_an_idempotency_key_longer_than_the_database_keeps_is_a_422(shared):
+    body = {"project": "acme-vision", "command": ["true"]}
+    too_long = "k" * 129
+    message = "String should have at most 128 characters"
+    by_header = shared.post(
+        PREFIX + "api/jobs", headers={**MEMBER, "Idempotency-Key": too_long}, json=body
+    )
+    assert (by_header.status_code, by_header.json()) == (422, problem("Idempotency-Key", message))
+    in_body = shared.post(
+        PREFIX + "api/jobs", headers=MEMBER, json={**body, "idempotency_key": too_long}
+    )
+    assert (in_body.status_code, in_body.json()) == (422, problem("idempotency_key", message))
+    assert shared.get(PREFIX + "api/jobs", headers=MEMBER).json() == []
+
+
 def test_the_openapi_declares_the_bounds_and_the_error_shape(shared):
     spec = shared.get(PREFIX + "api/openapi.json").json()
     submit = spec["components"]["schemas"]["JobSubmit"]["properties"]

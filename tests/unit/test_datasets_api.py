@@ -25,6 +25,7 @@ from aitestbed.portal.export import csv_text
 from aitestbed.portal.service import prepare_database
 from aitestbed.settings import parse_settings
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from tests.conftest import EXAMPLE_SETTINGS
 from tests.unit.test_portal_api import PREFIX, TableIdentity
@@ -399,6 +400,36 @@ def test_a_dataset_is_measured_in_the_background_and_shown_measuring_until_then(
         client, "PATCH", "datasets/big", "t-olivia", json={"size_bytes": 5, "file_count": 1}
     )
     assert [given.json()[k] for k in sizes] == ["measured", 5, 1]
+
+
+def test_a_restarted_portal_measures_what_it_had_not_measured(tmp_path, monkeypatch):
+    monkeypatch.delenv("AITESTBED_DATABASE_URL", raising=False)
+    settings = site_settings(tmp_path, f"sqlite:///{tmp_path / 'portal.sqlite'}")
+    folder = tmp_path / "ds" / "late"
+    folder.mkdir()
+    (folder / "a.txt").write_text("abc")
+    doc = {"slug": "late", "title": "L", "storage": {"kind": "local", "path": str(folder)}}
+    with portal_client(settings) as client:
+        assert call(client, "POST", "datasets", "t-olivia", json=doc).status_code == 201
+        client.app.state.dataset_sizes.wait()
+        # As if the portal had stopped before the count was written:
+        with client.app.state.sessions() as session:
+            session.execute(text("UPDATE datasets SET size_bytes = NULL, file_count = NULL"))
+            session.commit()
+        shown = call(client, "GET", "datasets/late", "t-olivia").json()
+        assert [shown[k] for k in ("size_state", "size_bytes", "file_count")] == [
+            "unknown",
+            None,
+            None,
+        ]
+    with portal_client(settings) as client:
+        client.app.state.dataset_sizes.wait()
+        shown = call(client, "GET", "datasets/late", "t-olivia").json()
+        assert [shown[k] for k in ("size_state", "size_bytes", "file_count")] == [
+            "measured",
+            3,
+            1,
+        ]
 
 
 # -- terms ----------------------------------------------------------------------------------

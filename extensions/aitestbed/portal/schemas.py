@@ -218,7 +218,10 @@ class JobSubmit(BaseModel):
         "$AITESTBED_DATASETS_DIR/<slug>.",
     )
     idempotency_key: str | None = Field(
-        None, description="Same key, same job: a retried submission never makes a second one."
+        None,
+        min_length=1,
+        max_length=128,
+        description="Same key, same job: a retried submission never makes a second one.",
     )
 
     @field_validator("parameters")

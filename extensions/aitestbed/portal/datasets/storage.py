@@ -92,16 +92,25 @@ class SizeMeasurer:
         self._pool.submit(self._run, slug, folder)
 
     def resume(self) -> None:
-        """Queue the API's local datasets whose size is unknown (a restart interrupted it)."""
-        with self._sessions() as session:
-            rows = session.scalars(
-                select(models.Dataset).where(
-                    models.Dataset.source == "api", models.Dataset.size_bytes.is_(None)
-                )
-            ).all()
-            for row in rows:
-                if row.storage.get("kind") == "local" and row.storage.get("path"):
-                    self.measure(row.slug, row.storage["path"])
+        """Queue the API's local datasets whose size is unknown (a restart interrupted it).
+        A convenience: a database that cannot be read now is logged, never fatal."""
+        try:
+            with self._sessions() as session:
+                rows = session.scalars(
+                    select(models.Dataset).where(
+                        models.Dataset.source == "api", models.Dataset.size_bytes.is_(None)
+                    )
+                ).all()
+                folders = {
+                    row.slug: row.storage["path"]
+                    for row in rows
+                    if row.storage.get("kind") == "local" and row.storage.get("path")
+                }
+        except Exception:  # any driver error means the same here
+            log.warning("Could not look for datasets to measure", exc_info=True)
+            return
+        for slug, folder in folders.items():
+            self.measure(slug, folder)
 
     def wait(self, timeout: float = 60.0) -> None:
         """Block until every queued measurement is done (tests and shutdown)."""

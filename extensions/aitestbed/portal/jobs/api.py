@@ -73,7 +73,9 @@ def jobs_router() -> APIRouter:
         identity: CurrentUser,
         gateway: Gateway,
         response: Response,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", min_length=1, max_length=128)
+        ] = None,
     ) -> schemas.JobOut:
         """Submit a job. With an idempotency key (header or body), a retry returns the job
         the first request made (200) instead of making another."""
