@@ -371,3 +371,16 @@ def test_a_hub_that_does_not_answer_is_a_503_with_a_sentence(tmp_path, monkeypat
         assert (page.status_code, page.json()) == (503, expected)
         assert client.get(PREFIX + "api/health").json()["status"] == "ok"
     engine.dispose()
+
+
+def test_the_hub_reads_the_portals_error_shape():
+    from aitestbed.hub.portal_client import _detail
+
+    refused = json.dumps(problem("flavor", "String should match pattern")).encode()
+    assert _detail(refused) == ("Invalid session options: flavor.", "invalid")
+    coded = json.dumps({"detail": {"code": "over-cap", "message": "The GPU cap is reached."}})
+    assert _detail(coded.encode()) == ("The GPU cap is reached.", "over-cap")
+    assert _detail(b'{"detail": "Only the hub may call this endpoint."}') == (
+        "Only the hub may call this endpoint.",
+        "",
+    )
