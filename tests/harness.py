@@ -73,11 +73,13 @@ class Portal:
         process: subprocess.Popen,
         log_path: Path,
         env: dict[str, str] | None = None,
+        config: Path = HUB_CONFIG,
     ) -> None:
         self.settings_path = settings_path
         self.process = process
         self.log_path = log_path
         self.env = env
+        self.config = config
         doc = yaml.safe_load(settings_path.read_text())
         self.url = doc["site"]["bind_url"].rstrip("/")
         self.hub_api = f"http://127.0.0.1:{doc['site']['hub_port']}/hub/api"
@@ -135,7 +137,11 @@ class Portal:
         self.stop()
         with self.log_path.open("ab") as log:
             self.process = start_hub(
-                self.settings_path, cwd=self.settings_path.parent, stdout=log, env=self.env
+                self.settings_path,
+                cwd=self.settings_path.parent,
+                stdout=log,
+                env=self.env,
+                config=self.config,
             )
         self.wait_ready()
 
@@ -161,21 +167,30 @@ def running_portal(
     *,
     sections: dict[str, object] | None = None,
     env: dict[str, str] | None = None,
+    hub_config: str = "",
     **site: object,
 ) -> Iterator[Portal]:
     """Start hub + proxy + portal with ``users``; stop everything afterwards.
 
     ``site`` overrides keys of the ``site`` section, ``sections`` whole top-level sections,
-    ``env`` adds environment variables to the hub's processes.
+    ``env`` adds environment variables to the hub's processes, ``hub_config`` JupyterHub
+    configuration lines run after the portal's own (``c`` is the config).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     settings_path = workdir / "settings.yaml"
     document = test_settings(workdir / "state", users, sections, **site)
     settings_path.write_text(yaml.safe_dump(document))
+    config = HUB_CONFIG
+    if hub_config:
+        config = workdir / "jupyterhub_config.py"
+        config.write_text(
+            f"c = get_config()  # noqa: F821\nload_subconfig({str(HUB_CONFIG)!r})  # noqa: F821\n"
+            + hub_config
+        )
     log_path = workdir / "hub.log"
     with log_path.open("wb") as log:
-        process = start_hub(settings_path, cwd=workdir, stdout=log, env=env)
-    portal = Portal(settings_path, process, log_path, env)
+        process = start_hub(settings_path, cwd=workdir, stdout=log, env=env, config=config)
+    portal = Portal(settings_path, process, log_path, env, config)
     try:
         portal.wait_ready()
         yield portal

@@ -9,6 +9,11 @@ import pytest
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+# WCAG 2.x A and AA rules (contrast, labels, names, landmarks); a finding of these impacts
+# fails the test.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+FAILING_IMPACTS = ("serious", "critical")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -74,3 +79,35 @@ def page(request, browser_context, artifacts_dir):
             except Exception as error:  # the page may be gone; the failure matters more
                 print(f"no failure screenshot: {error}")
         tab.close()
+
+
+def accessibility_findings(page, include: str | None = None) -> list[dict]:
+    """axe-core's serious and critical findings on the page (or inside ``include``)."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run `npm install` (axe-core is a devDependency).")
+    page.add_script_tag(path=str(AXE))
+    context = f"{{include: [{include!r}]}}" if include else "document"
+    findings = page.evaluate(
+        f"""async () => {{
+          const result = await axe.run({context}, {{runOnly: {AXE_TAGS!r}}});
+          return result.violations.map(v => ({{
+            id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ')),
+          }}));
+        }}"""
+    )
+    return [f for f in findings if f["impact"] in FAILING_IMPACTS]
+
+
+@pytest.fixture
+def check_page(save_screenshot):
+    """``check_page(page, name)``: a screenshot kept as an artifact, and no serious
+    accessibility finding (axe-core, WCAG 2.1 A/AA)."""
+
+    def check(page, name: str, include: str | None = None) -> None:
+        page.wait_for_load_state()
+        save_screenshot(page, name)
+        findings = accessibility_findings(page, include)
+        assert findings == [], f"{name}: {findings}"
+
+    return check

@@ -162,5 +162,7 @@ def test_quota_panel_renders_in_a_notebook(portal, page, save_screenshot):
     expect(panel).to_contain_text("Projects of alice", timeout=WAIT_MS)
     expect(panel).to_contain_text("ACME Vision", timeout=WAIT_MS)
     expect(panel).to_contain_text("acme-vision")
+    expect(panel).to_contain_text("GPU-hours used (")  # the used share, labelled
+    expect(panel).to_contain_text("Allocation period (")
     expect(panel.locator(".widget-button")).to_contain_text("Refresh")
     save_screenshot(page, "quota-panel")

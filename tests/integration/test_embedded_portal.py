@@ -6,6 +6,7 @@ jupyterhub-singleuser (JupyterLab) started by the portal's local spawner.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -13,12 +14,19 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
-from tests.harness import running_portal, wait_until
+from tests.harness import REPO, running_portal, wait_until
 
 pytestmark = pytest.mark.integration
 
 KERNEL_CLIENT = Path(__file__).with_name("kernel_client.py")
+
+SETTINGS = yaml.safe_load((REPO / "hub_config" / "settings.yaml").read_text())
+# Framework names on the image cards and the modules that provide them.
+IMPORT_NAMES = {"scikit-learn": "sklearn", "pytorch": "torch"}
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "olivia": "olivia-pw"}
 
@@ -108,8 +116,26 @@ def test_session_token_reaches_portal_from_inside_the_session(portal):
             "me = aitestbed.PortalClient().me(); "
             "print(json.dumps([p['slug'] for p in me['projects']]))"
         )
-        output = _run_in_session(portal, _api_token(portal, session, "bob"), "bob", code)
+        token = _api_token(portal, session, "bob")
+        output = _run_in_session(portal, token, "bob", code)
         assert json.loads(output.strip().splitlines()[-1]) == ["acme-vision", "uni-nlp"]
+
+        # What the image's card lists is really there, and the terminal finds the CLI the
+        # docs use (a terminal gets the same environment as the kernel).
+        listed = next(i for i in SETTINGS["images"] if i["slug"] == "python-cpu")["frameworks"]
+        modules = [IMPORT_NAMES.get(name, name) for name in listed]
+        code = (
+            "import importlib, json, subprocess\n"
+            f"missing = [m for m in {modules!r} if importlib.util.find_spec(m) is None]\n"
+            f"[importlib.import_module(m) for m in {modules!r} if m not in missing]\n"
+            "cli = subprocess.run(['aitestbed', '--help'], capture_output=True, text=True)\n"
+            "print(json.dumps([missing, cli.returncode, 'job' in cli.stdout]))"
+        )
+        output = _run_in_session(portal, token, "bob", code)
+        assert json.loads(output.strip().splitlines()[-1]) == [[], 0, True], output
+        # And in a real JupyterLab terminal, as a person types it.
+        seen = _run_in_terminal(portal, token, "bob", "aitestbed --help", "AI Testbed Portal CLI")
+        assert "command not found" not in seen
     finally:
         session.delete(f"{portal.url}/hub/api/users/bob/server", timeout=60)
 
@@ -139,6 +165,44 @@ def _run_in_session(portal, token: str, name: str, code: str) -> str:
         )
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def _run_in_terminal(portal, token: str, name: str, command: str, expected: str) -> str:
+    """Type ``command`` into a new terminal of the session; return what it showed once
+    ``expected`` appeared (or fail after 60 s with what it showed)."""
+    headers = {"Authorization": f"token {token}"}
+    created = requests.post(f"{portal.url}/user/{name}/api/terminals", headers=headers, timeout=60)
+    assert created.status_code == 200, created.text
+    terminal = created.json()["name"]
+    ws_url = portal.url.replace("http://", "ws://") + (
+        f"/user/{name}/terminals/websocket/{terminal}"
+    )
+
+    async def session() -> str:
+        ws = await websocket_connect(HTTPRequest(ws_url, headers=headers))
+        await ws.write_message(json.dumps(["stdin", command + "\r"]))
+        shown = ""
+        deadline = asyncio.get_running_loop().time() + 60
+        while expected not in shown:
+            left = deadline - asyncio.get_running_loop().time()
+            assert left > 0, f"{expected!r} never appeared in the terminal:\n{shown}"
+            try:
+                message = await asyncio.wait_for(ws.read_message(), left)
+            except TimeoutError:
+                raise AssertionError(f"{expected!r} never appeared:\n{shown}") from None
+            assert message is not None, f"the terminal closed:\n{shown}"
+            kind, *rest = json.loads(message)
+            if kind == "stdout":
+                shown += rest[0]
+        ws.close()
+        return shown
+
+    try:
+        return asyncio.run(session())
+    finally:
+        requests.delete(
+            f"{portal.url}/user/{name}/api/terminals/{terminal}", headers=headers, timeout=30
+        )
 
 
 def test_wrong_password_and_unknown_user_are_refused(portal):

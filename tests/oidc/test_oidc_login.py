@@ -277,7 +277,7 @@ def test_access_request_flow_end_to_end(sso):
     )
     assert start.status_code == 403 and "no active project" in start.json()["message"]
 
-    form_token = re.search(r"name='form_token' value='([0-9a-f]+)'", response.text).group(1)
+    form_token = re.search(r'name="form_token" value="([0-9a-f]+)"', response.text).group(1)
     sent = session.post(
         f"{portal.portal_url}access",
         data={"form_token": form_token, "project": "acme-vision", "reason": "Vision model"},

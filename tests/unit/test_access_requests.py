@@ -7,11 +7,11 @@ from datetime import date
 
 import pytest
 from aitestbed.portal import models
-from aitestbed.portal.access import form_token
 from aitestbed.portal.app import create_app
 from aitestbed.portal.auth import TOKEN_COOKIE
 from aitestbed.portal.db import session_factory, transaction
 from aitestbed.portal.directory import apply_sso_grants, has_active_project
+from aitestbed.portal.pages import form_token
 from aitestbed.portal.service import prepare_database
 from aitestbed.settings import load_settings
 from fastapi.testclient import TestClient
@@ -163,37 +163,3 @@ def test_sso_grants_add_update_and_remove_only_their_own(engine):
         assert sorted(m.project.slug for m in bob.memberships) == ["acme-vision", "uni-nlp"]
         dana = session.scalar(select(models.User).where(models.User.name == "dana"))
         assert dana.memberships == [] and dana.is_instructor is False
-
-
-class _User:
-    def __init__(self, name, admin=False):
-        self.name, self.admin = name, admin
-
-
-class _Handler:
-    def __init__(self, user):
-        self.current_user = user
-
-
-class _Spawner:
-    def __init__(self, user):
-        self.user = user
-
-
-async def test_project_gate_holds_users_without_an_active_project(engine, database_url):
-    from aitestbed.hub.project_gate import make_default_url, make_pre_spawn_hook
-    from tornado import web
-
-    hook = make_pre_spawn_hook(database_url)
-    await hook(_Spawner(_User("alice")))  # manager of acme-vision: starts
-    await hook(_Spawner(_User("root", admin=True)))  # operators are never held
-    with pytest.raises(web.HTTPError) as refused:
-        await hook(_Spawner(_User("carol")))
-    assert refused.value.status_code == 403
-    assert "no active project" in refused.value.log_message
-    assert "/services/portal/access" in refused.value.log_message
-
-    default_url = make_default_url(database_url)
-    assert default_url(_Handler(_User("carol"))) == "/services/portal/access"
-    assert default_url(_Handler(_User("alice"))) == ""
-    assert default_url(_Handler(None)) == ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
+from pathlib import Path
 
 import pytest
 from aitestbed.hub.demo_auth import DemoAuthenticator, hash_password, verify_password
@@ -35,12 +36,20 @@ def test_hub_configuration_from_settings(settings, tmp_path):
     assert set(c.DemoAuthenticator.password_hashes) == {"alice", "bob", "carol", "olivia"}
     assert c.Authenticator.admin_users == {"olivia"}
     assert c.JupyterHub.spawner_class == "aitestbed.hub.local_spawner.PortalLocalSpawner"
+    assert c.JupyterHub.concurrent_spawn_limit == 0  # the start queue holds a class instead
     assert "access:services!service=portal" in c.Spawner.server_token_scopes
     assert c.Spawner.environment["AITESTBED_PORTAL_URL"] == (
         "http://127.0.0.1:8090/services/portal/"
     )
     assert ("--allow-root" in c.Spawner.args) == (os.geteuid() == 0)
+    # Terminals get an interactive shell, not a login shell that resets PATH.
+    (shell,) = [a for a in c.Spawner.args if a.startswith("--ServerApp.terminado_settings=")]
+    assert shell.endswith(("shell_command=/usr/bin/bash", "shell_command=/bin/bash"))
     assert c.JupyterHub.template_vars["announcement_login"].startswith("Demo accounts")
+    # The hub's pages get the portal's top bar from the hub's own template.
+    (templates,) = c.JupyterHub.template_paths
+    page = (Path(templates) / "page.html").read_text()
+    assert '{% extends "templates/page.html" %}' in page and "{{ portal }}usage" in page
     # The proxy token is generated once and kept private.
     token_file = tmp_path / "state" / "proxy_auth_token"
     assert c.ConfigurableHTTPProxy.auth_token == token_file.read_text()
@@ -128,7 +137,8 @@ def test_oidc_login_from_settings(settings, tmp_path, monkeypatch):
     assert auth.end_session_url == "https://idp.example/logout"
     assert auth.post_logout_redirect_url == "http://127.0.0.1:8000/hub/login"
     assert auth.admin_users == {"olivia"}
-    assert auth.portal_database_url == settings.site.database_url
+    assert auth.portal_url == "http://127.0.0.1:8090/services/portal/"
+    assert auth.portal_token == (tmp_path / "state" / "portal_api_token").read_text()
     # auth_state is encrypted with a key kept private in the state directory.
     key_file = tmp_path / "state" / "auth_state_crypt_key"
     assert c.CryptKeeper["keys"] == [key_file.read_text()]

@@ -80,8 +80,14 @@ def test_form_keeps_a_previous_choice_and_explains_inactive_projects():
     assert "Old (old) - not available" in html and "ended on 2026-01-31" in html
 
 
-def test_form_without_projects_says_what_to_do():
-    assert "Ask an operator of the portal for access" in render_spawn_form([], {})
+def test_form_without_projects_links_the_access_page_and_hides_start():
+    html = render_spawn_form([], {}, access_url="/x/services/portal/access")
+    assert "<a href='/x/services/portal/access' class='alert-link'>Ask for access</a>" in html
+    # The hub's Start button would only reload the page: the form hides it.
+    assert "#spawn_form .feedback-container{display:none}" in html
+    assert "href='/services/portal/access'" in render_spawn_form([], {})
+    hostile = render_spawn_form([], {}, access_url="/'><script>x</script>")
+    assert "<script>x" not in hostile and "&lt;script&gt;x" in hostile
 
 
 def test_form_choice_reads_only_the_chosen_project_block():
@@ -94,11 +100,29 @@ def test_form_choice_reads_only_the_chosen_project_block():
         "flavor-acme": ["a100x1"],
     }
     assert form_choice(submitted) == {
-        "project": ["uni"],
-        "flavor": ["cpu-small"],
-        "image": ["python-cpu"],
+        "project": "uni",
+        "flavor": "cpu-small",
+        "image": "python-cpu",
     }
     assert form_choice({}) == {}
+    # A field sent twice stays a list: the start refuses it.
+    assert form_choice({"project": ["uni", "acme"]}) == {"project": ["uni", "acme"]}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"project": ["acme-vision"]}, {"project": ["acme-vision", "uni-nlp"]}, {"flavor": []}],
+)
+def test_lists_are_refused_even_of_one_item(options):
+    from aitestbed.hub.policy_spawner import clean_user_options
+    from tornado import web
+
+    with pytest.raises(web.HTTPError) as refused:
+        clean_user_options(options)
+    assert refused.value.status_code == 400
+    key = next(iter(options))
+    assert refused.value.log_message == f"The session option {key!r} must be a non-empty text."
+    assert clean_user_options({"project": " acme-vision "}) == {"project": "acme-vision"}
 
 
 def test_form_shows_each_projects_datasets_and_why_others_are_not_mounted():

@@ -84,7 +84,19 @@ def client(url: str, name: str) -> PortalClient:
     return PortalClient(url, f"t-{name}")
 
 
-def test_list_search_tags_and_info(url):
+def test_in_a_session_every_listing_shows_the_sessions_own_path(url, monkeypatch, tmp_path):
+    """The embedded default mounts at ~/datasets, a pod at /datasets: what the list, the
+    details and the browser show is where this session has it, the same as path()."""
+    monkeypatch.setenv("AITESTBED_DATASETS_DIR", str(tmp_path / "datasets"))
+    (tmp_path / "datasets" / "iris").mkdir(parents=True)
+    bob = client(url, "bob")
+    listed = {d.slug: d for d in datasets.list(client=bob)}
+    assert listed["digits"].path == str(tmp_path / "datasets" / "digits")
+    assert datasets.info("iris", client=bob).path == str(datasets.path("iris", client=bob))
+
+
+def test_list_search_tags_and_info(url, monkeypatch):
+    monkeypatch.delenv("AITESTBED_DATASETS_DIR", raising=False)
     bob = client(url, "bob")
     listed = {d.slug: d for d in datasets.list(client=bob)}
     assert sorted(listed) == ["digits", "iris", "remote-scans", "wine"]
@@ -259,6 +271,33 @@ def test_browser_search_tag_filter_and_details(url):
     assert "<th>sepal length (cm)</th>" in table.value and "setosa" in table.value
     assert 'pd.read_csv(aitestbed.datasets.path("iris") / "iris.csv")' in browser.code.value
     assert browser.code.disabled and "aitestbed-copy" in browser.copy_button.value
+
+
+class CountingClient(PortalClient):
+    """Counts the catalog listings it asks for (each one is an audit entry at the portal)."""
+
+    listings = 0
+
+    def datasets(self, *args, **kwargs):
+        self.listings += 1
+        return super().datasets(*args, **kwargs)
+
+
+def test_one_widget_action_is_one_listing(url):
+    counting = CountingClient(url, "t-bob")
+    browser = DatasetBrowser(counting)
+    assert counting.listings == 1 and ("images (1)", "images") in browser.tag_filter.options
+    browser.search_box.value = "flowers"
+    assert counting.listings == 2
+    browser.tag_filter.value = "images"
+    assert counting.listings == 3
+    browser.search_button.click()
+    assert counting.listings == 4
+    browser.search_box.value = ""
+    browser.tag_filter.value = ""
+    assert counting.listings == 6
+    # The tag counts stay those of the whole catalog while a search narrows the list.
+    assert ("images (1)", "images") in browser.tag_filter.options
 
 
 def test_browser_accept_terms_then_preview_table_and_thumbnails(url):

@@ -109,8 +109,39 @@ def test_job_magic_submits_the_cell_as_a_script(alice, capsys):
     assert "Submitted job" in capsys.readouterr().out
     assert job.wait(timeout=60, interval=0.2, progress=False) == "COMPLETED"
     assert job.logs().split() == ["one", "two"]
-    with pytest.raises(ValueError, match="%%job"):
-        job_magic("--gpus many", "true", client=alice)
+
+
+def test_job_magic_takes_the_cli_options_including_datasets(alice):
+    """The public iris dataset needs no terms: the job finds it where a session does."""
+    job = job_magic(
+        "--project acme-vision --name ds --dataset iris --time 5",
+        'ls "$AITESTBED_DATASETS_DIR"',
+        client=alice,
+    )
+    assert job.data["datasets"] == ["iris"] and job.data["time_limit_minutes"] == 5
+    assert job.wait(timeout=60, interval=0.2, progress=False) == "COMPLETED"
+    assert job.logs().split() == ["iris"]
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("--gpus many", "argument --gpus: invalid int value: 'many'"),
+        ("--frobnicate 3", "unrecognized arguments: --frobnicate 3"),
+        ("--name 'unclosed", "No closing quotation"),
+    ],
+)
+def test_job_magic_bad_options_are_one_line_naming_the_problem(alice, line, problem):
+    from aitestbed.notebook.magics import JobOptionError
+
+    with pytest.raises(JobOptionError) as raised:
+        job_magic(line, "true", client=alice)
+    message = str(raised.value)
+    assert message.startswith("%%job: ") and problem in message and "\n" not in message
+    # IPython shows exactly this line instead of a traceback.
+    assert raised.value._render_traceback_() == [message]
+    if "Options" in message:
+        assert "--dataset" in message and "--project" in message and "--wait" in message
 
 
 def test_job_magic_registers_in_ipython():
@@ -138,11 +169,16 @@ def test_launcher_and_monitor_widgets(alice):
     assert "from-widget" in monitor.table.value
     assert monitor.selected.value == job.id  # newest first
     wait_until(lambda: job.status() == "RUNNING", timeout=30, what="job running")
+    assert not monitor.cancel_button.disabled
     monitor.cancel_button.click()
     assert f"Cancel requested for job {job.id}" in monitor.message.value
     wait_until(lambda: job.status() == "CANCELLED", timeout=30, what="job cancelled")
     monitor.refresh()
     assert "CANCELLED" in monitor.table.value
+    assert monitor.cancel_button.disabled  # an ended job cannot be cancelled again
+    assert monitor.cancel_button.tooltip == (
+        f"Job {job.id} has ended (CANCELLED); there is nothing to cancel."
+    )
     launcher.target.value = "true"
     launcher.gpus.value = 1  # the local partition has no GPUs
     launcher.submit_button.click()

@@ -43,6 +43,20 @@ ME = {
     ],
 }
 
+USAGE = [
+    {
+        "slug": "acme-vision",
+        "title": "ACME <Vision>",
+        "gpu_hours_budget": 2000.0,
+        "gpu_hours_used": 1700.5,
+        "max_concurrent_gpus": 4,
+        "gpus_in_use": 1.5,
+        "running_sessions": 2,
+        "valid_from": "2026-01-01",
+        "valid_until": "2026-12-31",
+    }
+]
+
 
 class _Portal(BaseHTTPRequestHandler):
     """A tiny stand-in portal: checks the token header and answers /api/me."""
@@ -52,6 +66,8 @@ class _Portal(BaseHTTPRequestHandler):
             self._reply(403, {"detail": "This token is not valid for the portal."})
         elif self.path == "/services/portal/api/me":
             self._reply(200, ME)
+        elif self.path == "/services/portal/api/usage":
+            self._reply(200, USAGE)
         else:
             self._reply(404, {"detail": "not here"})
 
@@ -105,10 +121,16 @@ def test_quota_panel_renders_projects(portal_url):
     panel = QuotaPanel(PortalClient(portal_url, "good"), today=date(2026, 7, 2))
     assert "Projects of alice" in panel.header.value
     (card,) = panel.body.children
-    title, facts, period = card.children
+    title, facts, used, period = card.children
     assert "ACME &lt;Vision&gt;" in title.value  # escaped, never raw HTML from the API
-    assert "2000" in facts.value and "10240 GB" in facts.value
-    assert isinstance(period, ipywidgets.FloatProgress)
+    assert "1,700.50 used of 2000 (299.50 left)" in facts.value and "10240 GB" in facts.value
+    assert "1.5 of 4 (2 running sessions)" in facts.value
+    assert isinstance(used, ipywidgets.FloatProgress) and isinstance(
+        period, ipywidgets.FloatProgress
+    )
+    assert used.description == "GPU-hours used (85%)" and used.bar_style == "warning"
+    assert used.value == pytest.approx(1700.5 / 2000)
+    assert period.description == "Allocation period (50% passed)"
     assert period.value == pytest.approx(183 / 365)
 
 

@@ -48,9 +48,10 @@ def test_a_valid_start_is_admitted():
         ({"slug": "other"}, "not-a-member", "not a member of a project 'other'"),
         ({"today": date(2025, 12, 31)}, "not-yet-valid", "starts on 2026-01-01"),
         ({"today": date(2027, 3, 1)}, "expired", "ended on 2027-02-28"),
-        ({"flavor": "h200x8"}, "unknown-flavor", "no longer offered"),
-        ({"flavor": "retired"}, "unknown-flavor", "no longer offered"),
-        ({"image": "made-up"}, "unknown-image", "no longer offered"),
+        # Never in the catalog, and retired from it, are said differently.
+        ({"flavor": "h200x8"}, "unknown-flavor", "There is no flavor 'h200x8'; choose one"),
+        ({"flavor": "retired"}, "unknown-flavor", "The flavor 'retired' is no longer offered"),
+        ({"image": "made-up"}, "unknown-image", "There is no image 'made-up'; choose one"),
         (
             {"project": replace(ACME, allowed_flavors=("cpu-small",))},
             "flavor-not-allowed",

@@ -154,13 +154,13 @@ def test_usage_page_for_members_and_operators(portal):
     client, _ = portal
     start(client)
     client.cookies.set(TOKEN_COOKIE, "t-alice")
-    page = client.get(PREFIX).text
+    page = client.get(PREFIX + "usage").text
     assert "ACME Vision (startup)" in page and "University NLP lab" not in page
     assert "1 / 4" in page and "Export usage as CSV" not in page
     assert "dataset-audit.csv" not in page
     client.cookies.set(TOKEN_COOKIE, "t-olivia")
-    page = client.get(PREFIX).text
-    assert "University NLP lab" in page and "operator: all projects" in page
+    page = client.get(PREFIX + "usage").text
+    assert "University NLP lab" in page and "Every project (you are an operator)." in page
     assert "api/usage.csv" in page
     # The export links are GETs: the browser's cookie is honoured for them.
     assert "api/dataset-audit.csv" in page
@@ -178,8 +178,27 @@ def test_reconcile_closes_records_of_servers_the_hub_no_longer_runs(portal):
     client, engine = portal
     alice = start(client).json()["id"]
     bob = start(client, user="bob").json()["id"]
+    # Both are counted while open: 2 GPUs of acme-vision in use, nothing charged yet.
+    before = client.get(PREFIX + "api/internal/spawn-context/alice", headers=HUB).json()
+    assert (before["projects"][0]["gpus_in_use"], before["projects"][0]["running_sessions"]) == (
+        2,
+        2,
+    )
+    with session_factory(engine)() as session:
+        bob_record = session.get(models.SessionRecord, bob)
+        assert (bob_record.stopped_at, bob_record.gpu_hours) == (None, None)
+    # An hour later the hub runs only alice's server: bob's record is closed and charged.
+    later = datetime.now(UTC) + timedelta(hours=1)
     with session_factory(engine)() as session, session.begin():
-        assert close_stale(session, {("alice", "")}, datetime.now(UTC)) == [bob]
+        assert close_stale(session, {("alice", "")}, later) == [bob]
     with session_factory(engine)() as session:
         assert session.get(models.SessionRecord, alice).stopped_at is None
-        assert session.get(models.SessionRecord, bob).gpu_hours is not None
+        bob_record = session.get(models.SessionRecord, bob)
+        assert bob_record.stopped_at is not None
+        assert bob_record.gpu_hours == pytest.approx(1.0, abs=0.01)  # 1 GPU x 1 hour
+    after = client.get(PREFIX + "api/internal/spawn-context/alice", headers=HUB).json()
+    assert (after["projects"][0]["gpus_in_use"], after["projects"][0]["running_sessions"]) == (
+        1,
+        1,
+    )
+    assert after["projects"][0]["gpu_hours_used"] == pytest.approx(1.0, abs=0.01)

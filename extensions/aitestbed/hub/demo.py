@@ -1,14 +1,16 @@
 """``aitestbed-demo``: run the whole portal on this machine (the embedded default).
 
-Validates the settings, prepares the portal database, starts JupyterHub (which starts the
-proxy, the portal service and the idle culler), waits until everything answers, prints
-where to go and how to log in, and stops everything it started on Ctrl-C.
+Validates the settings, prepares the portal database (``aitestbed-portal init-db``),
+starts JupyterHub (which starts the proxy, the portal service and the idle culler), waits
+until everything answers, prints where to go and how to log in, and stops everything it
+started on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -17,7 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from aitestbed.hub.setup import REPO_ROOT, find_proxy_command
+from aitestbed.hub.setup import REPO_ROOT, find_proxy_command, read_or_create_secret
 from aitestbed.settings import SETTINGS_ENV, SettingsError, load_settings
 
 DEFAULT_SETTINGS = REPO_ROOT / "hub_config" / "settings.yaml"
@@ -30,6 +32,19 @@ def _answers(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def _routed(api_port: int, token: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether the proxy (its REST API on ``api_port``) has a route for every prefix."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{api_port}/api/routes", headers={"Authorization": f"token {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 - loopback
+            routes = json.loads(response.read())
+    except (OSError, ValueError):
+        return False
+    return all(prefix in routes for prefix in prefixes)
 
 
 def descendants(pid: int) -> list[int]:
@@ -96,15 +111,21 @@ def _default_signals() -> None:
 
 
 def start_hub(
-    settings_path: Path, *, cwd: Path, stdout=None, env: dict[str, str] | None = None
+    settings_path: Path,
+    *,
+    cwd: Path,
+    stdout=None,
+    env: dict[str, str] | None = None,
+    config: Path = HUB_CONFIG,
 ) -> subprocess.Popen:
     """Start JupyterHub with the portal's configuration in a process group of its own;
-    ``env`` adds to (or replaces in) this process's environment."""
+    ``env`` adds to (or replaces in) this process's environment; ``config``: another
+    JupyterHub configuration file (tests load the portal's and change a few things)."""
     env = {**os.environ, **(env or {}), SETTINGS_ENV: str(settings_path)}
     bin_dir = Path(sys.executable).parent
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.Popen(
-        [str(bin_dir / "jupyterhub"), "-f", str(HUB_CONFIG)],
+        [str(bin_dir / "jupyterhub"), "-f", str(config)],
         cwd=cwd,
         env=env,
         stdout=stdout,
@@ -112,6 +133,23 @@ def start_hub(
         start_new_session=True,
         preexec_fn=_default_signals,
     )
+
+
+def prepare_portal_database(settings_path: Path) -> int:
+    """Migrate and seed the portal database with the portal's own command (its exit status).
+
+    A separate process: this launcher starts the portal's programs, it does not run the
+    portal's code (nothing in ``aitestbed.hub`` imports ``aitestbed.portal``).
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "aitestbed.portal",
+        "init-db",
+        "--settings",
+        str(settings_path),
+    ]
+    return subprocess.run(command, check=False).returncode
 
 
 def _interrupt(_signum, _frame) -> None:
@@ -128,10 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(error, file=sys.stderr)
         return 2
-    from aitestbed.portal.service import prepare_database
-
     print(f"Preparing the portal database in {settings.site.state_dir} ...", flush=True)
-    prepare_database(settings).dispose()
+    if prepare_portal_database(settings.path) != 0:
+        print("The portal database could not be prepared; see above.", file=sys.stderr)
+        return 1
     print("Starting JupyterHub, the proxy, the portal service and the idle culler ...", flush=True)
     hub = start_hub(settings.path, cwd=settings.site.state_dir)
     # Ctrl-C reaches only this process (the hub has its own session), so this process stops
@@ -142,7 +180,20 @@ def main(argv: list[str] | None = None) -> int:
     url = settings.site.bind_url.rstrip("/")
     try:
         deadline = time.monotonic() + 90
-        while not (_answers(f"{url}/hub/health") and _answers(f"{url}/services/portal/api/health")):
+        # Ask through the proxy only once it has the hub's and the portal's routes: every
+        # try before that is a red "404" line in the log that nobody can act on.
+        token = os.environ.get("CONFIGPROXY_AUTH_TOKEN") or read_or_create_secret(
+            settings.site.state_dir / "proxy_auth_token"
+        )
+        checks = [
+            lambda: _routed(settings.site.proxy_api_port, token, ("/", "/services/portal")),
+            lambda: _answers(f"{url}/hub/health"),
+            lambda: _answers(f"{url}/services/portal/api/health"),
+        ]
+        while checks:
+            if checks[0]():
+                checks.pop(0)
+                continue
             if hub.poll() is not None:
                 print(f"JupyterHub exited with code {hub.returncode}; see above.", file=sys.stderr)
                 return hub.returncode or 1

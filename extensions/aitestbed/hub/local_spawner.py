@@ -10,6 +10,8 @@ mode for that).
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +29,13 @@ from aitestbed.hub.local_settings import (
 from aitestbed.hub.policy_spawner import PolicySpawnerMixin
 from aitestbed.policy.model import FlavorSpec, ImageSpec
 from aitestbed.policy.mounts import DatasetMount
+
+
+def session_path(environment_bin: Path, inherited: str | None) -> str:
+    """``PATH`` for a session: the environment's bin folder first, once."""
+    parts = [p for p in (inherited or os.defpath).split(os.pathsep) if p]
+    rest = [p for p in parts if p != str(environment_bin)]
+    return os.pathsep.join([str(environment_bin), *rest])
 
 
 class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
@@ -69,4 +78,8 @@ class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
     def user_env(self, env):
         env = super().user_env(env)
         env["JUPYTER_RUNTIME_DIR"] = f"{self.home_dir}/.local/share/jupyter/runtime"
+        # The session runs from the hub's Python environment: its commands (``aitestbed``,
+        # ``pip``, ``jupyter``) must be found even when the hub was started without
+        # activating that environment.
+        env["PATH"] = session_path(Path(sys.executable).parent, env.get("PATH"))
         return env

@@ -10,9 +10,11 @@ Flow of one login:
 3. the grants decide whether the user may log in (refused users see
    ``oidc.refused_message``), whether they are an operator (JupyterHub admin) and which
    JupyterHub groups they are in (``manage_groups``: replaced at every login);
-4. after the login is allowed, the project memberships and the instructor flag are written
-   to the portal database (:func:`aitestbed.portal.directory.apply_sso_grants`); what the
-   provider no longer grants is removed there too.
+4. after the login is allowed, the project memberships and the instructor flag go to the
+   portal over its internal API (``PUT api/internal/users/<name>/sso-grants``, through
+   :class:`aitestbed.hub.portal_client.HubPortalClient`); what the provider no longer
+   grants is removed there too. If the portal does not answer, the login fails with a
+   sentence saying so, rather than letting someone in with stale access.
 
 Tokens are kept in the encrypted ``auth_state`` and checked again with the provider when
 older than ``refresh_age_seconds`` (the access token is refreshed when it expired; a user
@@ -36,9 +38,14 @@ from tornado import web
 from traitlets import Any as AnyTrait
 from traitlets import Unicode
 
+from aitestbed.hub.portal_client import PortalRefused, PortalUnavailable, shared_client
 from aitestbed.settings import Oidc, OidcMapping, OidcMatch, Settings, SettingsError
 
 GRANTS_KEY = "aitestbed_grants"
+PORTAL_UNAVAILABLE = (
+    "The portal service did not answer, so your project access cannot be updated; "
+    "try to log in again in a minute."
+)
 ROLE_RANK = {"member": 0, "manager": 1}
 
 
@@ -277,11 +284,16 @@ class PortalOIDCAuthenticator(GenericOAuthenticator):
         help="Userinfo claim with the user's provider groups, e.g. 'groups'.",
     ).tag(config=True)
 
-    portal_database_url = Unicode(
+    portal_url = Unicode(
         "",
-        help="""SQLAlchemy URL of the portal database; project memberships and the instructor
-        flag are written there after each allowed login. Empty: not written (unit tests).
+        help="""Base URL of the portal service as the hub reaches it, e.g.
+        http://127.0.0.1:8090/services/portal/. Project memberships and the instructor flag
+        are sent there after each allowed login. Empty: not sent (unit tests).
         """,
+    ).tag(config=True)
+
+    portal_token = Unicode(
+        "", help="The portal service's API token (the hub's credential for its internal API)."
     ).tag(config=True)
 
     end_session_url = Unicode(
@@ -323,9 +335,9 @@ class PortalOIDCAuthenticator(GenericOAuthenticator):
         return grants.allowed
 
     async def run_post_auth_hook(self, handler, auth_model):
-        auth_model = await super().run_post_auth_hook(handler, auth_model)
+        # The portal first, so that the site's post-login steps see the new memberships.
         await self._sync_portal(auth_model)
-        return auth_model
+        return await super().run_post_auth_hook(handler, auth_model)
 
     async def refresh_user(self, user, handler=None, **kwargs):
         refreshed = await super().refresh_user(user, handler, **kwargs)
@@ -341,25 +353,18 @@ class PortalOIDCAuthenticator(GenericOAuthenticator):
         return refreshed
 
     async def _sync_portal(self, auth_model) -> None:
-        if not self.portal_database_url:
+        if not self.portal_url:
             return
-        from aitestbed.hub.portal_db import in_portal_db
-        from aitestbed.portal.directory import apply_sso_grants
-
         grants = Grants.from_json(auth_model["auth_state"][GRANTS_KEY])
         name = auth_model["name"]
+        portal = shared_client(self.portal_url, self.portal_token)
         try:
-            changes = await in_portal_db(
-                self.portal_database_url,
-                lambda session: apply_sso_grants(
-                    session, name, instructor=grants.instructor, projects=grants.projects
-                ),
+            changes = await portal.apply_sso_grants(
+                name, instructor=grants.instructor, projects=grants.projects
             )
-        except Exception:
-            self.log.exception("Single sign-on: could not update %s in the portal database", name)
-            raise web.HTTPError(
-                503, "The portal database is not reachable right now; try to log in again soon."
-            ) from None
+        except (PortalUnavailable, PortalRefused) as error:
+            self.log.error("Single sign-on: could not update %s in the portal: %s", name, error)
+            raise web.HTTPError(503, PORTAL_UNAVAILABLE) from None
         if any(changes.values()):
             self.log.info("Single sign-on: project memberships of %s: %s", name, changes)
 
@@ -369,6 +374,8 @@ def configure_oidc(c: Any, settings: Settings) -> None:
     oidc = settings.authentication.oidc
     if oidc is None:  # the settings check refuses this; kept for direct callers
         raise SettingsError("authentication.oidc is required when kind is oidc.")
+    from aitestbed.hub.setup import portal_api_token, portal_internal_url, read_or_create_secret
+
     discovery = fetch_discovery(oidc.issuer) if oidc.issuer else None
     endpoints = resolve_endpoints(oidc, discovery)
     public = public_base_url(oidc, settings.site.bind_url)
@@ -393,7 +400,8 @@ def configure_oidc(c: Any, settings: Settings) -> None:
     auth.custom_403_message = oidc.refused_message
     auth.mapping = oidc.mapping
     auth.groups_claim = oidc.groups_claim
-    auth.portal_database_url = settings.site.database_url
+    auth.portal_url = portal_internal_url(settings)
+    auth.portal_token = portal_api_token(settings)
     if oidc.end_provider_session and endpoints.end_session_url:
         auth.end_session_url = endpoints.end_session_url
         auth.post_logout_redirect_url = f"{public}/hub/login" if public else ""
@@ -405,6 +413,4 @@ def configure_oidc(c: Any, settings: Settings) -> None:
     # auth_state holds the tokens: encrypted with $JUPYTERHUB_CRYPT_KEY, else a key kept in
     # the state directory (mode 600), created on first start.
     if not os.environ.get("JUPYTERHUB_CRYPT_KEY"):
-        from aitestbed.hub.setup import read_or_create_secret
-
         c.CryptKeeper.keys = [read_or_create_secret(state_dir / "auth_state_crypt_key")]

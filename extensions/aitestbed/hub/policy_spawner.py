@@ -16,12 +16,22 @@ from datetime import date
 from typing import Any, ClassVar
 
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient
-from traitlets import Dict, Integer, List, Unicode, default
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from traitlets import Dict, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from aitestbed.hub.portal_client import HubPortalClient, PortalRefused, PortalUnavailable
-from aitestbed.hub.spawn_form import ProjectDatasets, form_choice, render_spawn_form
+from aitestbed.hub.portal_client import (
+    HubPortalClient,
+    PortalRefused,
+    PortalUnavailable,
+    shared_client,
+)
+from aitestbed.hub.spawn_form import (
+    ACCESS_PAGE,
+    ProjectDatasets,
+    form_choice,
+    render_spawn_form,
+)
 from aitestbed.hub.start_queue import StartQueue
 from aitestbed.policy.admission import admit
 from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState, SpawnRequest
@@ -31,8 +41,8 @@ from aitestbed.policy.options import ProjectOptions, complete_request, spawn_opt
 OPTION_KEYS = ("project", "flavor", "image")
 MAX_OPTION_LENGTH = 63
 UNAVAILABLE = (
-    "The portal service cannot be reached, so the start cannot be checked against your "
-    "quota. Try again in a minute."
+    "The portal service did not answer in time, so the start cannot be checked against "
+    "your quota; try again in a minute."
 )
 
 
@@ -73,7 +83,8 @@ def context_datasets(context: dict[str, Any]) -> dict[str, ProjectDatasets]:
 
 
 def clean_user_options(raw: dict[str, Any]) -> dict[str, str]:
-    """Keep the known keys as short strings; anything else is refused by name."""
+    """Keep the known keys as short strings; anything else is refused by name. A list is
+    refused too, even of one item (docs/sessions.md): the spawn form sends plain texts."""
     unknown = sorted(set(raw) - set(OPTION_KEYS))
     if unknown:
         raise web.HTTPError(400, f"Unknown session option {unknown[0][:40]!r}.")
@@ -82,8 +93,6 @@ def clean_user_options(raw: dict[str, Any]) -> dict[str, str]:
         if key not in raw:
             continue
         value = raw[key]
-        if isinstance(value, list) and len(value) == 1:
-            value = value[0]
         if not isinstance(value, str) or not value.strip():
             raise web.HTTPError(400, f"The session option {key!r} must be a non-empty text.")
         if len(value) > MAX_OPTION_LENGTH:
@@ -113,6 +122,19 @@ class PolicySpawnerMixin(LoggingConfigurable):
     ).tag(config=True)
     portal_token = Unicode(
         help="The portal service's API token; the hub uses it to admit and record sessions.",
+    ).tag(config=True)
+    portal_max_connections = Integer(
+        20,
+        help="Requests to the portal in flight at once (admission, usage records); more "
+        "wait for a free connection. The hub's own HTTP client is not used for them.",
+    ).tag(config=True)
+    portal_request_timeout = Float(
+        30, help="Seconds one request to the portal may take once it is sent."
+    ).tag(config=True)
+    portal_queue_timeout = Float(
+        120,
+        help="Seconds a request to the portal may wait for a free connection and retries "
+        "before the start is refused with 503 (the portal is down or too busy).",
     ).tag(config=True)
     start_slots = Integer(
         0,
@@ -145,7 +167,13 @@ class PolicySpawnerMixin(LoggingConfigurable):
         return self._queues[key]
 
     def portal(self) -> HubPortalClient:
-        return HubPortalClient(self.portal_url, self.portal_token)
+        return shared_client(
+            self.portal_url,
+            self.portal_token,
+            self.portal_max_connections,
+            self.portal_request_timeout,
+            self.portal_queue_timeout,
+        )
 
     def capacity(
         self, running: dict[str, int], flavors: list[FlavorSpec]
@@ -175,7 +203,13 @@ class PolicySpawnerMixin(LoggingConfigurable):
         projects, flavors, images, running = parse_context(context)
         options = spawn_options(projects, flavors, images, date.today())
         capacity = await self.free_capacity(options, running)
-        return render_spawn_form(options, capacity, self.session_choice, context_datasets(context))
+        return render_spawn_form(
+            options,
+            capacity,
+            self.session_choice,
+            context_datasets(context),
+            access_url=self.hub.base_url.removesuffix("hub/") + ACCESS_PAGE,
+        )
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         return clean_user_options(form_choice(formdata))
@@ -240,6 +274,17 @@ class PolicySpawnerMixin(LoggingConfigurable):
         except PortalRefused as refusal:
             if refusal.status != 404:
                 raise
+        except PortalUnavailable as error:
+            # E.g. the hub shutting down stops its services before the sessions. The
+            # portal's reconciler closes records of servers that no longer run when it is
+            # back; a traceback here would tell the operator nothing they can act on.
+            self.log.warning(
+                "%s: usage record %s not closed now (the portal cannot be reached: %s); the "
+                "portal closes it when it runs again.",
+                self._log_name,
+                self.session_record_id,
+                error,
+            )
         self.session_record_id = None
 
     def apply_session(
@@ -291,7 +336,15 @@ class PolicySpawnerMixin(LoggingConfigurable):
         other one answers this URL with 404, and the hub would route this user to it. A
         process that exits while we wait fails the start at once, with its exit status.
         """
-        client = AsyncHTTPClient()
+        # Its own client: the hub's default one (10 connections) also carries the hub's
+        # proxy calls, and a busy queue there must not fail this start.
+        client = AsyncHTTPClient(force_instance=True, max_clients=1)
+        try:
+            await self._poll_until_serving(client, api_url)
+        finally:
+            client.close()
+
+    async def _poll_until_serving(self, client: AsyncHTTPClient, api_url: str) -> None:
         delay = 0.1
         while True:
             status = await self.poll()
@@ -304,8 +357,8 @@ class PolicySpawnerMixin(LoggingConfigurable):
                 response = await client.fetch(api_url, request_timeout=5, raise_error=False)
                 if response.code == 200:
                     return
-            except OSError:
-                pass  # not listening yet
+            except (OSError, HTTPClientError):
+                pass  # not listening yet, or too busy to answer within 5 s
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
 

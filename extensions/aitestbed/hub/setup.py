@@ -26,6 +26,7 @@ from aitestbed.settings import (
 PORTAL_SERVICE = "portal"
 CULLER_SERVICE = "idle-culler"
 PORTAL_URL_ENV = "AITESTBED_PORTAL_URL"
+SESSION_SHELL = shutil.which("bash") or "/bin/sh"
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -152,20 +153,31 @@ def _setup_authenticator(c: Any, settings: Settings) -> None:
 
 def _setup_policy(c: Any, settings: Settings, chain: HookChain) -> None:
     """Every start is admitted by the portal; every stop closes its usage record."""
-    c.PolicySpawnerMixin.portal_url = f"{portal_service_url(settings)}/services/{PORTAL_SERVICE}/"
+    c.PolicySpawnerMixin.portal_url = portal_internal_url(settings)
     c.PolicySpawnerMixin.portal_token = portal_api_token(settings)
     c.PolicySpawnerMixin.session_start_timeout = settings.site.session_start_timeout_seconds
     c.Spawner.http_timeout = settings.site.session_start_timeout_seconds
+    # The start queue bounds the starts that run; JupyterHub's own limit (100 pending
+    # starts) would answer the 101st student of a class with 429 instead of queueing them.
+    c.JupyterHub.concurrent_spawn_limit = 0
     chain.add_pre_spawn("admission", lambda spawner: spawner.admit_session())
     chain.add_post_stop("usage-record", lambda spawner: spawner.close_session())
 
 
+def portal_internal_url(settings: Settings) -> str:
+    """Where the hub reaches the portal's internal API (the portal runs beside the hub)."""
+    return f"{portal_service_url(settings)}/services/{PORTAL_SERVICE}/"
+
+
 def _setup_project_gate(c: Any, settings: Settings, chain: HookChain) -> None:
     """Users without an active project land on the portal's access page, not a server."""
-    from aitestbed.hub.project_gate import make_default_url, make_pre_spawn_hook
+    from aitestbed.hub.portal_client import shared_client
+    from aitestbed.hub.project_gate import ProjectGate
 
-    chain.add_pre_spawn("project-gate", make_pre_spawn_hook(settings.site.database_url))
-    c.JupyterHub.default_url = make_default_url(settings.site.database_url)
+    gate = ProjectGate(shared_client(portal_internal_url(settings), portal_api_token(settings)))
+    chain.add_pre_spawn("project-gate", gate.require_active_project)
+    c.JupyterHub.default_url = gate.default_url
+    c.Authenticator.post_auth_hook = gate.after_login
 
 
 def _setup_local_spawner(c: Any, settings: Settings) -> None:
@@ -181,9 +193,13 @@ def _setup_local_spawner(c: Any, settings: Settings) -> None:
     c.Spawner.environment = {
         PORTAL_URL_ENV: f"{portal_service_url(settings)}/services/{PORTAL_SERVICE}/"
     }
+    # JupyterLab's terminals start a login shell by default, and a login shell's
+    # /etc/profile replaces PATH: the session's own commands (``aitestbed``) would be
+    # "command not found". An interactive shell keeps the session's environment.
+    c.Spawner.args = [f"--ServerApp.terminado_settings=shell_command={SESSION_SHELL}"]
     if os.geteuid() == 0:
         # Embedded default as root (containers, CI): sessions run as the hub's user.
-        c.Spawner.args = ["--allow-root"]
+        c.Spawner.args.append("--allow-root")
 
 
 def kube_site(kube: Kubernetes) -> dict[str, Any]:
@@ -239,6 +255,8 @@ def setup_portal(c: Any, settings: Settings) -> None:
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
     c.JupyterHub.template_vars = {"announcement_login": settings.authentication.login_hint}
+    # The hub's pages carry the portal's top bar (hub/templates/page.html).
+    c.JupyterHub.template_paths = [str(Path(__file__).with_name("templates"))]
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{site.proxy_api_port}"
     c.ConfigurableHTTPProxy.command = find_proxy_command()
     c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")

@@ -27,6 +27,9 @@ STYLE = """
 .aitb-muted{color:#666;font-size:.9em}
 .aitb-project{display:none}
 .aitb-project.shown{display:block}
+/* The hub's orange Start button has white text at 2.9:1; a darker orange reaches 5.5:1. */
+#spawn_form .btn-jupyter{--bs-btn-bg:#b14a0e;--bs-btn-border-color:#9a400c;
+  --bs-btn-hover-bg:#9a400c;--bs-btn-hover-border-color:#853709;--bs-btn-active-bg:#853709}
 </style>
 """
 
@@ -160,20 +163,38 @@ def _project_block(
     return "".join(parts)
 
 
+# Where a user without an active project asks for one (the portal's access page).
+ACCESS_PAGE = "services/portal/access"
+
+# The hub's spawn page always shows its Start button; with nothing to start it would only
+# reload the page, so the form hides it.
+HIDE_START = "<style>#spawn_form .feedback-container{display:none}</style>"
+
+
+def no_project_form(access_url: str) -> str:
+    """What a user without a project sees instead of choices: where to ask, no Start."""
+    return (
+        f"{HIDE_START}<div class='alert alert-info' id='aitb-no-project'>You do not belong to "
+        "any project yet, so there is nothing to start. "
+        f"<a href='{escape(access_url)}' class='alert-link'>Ask for access</a> on the "
+        "portal's access page; an operator decides, and you can start a server once you "
+        "are in a project.</div>"
+    )
+
+
 def render_spawn_form(
     projects: Sequence[ProjectOptions],
     capacity: Mapping[str, tuple[float, float] | None],
     selected: Mapping[str, str] | None = None,
     datasets: Mapping[str, ProjectDatasets] | None = None,
+    access_url: str = "/" + ACCESS_PAGE,
 ) -> str:
     """The form's HTML; ``capacity`` maps flavor slug to (free, total) or None if unknown;
-    ``datasets`` maps a project slug to what its sessions mount."""
+    ``datasets`` maps a project slug to what its sessions mount; ``access_url`` is the
+    portal's access page, where a user without a project asks for one."""
     selected = selected or {}
     if not projects:
-        return (
-            "<div class='alert alert-info'>You do not belong to any project yet, so there is "
-            "nothing to start. Ask an operator of the portal for access.</div>"
-        )
+        return no_project_form(access_url)
     chosen = selected.get("project") or projects[0].project.slug
     parts = [
         STYLE,
@@ -197,14 +218,19 @@ def render_spawn_form(
     return "".join(parts)
 
 
-def form_choice(formdata: Mapping[str, list[str]]) -> dict[str, list[str]]:
-    """The submitted form as the ``project``/``flavor``/``image`` options of a start."""
-    choice: dict[str, list[str]] = {}
+def form_choice(formdata: Mapping[str, list[str]]) -> dict[str, str | list[str]]:
+    """The submitted form as the ``project``/``flavor``/``image`` options of a start: one
+    text each (a field sent more than once stays a list, which the start refuses)."""
+
+    def one(values: list[str]) -> str | list[str]:
+        return values[0] if len(values) == 1 else list(values)
+
+    choice: dict[str, str | list[str]] = {}
     project = formdata.get("project")
     if project:
-        choice["project"] = project
+        choice["project"] = one(project)
         for key in ("flavor", "image"):
             value = formdata.get(f"{key}-{project[0]}")
             if value:
-                choice[key] = value
+                choice[key] = one(value)
     return choice

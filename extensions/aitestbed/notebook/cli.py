@@ -33,31 +33,55 @@ def _parameter(text: str) -> tuple[str, object]:
         return name, value
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aitestbed", description="AI Testbed Portal CLI")
-    commands = parser.add_subparsers(dest="area", required=True)
-    job = commands.add_parser("job", help="batch jobs").add_subparsers(dest="action", required=True)
-
-    submit = job.add_parser("submit", help="submit a command, script or notebook")
-    submit.add_argument("--project", help="project to charge (default: your only project)")
-    submit.add_argument("--name")
-    submit.add_argument("--gpus", type=int, default=0, help="GPUs per node")
-    submit.add_argument("--nodes", type=int, default=1)
-    submit.add_argument("--cpus", type=int, default=1)
-    submit.add_argument("--memory-mb", type=int)
-    submit.add_argument("--time", type=int, default=60, help="time limit in minutes")
-    submit.add_argument("--partition")
-    submit.add_argument("--workdir", help="under your home or project folder")
-    submit.add_argument("--image", help="curated image slug")
-    submit.add_argument(
+def add_job_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a job's shape, shared by ``aitestbed job submit`` and ``%%job``."""
+    parser.add_argument("--project", help="project to charge (default: your only project)")
+    parser.add_argument("--name")
+    parser.add_argument("--gpus", type=int, default=0, help="GPUs per node")
+    parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--cpus", type=int, default=1)
+    parser.add_argument("--memory-mb", type=int)
+    parser.add_argument("--time", type=int, default=60, help="time limit in minutes")
+    parser.add_argument("--partition")
+    parser.add_argument("--workdir", help="under your home or project folder")
+    parser.add_argument("--image", help="curated image slug")
+    parser.add_argument(
         "--dataset",
         action="append",
         default=[],
         metavar="SLUG",
         help="a catalog dataset the job reads at $AITESTBED_DATASETS_DIR/SLUG (repeatable)",
     )
-    submit.add_argument("--torchrun", action="store_true", help="launch with torchrun")
-    submit.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--torchrun", action="store_true", help="launch with torchrun")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+
+
+def job_shape(args: argparse.Namespace) -> dict:
+    """``jobs.submit`` keyword arguments from the options :func:`add_job_options` added."""
+    return {
+        "project": args.project,
+        "name": args.name,
+        "gpus": args.gpus,
+        "nodes": args.nodes,
+        "cpus": args.cpus,
+        "memory_mb": args.memory_mb,
+        "time_limit": args.time,
+        "partition": args.partition,
+        "working_dir": args.workdir,
+        "environment": dict(item.partition("=")[::2] for item in args.env) or None,
+        "image": args.image,
+        "distributed": "torchrun" if args.torchrun else "none",
+        "datasets": args.dataset,
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aitestbed", description="AI Testbed Portal CLI")
+    commands = parser.add_subparsers(dest="area", required=True)
+    job = commands.add_parser("job", help="batch jobs").add_subparsers(dest="action", required=True)
+
+    submit = job.add_parser("submit", help="submit a command, script or notebook")
+    add_job_options(submit)
     submit.add_argument("--script", help="a bash script to run (arguments follow)")
     submit.add_argument("--notebook", help="a notebook to run with papermill")
     submit.add_argument(
@@ -184,26 +208,13 @@ def run(args: argparse.Namespace, client: PortalClient) -> int:
         return run_dataset(args, client)
     if args.action == "submit":
         command = [word for word in args.command if word != "--"] if args.command else []
-        env = dict(item.partition("=")[::2] for item in args.env)
         job = jobs.submit(
             command or None,
             script=args.script,
             args=command if args.script else (),
             notebook=args.notebook,
             parameters=dict(args.parameter),
-            project=args.project,
-            name=args.name,
-            gpus=args.gpus,
-            nodes=args.nodes,
-            cpus=args.cpus,
-            memory_mb=args.memory_mb,
-            time_limit=args.time,
-            partition=args.partition,
-            working_dir=args.workdir,
-            environment=env or None,
-            image=args.image,
-            distributed="torchrun" if args.torchrun else "none",
-            datasets=args.dataset,
+            **job_shape(args),
             client=client,
         )
         print(f"Submitted job {job.id} ({job.data['name']}) to {job.data['partition']}.")

@@ -128,6 +128,10 @@ class PortalClient:
     def project(self, slug: str) -> dict[str, Any]:
         return self._get(f"api/projects/{requests.utils.quote(slug, safe='')}")
 
+    def usage(self) -> list[dict[str, Any]]:
+        """Your projects' GPU-hours used and GPUs in use right now."""
+        return self._get("api/usage")
+
     # -- jobs (the friendlier API is aitestbed.jobs) --------------------------------------
 
     def submit_job(self, body: dict[str, Any], idempotency_key: str | None = None) -> dict:

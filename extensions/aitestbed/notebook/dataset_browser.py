@@ -176,8 +176,9 @@ class DatasetBrowser(widgets.VBox):
             ]
         )
         self.add_class("aitestbed-dataset-browser")
-        self.search_box.observe(lambda _c: self.refresh(), names="value")
-        self.tag_filter.observe(lambda _c: self.refresh(), names="value")
+        # While the widget sets its own options (_quiet), a change is not a user's action.
+        self.search_box.observe(lambda _c: self._quiet or self.refresh(), names="value")
+        self.tag_filter.observe(lambda _c: self._quiet or self.refresh(), names="value")
         self.search_button.on_click(lambda _b: self.refresh())
         self.results.observe(lambda c: self._quiet or self.show(c["new"]), names="value")
         self.accept_button.on_click(lambda _b: self.ask_to_accept())
@@ -209,25 +210,18 @@ class DatasetBrowser(widgets.VBox):
     # -- search --------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Search again with the box and the tag filter; keep the selection if it is found."""
+        """Search again with the box and the tag filter; keep the selection if it is found.
+
+        One search is one listing at the portal (one audit entry): the tag filter's counts
+        come from the same answer when nothing narrows it, and are kept otherwise."""
+        text, chosen = self.search_box.value.strip(), self.tag_filter.value
         try:
-            result = datasets.page(
-                self.search_box.value.strip(),
-                self.tag_filter.value or None,
-                limit=MAX_RESULTS,
-                client=self.client,
-            )
-            tags = datasets.tags(client=self.client)
+            result = datasets.page(text, chosen or None, limit=MAX_RESULTS, client=self.client)
         except datasets.DatasetError as error:
             self._error(str(error))
             return
-        chosen = self.tag_filter.value
-        options = [("All tags", "")] + [(f"{t.tag} ({t.count})", t.tag) for t in tags]
-        if chosen and chosen not in {t.tag for t in tags}:
-            options.append((chosen, chosen))
-        with self.tag_filter.hold_trait_notifications():
-            self.tag_filter.options = options
-            self.tag_filter.value = chosen
+        if not text and not chosen:
+            self._set_tags(result.tags)
         found = result.items
         selected = self.results.value
         self._quiet = True
@@ -244,6 +238,18 @@ class DatasetBrowser(widgets.VBox):
             self._note(f"{len(found)} dataset{'s' if len(found) != 1 else ''}.")
         if self.results.value is None:
             self._clear_panel()
+
+    def _set_tags(self, tags) -> None:
+        chosen = self.tag_filter.value
+        options = [("All tags", "")] + [(f"{t.tag} ({t.count})", t.tag) for t in tags]
+        if chosen and chosen not in {t.tag for t in tags}:
+            options.append((chosen, chosen))
+        self._quiet = True
+        try:
+            self.tag_filter.options = options
+            self.tag_filter.value = chosen
+        finally:
+            self._quiet = False
 
     @staticmethod
     def _label(dataset: datasets.Dataset) -> str:

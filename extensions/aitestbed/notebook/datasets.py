@@ -80,7 +80,7 @@ class Dataset:
     terms_accepted: bool = False
     usable: bool = False
     access: Access = Access(False, "unknown")
-    path: str = ""  # where sessions see it, e.g. /datasets/iris
+    path: str = ""  # where this session sees it (outside a session: /datasets/<slug>)
 
 
 @dataclass(frozen=True)
@@ -198,6 +198,10 @@ def _build(cls, data: dict[str, Any]):
         elif isinstance(value, builtins.list):
             value = tuple(tuple(v) if isinstance(v, builtins.list) else v for v in value)
         values[field.name] = value
+    if "path" in values and "slug" in values and DATASETS_DIR_ENV in os.environ:
+        # In a session, show where *this* session has it (~/datasets/<slug> in the
+        # embedded default, /datasets/<slug> in a pod), not the portal's generic answer.
+        values["path"] = str(datasets_dir() / values["slug"])
     return cls(**values)
 
 

@@ -163,6 +163,15 @@ class JobMonitor(widgets.VBox):
 
     def show_logs(self) -> None:
         job = self._job()
+        # Only a job that has not ended can be cancelled; the tooltip says why not.
+        self.cancel_button.disabled = job is None or job.state in jobs.FINAL_STATES
+        self.cancel_button.tooltip = (
+            "Pick a job first."
+            if job is None
+            else f"Job {job.id} has ended ({job.state}); there is nothing to cancel."
+            if job.state in jobs.FINAL_STATES
+            else f"Cancel job {job.id}."
+        )
         if job is None:
             self.log_view.value = ""
             return

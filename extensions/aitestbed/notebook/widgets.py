@@ -12,7 +12,23 @@ from aitestbed.notebook.client import PortalClient, PortalError, allocation_elap
 STATUS_STYLE = {"active": "success", "not-yet-valid": "info", "expired": "danger"}
 
 
-def _project_card(project: dict, today: date) -> widgets.Widget:
+def _bar(label: str, share: float, style: str, tooltip: str) -> widgets.FloatProgress:
+    return widgets.FloatProgress(
+        value=min(max(share, 0.0), 1.0),
+        min=0.0,
+        max=1.0,
+        description=label,
+        bar_style=style,
+        tooltip=tooltip,
+        style={"description_width": "initial"},
+    )
+
+
+def _budget_style(share: float) -> str:
+    return "danger" if share >= 1.0 else "warning" if share >= 0.8 else "success"
+
+
+def _project_card(project: dict, usage: dict | None, today: date) -> widgets.Widget:
     alloc = project["allocation"]
     elapsed = allocation_elapsed(alloc["valid_from"], alloc["valid_until"], today)
     title = widgets.HTML(
@@ -20,23 +36,49 @@ def _project_card(project: dict, today: date) -> widgets.Widget:
         f" &middot; {html.escape(project['status'])}"
         f" &middot; role: {html.escape(project.get('role') or 'operator')}"
     )
+    budget = alloc["gpu_hours"]
+    if usage is None:
+        used_row = f"<tr><td>GPU-hours</td><td>budget {budget:g} (usage unavailable)</td></tr>"
+        gpus_row = f"<tr><td>GPUs at the same time</td><td>{alloc['max_concurrent_gpus']}</td></tr>"
+    else:
+        used = usage["gpu_hours_used"]
+        used_row = (
+            f"<tr><td>GPU-hours</td><td>{used:,.2f} used of {budget:g} "
+            f"({max(budget - used, 0):,.2f} left)</td></tr>"
+        )
+        gpus_row = (
+            f"<tr><td>GPUs in use</td><td>{usage['gpus_in_use']:g} of "
+            f"{alloc['max_concurrent_gpus']} ({usage['running_sessions']} running "
+            "sessions)</td></tr>"
+        )
     facts = widgets.HTML(
         "<table class='aitestbed-allocation'>"
-        f"<tr><td>GPU-hour budget</td><td>{alloc['gpu_hours']:g}</td></tr>"
-        f"<tr><td>GPUs at the same time</td><td>{alloc['max_concurrent_gpus']}</td></tr>"
+        f"{used_row}{gpus_row}"
         f"<tr><td>Project storage</td><td>{alloc['storage_quota_gb']} GB</td></tr>"
         f"<tr><td>Valid</td><td>{alloc['valid_from']} to {alloc['valid_until']}</td></tr>"
         "</table>"
     )
-    period = widgets.FloatProgress(
-        value=elapsed,
-        min=0.0,
-        max=1.0,
-        description="Period",
-        bar_style=STATUS_STYLE.get(project["status"], ""),
-        tooltip=f"{elapsed:.0%} of the allocation period has passed",
+    bars = []
+    if usage is not None:
+        share = usage["gpu_hours_used"] / budget if budget > 0 else 1.0
+        bars.append(
+            _bar(
+                f"GPU-hours used ({share:.0%})",
+                share,
+                _budget_style(share),
+                f"{usage['gpu_hours_used']:,.2f} of {budget:g} GPU-hours used",
+            )
+        )
+    bars.append(
+        _bar(
+            f"Allocation period ({elapsed:.0%} passed)",
+            elapsed,
+            STATUS_STYLE.get(project["status"], ""),
+            f"{elapsed:.0%} of the allocation period "
+            f"({alloc['valid_from']} to {alloc['valid_until']}) has passed",
+        )
     )
-    return widgets.VBox([title, facts, period], layout=widgets.Layout(margin="0 0 8px 0"))
+    return widgets.VBox([title, facts, *bars], layout=widgets.Layout(margin="0 0 8px 0"))
 
 
 class QuotaPanel(widgets.VBox):
@@ -72,7 +114,13 @@ class QuotaPanel(widgets.VBox):
                 widgets.HTML("You belong to no project yet. Ask an operator for access."),
             )
             return
-        self.body.children = tuple(_project_card(p, today) for p in me["projects"])
+        try:
+            usage = {row["slug"]: row for row in client.usage()}
+        except PortalError:
+            usage = {}  # the allocation is still worth showing
+        self.body.children = tuple(
+            _project_card(p, usage.get(p["slug"]), today) for p in me["projects"]
+        )
 
 
 def quota_panel(client: PortalClient | None = None) -> QuotaPanel:

@@ -34,7 +34,12 @@ def not_a_member(slug: str) -> Decision:
 
 
 def check_flavor(project: ProjectState, flavor: FlavorSpec | None, slug: str) -> Decision:
-    if flavor is None or not flavor.enabled:
+    if flavor is None:
+        return Decision.refuse(
+            "unknown-flavor",
+            f"There is no flavor {slug[:63]!r}; choose one offered on the spawn page.",
+        )
+    if not flavor.enabled:
         return Decision.refuse(
             "unknown-flavor",
             f"The flavor {slug!r} is no longer offered; choose another one on the spawn page.",
@@ -48,7 +53,12 @@ def check_flavor(project: ProjectState, flavor: FlavorSpec | None, slug: str) ->
 
 
 def check_image(project: ProjectState, image: ImageSpec | None, slug: str) -> Decision:
-    if image is None or not image.enabled:
+    if image is None:
+        return Decision.refuse(
+            "unknown-image",
+            f"There is no image {slug[:63]!r}; choose one offered on the spawn page.",
+        )
+    if not image.enabled:
         return Decision.refuse(
             "unknown-image",
             f"The image {slug!r} is no longer offered; choose another one on the spawn page.",

@@ -20,16 +20,20 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy import Engine, text
 
 from aitestbed.portal import errors, queries, schemas
-from aitestbed.portal.access import access_api_router, access_pages_router
+from aitestbed.portal.access_requests.api import access_api_router
+from aitestbed.portal.access_requests.pages import access_pages_router
 from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity
 from aitestbed.portal.datasets.api import datasets_router
 from aitestbed.portal.datasets.storage import SizeMeasurer
 from aitestbed.portal.db import session_factory
 from aitestbed.portal.deps import CurrentUser, DbSession
+from aitestbed.portal.directory_api import directory_router
+from aitestbed.portal.finite_json import FiniteJsonBodies
 from aitestbed.portal.jobs.api import job_error_handler, jobs_router
 from aitestbed.portal.jobs.gateway import JobError, JobGateway
 from aitestbed.portal.jobs.poller import poll_forever
-from aitestbed.portal.pages import usage_page
+from aitestbed.portal.page_routes import feature_routers
+from aitestbed.portal.pages import PageUser, landing, page_user
 from aitestbed.portal.sessions import sessions_router
 from aitestbed.portal.usage import usage_csv
 
@@ -165,20 +169,12 @@ def pages_router(site_name: str) -> APIRouter:
         return response
 
     @router.get("/", response_class=HTMLResponse)
-    async def home(request: Request, session: DbSession):
-        resolver: HubIdentity = request.app.state.identity
-        prefix = request.app.state.prefix
-        token = request.cookies.get(TOKEN_COOKIE)
-        who = await resolver.resolve(token) if token else None
-        if who is None:
-            url, state = resolver.authorize_redirect(prefix)
-            response = RedirectResponse(url, status_code=302)
-            response.set_cookie(STATE_COOKIE, state, httponly=True, samesite="lax", path=prefix)
-            return response
-        me = queries.me(session, who, _today())
-        usage = queries.project_usage(session, who, datetime.now(UTC))
-        body = usage_page(site_name, me, usage, prefix)
-        return HTMLResponse(body)
+    async def home(request: Request):
+        """Each role lands where its work is (see ``pages.landing``)."""
+        user = await page_user(request)
+        if not isinstance(user, PageUser):
+            return user
+        return RedirectResponse(landing(request, user), status_code=302)
 
     return router
 
@@ -249,17 +245,22 @@ def create_app(
     app.state.internal_token = internal_token
     app.state.jobs = jobs
     app.state.state_dir = state_dir
+    app.state.site_name = site_name
     if dataset_roots is None:
         dataset_roots = [state_dir / "datasets"] if state_dir else []
     app.state.dataset_roots = tuple(dataset_roots)
     app.state.dataset_sizes = SizeMeasurer(app.state.sessions)
     errors.install(app)
+    app.add_middleware(FiniteJsonBodies)
     app.add_exception_handler(JobError, job_error_handler)
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
     app.include_router(sessions_router(), prefix=prefix.rstrip("/"))
+    app.include_router(directory_router(), prefix=prefix.rstrip("/"))
     app.include_router(jobs_router(), prefix=prefix.rstrip("/"))
     app.include_router(datasets_router(), prefix=prefix.rstrip("/"))
     app.include_router(pages_router(site_name), prefix=prefix.rstrip("/"))
     app.include_router(access_api_router(), prefix=prefix.rstrip("/"))
-    app.include_router(access_pages_router(site_name), prefix=prefix.rstrip("/"))
+    app.include_router(access_pages_router(), prefix=prefix.rstrip("/"))
+    for router in feature_routers():
+        app.include_router(router, prefix=prefix.rstrip("/"))
     return app

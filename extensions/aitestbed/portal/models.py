@@ -95,6 +95,9 @@ class Project(Base):
     allowed_flavors: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     allowed_images: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Who owns the row: "settings" (the settings file, synced at every start; read-only in
+    # the portal) or "api" (an operator in the console or the API; the sync leaves it alone).
+    source: Mapped[str] = mapped_column(String(16), default="settings", server_default="settings")
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="project", cascade="all, delete-orphan"
@@ -118,6 +121,7 @@ class MembershipSource(enum.StrEnum):
     SETTINGS = "settings"
     SSO = "sso"
     REQUEST = "request"
+    OPERATOR = "operator"  # added by an operator in the console or the API
 
 
 class Membership(Base):

@@ -52,19 +52,54 @@ def close_stale(session: Session, running: set[tuple[str, str]], now: datetime) 
     return stale
 
 
-async def fetch_hub_users(api_url: str, token: str) -> list[dict]:
+PAGE_LIMIT = 200  # the hub's default page size; the hub caps it at its own maximum
+MAX_PAGES = 10_000
+
+
+def next_offset(body: object) -> int | None:
+    """The offset of the next page from a paginated hub answer; None on the last page."""
+    if not isinstance(body, dict):
+        return None
+    following = (body.get("_pagination") or {}).get("next")
+    return int(following["offset"]) if following else None
+
+
+async def fetch_hub_users(api_url: str, token: str, *, limit: int = PAGE_LIMIT) -> list[dict]:
+    """Every active user of the hub, page after page (the hub answers a page at a time).
+
+    A user whose server stops between two pages moves everyone after them one place up,
+    so one running user could fall between the pages; when the hub's count of active users
+    changed while paging, the whole list is read again. Three changing reads in a row raise
+    (this round closes nothing; the next one tries again).
+    """
     from tornado.httpclient import AsyncHTTPClient
 
-    response = await AsyncHTTPClient().fetch(
-        f"{api_url.rstrip('/')}/users?state=active",
-        headers={
-            "Authorization": f"token {token}",
-            "Accept": "application/jupyterhub-pagination+json",
-        },
-        request_timeout=30,
-    )
-    body = json.loads(response.body)
-    return body["items"] if isinstance(body, dict) else body
+    client = AsyncHTTPClient()
+    base = f"{api_url.rstrip('/')}/users?state=active&limit={int(limit)}"
+    headers = {
+        "Authorization": f"token {token}",
+        "Accept": "application/jupyterhub-pagination+json",
+    }
+    for _attempt in range(3):
+        users: list[dict] = []
+        totals: set[int] = set()
+        offset: int | None = 0
+        for _page in range(MAX_PAGES):
+            response = await client.fetch(
+                f"{base}&offset={offset}", headers=headers, request_timeout=30
+            )
+            body = json.loads(response.body)
+            if not isinstance(body, dict):  # a hub that does not paginate: the whole list
+                return body
+            users.extend(body["items"])
+            totals.add(int((body.get("_pagination") or {}).get("total", len(users))))
+            following = next_offset(body)
+            if following is None or following <= offset:
+                break
+            offset = following
+        if len(totals) == 1:
+            return users
+    raise RuntimeError("the hub's active users kept changing while they were read")
 
 
 async def reconcile_forever(sessions, api_url: str, token: str, interval: float) -> None:

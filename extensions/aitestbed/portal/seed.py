@@ -78,6 +78,7 @@ def _sync_project(session: Session, spec: site_settings.Project) -> None:
     project.slurm_account = allocation.slurm_account
     project.allowed_flavors = list(spec.flavors) if spec.flavors is not None else None
     project.allowed_images = list(spec.images) if spec.images is not None else None
+    project.source = "settings"  # listed in the file: the file owns it from now on
     session.flush()
     by_user_id = {m.user_id: m for m in project.memberships}
     for member in spec.members:

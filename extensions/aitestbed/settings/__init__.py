@@ -372,6 +372,38 @@ def _duplicates(items: list[dict[str, Any]], key: str, section: str, problems) -
         seen.add(value)
 
 
+def _project_rules(
+    project: dict[str, Any], where: str, flavor_slugs: set[str], image_slugs: set[str]
+) -> list[tuple[str, str]]:
+    """Rules of one project beyond the schema: its dates, catalog names and members."""
+    problems: list[tuple[str, str]] = []
+    allocation = project["allocation"]
+    start = _parse_date(allocation["valid_from"], f"{where}allocation.valid_from", problems)
+    end = _parse_date(allocation["valid_until"], f"{where}allocation.valid_until", problems)
+    if start and end and end < start:
+        problems.append((f"{where}allocation.valid_until", f"{end} is before valid_from {start}."))
+    for section, known in (("flavors", flavor_slugs), ("images", image_slugs)):
+        for position, slug in enumerate(project.get(section, [])):
+            if slug not in known:
+                problems.append(
+                    (f"{where}{section}[{position}]", f"no {section[:-1]} {slug!r} is defined.")
+                )
+    members = [m["user"] for m in project.get("members", [])]
+    for position, user in enumerate(members):
+        if user in members[:position]:
+            problems.append((f"{where}members[{position}].user", f"{user!r} is listed twice."))
+    return problems
+
+
+def project_problems(
+    doc: Any, *, flavor_slugs: set[str], image_slugs: set[str]
+) -> list[tuple[str, str]]:
+    """One project entry checked exactly as in the settings file (the portal's console and
+    project API use this); (key path, message) pairs, empty when it is valid."""
+    problems = [(w, m[:300]) for w, m in _schema_problems(doc, "project")]
+    return problems or _project_rules(doc, "", flavor_slugs, image_slugs)
+
+
 def _semantic_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
     """Rules between sections; runs only on a document that passed the schema."""
     problems: list[tuple[str, str]] = []
@@ -386,27 +418,7 @@ def _semantic_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
     flavor_slugs = {f["slug"] for f in doc["flavors"]}
     image_slugs = {i["slug"] for i in doc["images"]}
     for index, project in enumerate(doc.get("projects", [])):
-        where = f"projects[{index}]"
-        allocation = project["allocation"]
-        start = _parse_date(allocation["valid_from"], f"{where}.allocation.valid_from", problems)
-        end = _parse_date(allocation["valid_until"], f"{where}.allocation.valid_until", problems)
-        if start and end and end < start:
-            problems.append(
-                (f"{where}.allocation.valid_until", f"{end} is before valid_from {start}.")
-            )
-        for section, known in (("flavors", flavor_slugs), ("images", image_slugs)):
-            for position, slug in enumerate(project.get(section, [])):
-                if slug not in known:
-                    problems.append(
-                        (
-                            f"{where}.{section}[{position}]",
-                            f"no {section[:-1]} {slug!r} is defined.",
-                        )
-                    )
-        members = [m["user"] for m in project.get("members", [])]
-        for position, user in enumerate(members):
-            if user in members[:position]:
-                problems.append((f"{where}.members[{position}].user", f"{user!r} is listed twice."))
+        problems += _project_rules(project, f"projects[{index}].", flavor_slugs, image_slugs)
     problems += _dataset_problems(
         doc.get("datasets", []), {p["slug"] for p in doc.get("projects", [])}
     )

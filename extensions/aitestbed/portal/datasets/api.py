@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 from aitestbed import settings as site_settings
 from aitestbed.policy.datasets import Viewer, can_see, use_decision
 from aitestbed.portal import models, queries, schemas
-from aitestbed.portal.datasets import files
+from aitestbed.portal.datasets import files, grants
 from aitestbed.portal.datasets.access import (
     audit,
     decide_and_audit,
@@ -298,6 +298,13 @@ def _readable(
     return row
 
 
+def _refused(refused: grants.GrantRefused) -> HTTPException:
+    # A missing dataset or project keeps the plain 404 message the API always gave.
+    if refused.status == 404:
+        return HTTPException(404, str(refused))
+    return _refuse(refused.status, refused.code, str(refused))
+
+
 def _file_problem(problem: files.FileProblem) -> HTTPException:
     return _refuse(problem.status, problem.code, problem.message)
 
@@ -400,7 +407,7 @@ def _grant_out(grant: models.DatasetGrant) -> GrantOut:
     )
 
 
-def _audit_query(
+def audit_query(
     user: UserFilter = None,
     dataset: DatasetFilter = None,
     action: ActionFilter = None,
@@ -425,7 +432,7 @@ def _audit_query(
     return query.order_by(models.DatasetAuditEntry.id.desc())
 
 
-AuditQuery = Annotated[Select, Depends(_audit_query)]
+AuditQuery = Annotated[Select, Depends(audit_query)]
 
 
 def _audit_out(entry: models.DatasetAuditEntry) -> AuditEntryOut:
@@ -699,24 +706,12 @@ def datasets_router() -> APIRouter:
     ) -> GrantOut:
         """Grant a dataset to a project (operators; idempotent)."""
         _require_operator(session, identity, "grant datasets")
-        row = load_dataset(session, slug)
-        target = session.scalar(select(models.Project).where(models.Project.slug == project))
-        if row is None or target is None:
-            raise HTTPException(404, f"There is no dataset {slug!r} or no project {project!r}.")
-        if row.visibility == "public":
-            raise _refuse(409, "public", f"The dataset {slug!r} is public: every user has it.")
-        existing = next((g for g in row.grants if g.project_id == target.id), None)
-        if existing is None:
-            existing = models.DatasetGrant(
-                project_id=target.id,
-                source="api",
-                granted_by=identity.name,
-                granted_at=models.utcnow(),
-            )
-            row.grants.append(existing)
-            _audit_change(session, identity, "grant", slug, project=project)
-            session.commit()
-        return _grant_out(existing)
+        try:
+            made = grants.grant(session, identity.name, slug, project)
+        except grants.GrantRefused as refused:
+            raise _refused(refused) from None
+        session.commit()
+        return _grant_out(made)
 
     @router.delete("/datasets/{slug}/grants/{project}", status_code=204)
     def revoke(
@@ -725,18 +720,10 @@ def datasets_router() -> APIRouter:
         """Take a grant back (operators). Running sessions keep their mount until they stop;
         new sessions and jobs no longer get it."""
         _require_operator(session, identity, "revoke grants")
-        row = load_dataset(session, slug)
-        grant = row and next((g for g in row.grants if g.project.slug == project), None)
-        if grant is None:
-            raise HTTPException(404, f"The dataset {slug!r} is not granted to {project!r}.")
-        if grant.source == "settings":
-            raise _refuse(
-                409,
-                "owned-by-settings",
-                "This grant is in the site settings file; remove it there.",
-            )
-        row.grants.remove(grant)
-        _audit_change(session, identity, "revoke", slug, project=project)
+        try:
+            grants.revoke(session, identity.name, slug, project)
+        except grants.GrantRefused as refused:
+            raise _refused(refused) from None
         session.commit()
         return Response(status_code=204)
 

@@ -148,3 +148,25 @@ def decline(
     row.decision_note = decision.note.strip()
     session.flush()
     return row
+
+
+def recently_decided(session: Session, limit: int = 20) -> list[models.AccessRequest]:
+    """The last decided requests, newest decision first (the operator sees the results)."""
+    query = (
+        _query()
+        .where(models.AccessRequest.status != AccessRequestStatus.PENDING)
+        .order_by(models.AccessRequest.decided_at.desc(), models.AccessRequest.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def outcome(row: models.AccessRequest) -> str:
+    """The decision in words, as the requester and the operator read it."""
+    if row.status == AccessRequestStatus.APPROVED:
+        granted = row.granted_project.slug if row.granted_project else "a removed project"
+        role = row.granted_role.value if row.granted_role else "member"
+        return f"approved: {row.user.name} is now {role} of {granted}"
+    if row.status == AccessRequestStatus.DECLINED:
+        return "declined"
+    return "pending: an operator will decide"

@@ -1,0 +1,88 @@
+"""REST routes of access requests (``/api/access-requests``); changes need a header token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from sqlalchemy.orm import Session
+
+from aitestbed.portal import queries, schemas
+from aitestbed.portal.access_requests import logic
+from aitestbed.portal.access_requests.logic import AccessRequestError
+from aitestbed.portal.auth import Identity
+from aitestbed.portal.db import transaction
+from aitestbed.portal.deps import CurrentUser, RowId
+
+
+def run(request: Request, work: Callable[[Session], object]):
+    """``work`` in one transaction; a refused request becomes its HTTP answer."""
+    try:
+        with transaction(request.app.state.sessions) as session:
+            return work(session)
+    except AccessRequestError as error:
+        raise HTTPException(error.status, str(error)) from None
+
+
+def _operator(request: Request, identity: Identity) -> bool:
+    with request.app.state.sessions() as session:
+        return queries.is_operator(session, identity)
+
+
+def access_api_router() -> APIRouter:
+    router = APIRouter(
+        prefix="/api/access-requests", tags=["access requests"], responses=schemas.ERRORS
+    )
+
+    @router.post("", status_code=201, response_model=schemas.AccessRequestOut)
+    def create(body: schemas.AccessRequestIn, identity: CurrentUser, request: Request):
+        """Ask for access to a project (or to get one). One pending request per user."""
+        return run(request, lambda s: logic.to_wire(logic.create(s, identity.name, body)))
+
+    @router.get("", response_model=list[schemas.AccessRequestOut])
+    def listing(
+        identity: CurrentUser,
+        request: Request,
+        status: Annotated[schemas.AccessRequestStatus | None, Query()] = None,
+    ):
+        """Your requests; operators see everyone's. Filter with ?status=pending."""
+        operator = _operator(request, identity)
+        return run(
+            request,
+            lambda s: [logic.to_wire(r) for r in logic.listing(s, identity.name, operator, status)],
+        )
+
+    @router.get("/{request_id}", response_model=schemas.AccessRequestOut)
+    def one(request_id: RowId, identity: CurrentUser, request: Request):
+        """One request: your own, or any for operators."""
+        operator = _operator(request, identity)
+        return run(
+            request, lambda s: logic.to_wire(logic.get(s, request_id, identity.name, operator))
+        )
+
+    def _require_operator(request: Request, identity: Identity) -> None:
+        if not _operator(request, identity):
+            raise HTTPException(403, "Only operators decide access requests.")
+
+    @router.post("/{request_id}/approve", response_model=schemas.AccessRequestOut)
+    def approve(
+        request_id: RowId, body: schemas.AccessApproval, identity: CurrentUser, request: Request
+    ):
+        """Operators: grant the membership the request asks for (or the project given)."""
+        _require_operator(request, identity)
+        return run(
+            request, lambda s: logic.to_wire(logic.approve(s, request_id, identity.name, body))
+        )
+
+    @router.post("/{request_id}/decline", response_model=schemas.AccessRequestOut)
+    def decline(
+        request_id: RowId, body: schemas.AccessDecline, identity: CurrentUser, request: Request
+    ):
+        """Operators: close the request without access; the note is shown to the user."""
+        _require_operator(request, identity)
+        return run(
+            request, lambda s: logic.to_wire(logic.decline(s, request_id, identity.name, body))
+        )
+
+    return router

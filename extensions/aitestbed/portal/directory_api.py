@@ -1,0 +1,85 @@
+"""The hub's questions about who belongs where, answered over the portal's internal API.
+
+The hub never opens the portal database: it asks here, with the portal service's own API
+token (the same hub-only check as admission), and the rules stay in
+:mod:`aitestbed.portal.directory`.
+
+- ``GET  api/internal/users/{user}/standing``: does the user belong to a project whose
+  allocation is valid today? The hub asks before every start (and to pick the landing page).
+- ``PUT  api/internal/users/{user}/sso-grants``: what single sign-on granted at this login
+  (instructor flag, project memberships with roles) becomes the user's SSO memberships;
+  what the provider no longer grants is removed. Idempotent: the same grants twice change
+  nothing the second time.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, Field
+
+from aitestbed.portal import schemas
+from aitestbed.portal.db import transaction
+from aitestbed.portal.deps import DbSession
+from aitestbed.portal.directory import apply_sso_grants, has_active_project
+from aitestbed.portal.sessions import require_hub
+
+SLUG = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+# Any name the hub accepted at login (the provider's claim, normalised by the hub).
+UserName = Annotated[str, Path(min_length=1, max_length=255)]
+
+
+class Standing(BaseModel):
+    user: str
+    active_project: bool = Field(
+        description="Member of at least one project whose allocation is valid today."
+    )
+
+
+class ProjectGrant(BaseModel):
+    project: str = Field(pattern=SLUG, max_length=63)
+    role: Literal["member", "manager"]
+
+
+class SsoGrants(BaseModel):
+    instructor: bool
+    projects: list[ProjectGrant] = Field(
+        max_length=1000, description="Every project single sign-on grants, with the role."
+    )
+
+
+class SsoChanges(BaseModel):
+    user: str
+    added: list[str]
+    removed: list[str]
+    updated: list[str]
+
+
+def directory_router() -> APIRouter:
+    router = APIRouter(
+        prefix="/api/internal",
+        tags=["hub"],
+        dependencies=[Depends(require_hub)],
+        responses=schemas.ERRORS,
+    )
+
+    @router.get("/users/{user}/standing", response_model=Standing)
+    def standing(user: UserName, session: DbSession) -> Standing:
+        """Whether ``user`` belongs to a project with a valid allocation today."""
+        return Standing(user=user, active_project=has_active_project(session, user, date.today()))
+
+    @router.put("/users/{user}/sso-grants", response_model=SsoChanges)
+    def sso_grants(user: UserName, body: SsoGrants, request: Request) -> SsoChanges:
+        """Make the user's SSO memberships exactly ``projects`` (unknown projects skipped)."""
+        with transaction(request.app.state.sessions) as session:
+            changes = apply_sso_grants(
+                session,
+                user,
+                instructor=body.instructor,
+                projects=[(grant.project, grant.role) for grant in body.projects],
+            )
+        return SsoChanges(user=user, **changes)
+
+    return router
