@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
@@ -186,6 +186,31 @@ def test_nan_anywhere_in_a_body_is_refused_naming_where(shared):
         assert (response.status_code, response.json()) == (422, problem(field, NOT_FINITE)), path
     assert shared.get(PREFIX + "api/projects/nan-co", headers=OPERATOR).status_code == 404
     assert shared.get(PREFIX + "api/access-requests", headers=OPERATOR).json() == []
+
+
+def test_time_filters_are_dates_compared_in_utc(shared):
+    for text in ("-1390", "1700000000", "yesterday"):
+        response = shared.get(PREFIX + f"api/dataset-audit?since={text}", headers=OPERATOR)
+        assert (response.status_code, response.json()) == (
+            422,
+            problem("since", "give a date and time like 2026-11-01T00:00:00Z"),
+        )
+    shared.get(PREFIX + "api/datasets?q=probe-entry", headers=MEMBER)
+    entry = shared.get(PREFIX + "api/dataset-audit?limit=1", headers=OPERATOR).json()[0]
+    at = datetime.fromisoformat(entry["at"])
+    five_east = timezone(timedelta(hours=5))
+
+    def found(**bounds):
+        query = "&".join(
+            f"{k}={(at + d).astimezone(five_east).isoformat().replace('+', '%2B')}"
+            for k, d in bounds.items()
+        )
+        listed = shared.get(PREFIX + f"api/dataset-audit?{query}", headers=OPERATOR).json()
+        return entry["id"] in [e["id"] for e in listed]
+
+    assert found(since=timedelta(seconds=-1), until=timedelta(seconds=1))
+    assert not found(since=timedelta(seconds=1))
+    assert not found(until=timedelta(seconds=-1))
 
 
 def test_a_month_no_date_can_hold_is_a_422(shared):

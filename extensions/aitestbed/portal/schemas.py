@@ -11,10 +11,11 @@ Conventions every router follows:
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import re
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, StrictInt, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictInt, field_validator
 
 from aitestbed.portal.jobs.spec import MAX_PARAMETER_DEPTH, json_depth
 from aitestbed.portal.usage import as_utc
@@ -25,6 +26,24 @@ MAX_DB_INT = 2**63 - 1
 
 
 UtcDateTime = Annotated[datetime, AfterValidator(as_utc)]
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _date_time_text(value: Any) -> Any:
+    """A time filter is written as a date and time (RFC 3339), never as a bare number
+    (which pydantic would read as seconds since 1970)."""
+    if isinstance(value, str) and not _DATE_TIME.match(value):
+        raise ValueError("give a date and time like 2026-11-01T00:00:00Z")
+    return value
+
+
+def in_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a time without an offset is taken as UTC."""
+    return as_utc(moment).astimezone(UTC)
+
+
+# A time filter in a query: RFC 3339 text, compared in UTC whatever offset it was given in.
+TimeFilter = Annotated[datetime, BeforeValidator(_date_time_text), AfterValidator(in_utc)]
 
 
 class FieldProblem(BaseModel):

@@ -38,7 +38,7 @@ from aitestbed.portal.datasets.storage import SizeMeasurer, SizeState, storage_p
 from aitestbed.portal.deps import CurrentUser, DbSession, Offset
 from aitestbed.portal.errors import invalid_fields
 from aitestbed.portal.export import csv_text
-from aitestbed.portal.schemas import UtcDateTime
+from aitestbed.portal.schemas import TimeFilter, UtcDateTime, in_utc
 from aitestbed.portal.seed import get_or_create_user, storage_fields
 
 DATASET_SLUG = r"^[a-z0-9]([a-z0-9-]{0,58}[a-z0-9])?$"
@@ -412,10 +412,11 @@ def audit_query(
     dataset: DatasetFilter = None,
     action: ActionFilter = None,
     allowed: bool | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: TimeFilter | None = None,
+    until: TimeFilter | None = None,
 ):
-    """The audit entries the filters select, newest first (a FastAPI dependency)."""
+    """The audit entries the filters select, newest first (a FastAPI dependency); times
+    are compared in UTC."""
     query = select(models.DatasetAuditEntry)
     if user:
         query = query.where(models.DatasetAuditEntry.user == user)
@@ -426,9 +427,9 @@ def audit_query(
     if allowed is not None:
         query = query.where(models.DatasetAuditEntry.allowed == allowed)
     if since:
-        query = query.where(models.DatasetAuditEntry.at >= since)
+        query = query.where(models.DatasetAuditEntry.at >= in_utc(since))
     if until:
-        query = query.where(models.DatasetAuditEntry.at < until)
+        query = query.where(models.DatasetAuditEntry.at < in_utc(until))
     return query.order_by(models.DatasetAuditEntry.id.desc())
 
 
