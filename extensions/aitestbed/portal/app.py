@@ -23,6 +23,7 @@ from aitestbed.portal import errors, queries, schemas
 from aitestbed.portal.access_requests.api import access_api_router
 from aitestbed.portal.access_requests.pages import access_pages_router
 from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity
+from aitestbed.portal.courses.api import courses_router, join_router
 from aitestbed.portal.datasets.api import datasets_router
 from aitestbed.portal.datasets.storage import SizeMeasurer
 from aitestbed.portal.db import session_factory
@@ -34,6 +35,7 @@ from aitestbed.portal.jobs.gateway import JobError, JobGateway
 from aitestbed.portal.jobs.poller import poll_forever
 from aitestbed.portal.page_routes import feature_routers
 from aitestbed.portal.pages import PageUser, landing, page_user
+from aitestbed.portal.server_errors import ServerErrorAnswer
 from aitestbed.portal.sessions import sessions_router
 from aitestbed.portal.usage import usage_csv
 
@@ -215,6 +217,8 @@ def create_app(
     background: Sequence[BackgroundTask] = (),
     state_dir: pathlib.Path | None = None,
     dataset_roots: Sequence[pathlib.Path] | None = None,
+    timezone: str = "UTC",
+    known_users: frozenset[str] | None = None,
 ) -> FastAPI:
     """The portal application, mounted under ``prefix`` (ends with a slash).
 
@@ -245,6 +249,8 @@ def create_app(
     app.state.internal_token = internal_token
     app.state.jobs = jobs
     app.state.state_dir = state_dir
+    app.state.timezone = timezone  # the site's: course slots and times shown to users
+    app.state.known_users = known_users  # who can log in (None: whoever the provider knows)
     app.state.site_name = site_name
     if dataset_roots is None:
         dataset_roots = [state_dir / "datasets"] if state_dir else []
@@ -253,11 +259,15 @@ def create_app(
     errors.install(app)
     app.add_middleware(FiniteJsonBodies)
     app.add_exception_handler(JobError, job_error_handler)
+    # Outermost handler of our own: an error never closes the proxy's kept-alive connection.
+    app.add_middleware(ServerErrorAnswer)
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
     app.include_router(sessions_router(), prefix=prefix.rstrip("/"))
     app.include_router(directory_router(), prefix=prefix.rstrip("/"))
     app.include_router(jobs_router(), prefix=prefix.rstrip("/"))
     app.include_router(datasets_router(), prefix=prefix.rstrip("/"))
+    app.include_router(join_router(), prefix=prefix.rstrip("/"))
+    app.include_router(courses_router(), prefix=prefix.rstrip("/"))
     app.include_router(pages_router(site_name), prefix=prefix.rstrip("/"))
     app.include_router(access_api_router(), prefix=prefix.rstrip("/"))
     app.include_router(access_pages_router(), prefix=prefix.rstrip("/"))

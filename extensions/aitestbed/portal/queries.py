@@ -35,6 +35,7 @@ def _summary(project: models.Project, role: str | None, today: date) -> schemas.
     return schemas.ProjectSummary(
         slug=project.slug,
         title=project.title,
+        kind=project.kind,
         status=project.status(today),
         role=role,
         allocation=_allocation(project),

@@ -77,8 +77,10 @@ def jobs_router() -> APIRouter:
             str | None, Header(alias="Idempotency-Key", min_length=1, max_length=128)
         ] = None,
     ) -> schemas.JobOut:
-        """Submit a job. With an idempotency key (header or body), a retry returns the job
-        the first request made (200) instead of making another."""
+        """Submit a job. With an idempotency key (header or body), a retry with the same
+        body returns the job the first request made (200) instead of making another; the
+        same key with a different body is refused (422). A 503 that names a job id means
+        the batch system may have received it: retry with the same key to learn its fate."""
         request = body.model_dump(exclude_none=True)
         key = idempotency_key or request.pop("idempotency_key", None)
         request.pop("idempotency_key", None)
