@@ -35,7 +35,7 @@ pytestmark = pytest.mark.integration
 
 USERS = {"alice": "alice-pw", "olivia": "olivia-pw"}
 PREFIX = "/services/portal/"
-EXAMPLES = 10
+EXAMPLES = 8
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
