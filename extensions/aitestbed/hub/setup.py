@@ -105,7 +105,12 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
     # This runs inside the hub process, which loads its configuration itself.
     hub_pid = {PARENT_PID_ENV: str(os.getpid())}
     env = {SETTINGS_ENV: str(settings.path), **hub_pid}
-    for name in (DATABASE_URL_ENV, "AITESTBED_RECONCILE_SECONDS", "AITESTBED_COURSE_SYNC_SECONDS"):
+    for name in (
+        DATABASE_URL_ENV,
+        "AITESTBED_RECONCILE_SECONDS",
+        "AITESTBED_COURSE_SYNC_SECONDS",
+        "AITESTBED_TOKEN_CACHE_SECONDS",
+    ):
         if os.environ.get(name):
             env[name] = os.environ[name]
     if os.environ.get("AITESTBED_PORTAL_SERVICE_URL"):

@@ -109,6 +109,7 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
 
     from aitestbed.portal.app import create_app
     from aitestbed.portal.auth import HubIdentity
+    from aitestbed.portal.token_cache import DEFAULT_TTL_SECONDS, CachedIdentity
 
     service_url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/portal/")
@@ -127,7 +128,10 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
     sessions = session_factory(engine)
     app = create_app(
         engine=engine,
-        identity=HubIdentity(HubOAuth(cache_max_age=60)),
+        identity=CachedIdentity(
+            HubIdentity(HubOAuth()),
+            ttl=float(os.environ.get("AITESTBED_TOKEN_CACHE_SECONDS", DEFAULT_TTL_SECONDS)),
+        ),
         prefix=prefix,
         site_name=settings.site.name,
         jobs=make_gateway(settings, engine),

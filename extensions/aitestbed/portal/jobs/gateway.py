@@ -380,11 +380,21 @@ class JobGateway:
 
     # -- read, cancel, logs ------------------------------------------------------------
 
-    def list(self, identity: Identity, *, everyone: bool = False) -> list[models.Job]:
+    def list(
+        self,
+        identity: Identity,
+        *,
+        everyone: bool = False,
+        limit: int | None = None,
+        before: int | None = None,
+    ) -> list[models.Job]:
+        """Newest first; ``limit`` jobs with an id below ``before`` (a page, see paging)."""
         with self.sessions() as session:
-            query = select(models.Job).order_by(models.Job.id.desc())
+            query = select(models.Job).order_by(models.Job.id.desc()).limit(limit)
             if not (everyone and is_operator(session, identity)):
                 query = query.where(models.Job.owner == identity.name)
+            if before is not None:
+                query = query.where(models.Job.id < before)
             return list(session.scalars(query))
 
     def get(self, identity: Identity, job_id: int) -> models.Job:
