@@ -19,15 +19,17 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Req
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import Engine, text
 
-from aitestbed.portal import queries, schemas
+from aitestbed.portal import errors, queries, schemas
 from aitestbed.portal.access_requests.api import access_api_router
 from aitestbed.portal.access_requests.pages import access_pages_router
 from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity
 from aitestbed.portal.courses.api import courses_router, join_router
 from aitestbed.portal.datasets.api import datasets_router
+from aitestbed.portal.datasets.storage import SizeMeasurer
 from aitestbed.portal.db import session_factory
 from aitestbed.portal.deps import CurrentUser, DbSession
 from aitestbed.portal.directory_api import directory_router
+from aitestbed.portal.finite_json import FiniteJsonBodies
 from aitestbed.portal.jobs.api import job_error_handler, jobs_router
 from aitestbed.portal.jobs.gateway import JobError, JobGateway
 from aitestbed.portal.jobs.poller import poll_forever
@@ -59,8 +61,7 @@ Today = Annotated[date, Depends(_today_dependency)]
 
 
 def api_router() -> APIRouter:
-    router = APIRouter(prefix="/api")
-    problems = {401: {"model": schemas.Problem}, 403: {"model": schemas.Problem}}
+    router = APIRouter(prefix="/api", responses=schemas.ERRORS)
 
     @router.get("/health", response_model=schemas.Health, tags=["service"])
     def health(request: Request) -> schemas.Health:
@@ -74,7 +75,7 @@ def api_router() -> APIRouter:
         status = "ok" if database == "ok" else "degraded"
         return schemas.Health(status=status, database=database, version=VERSION)
 
-    @router.get("/me", response_model=schemas.Me, responses=problems, tags=["users"])
+    @router.get("/me", response_model=schemas.Me, tags=["users"])
     def me(
         identity: CurrentUser,
         session: DbSession,
@@ -86,7 +87,6 @@ def api_router() -> APIRouter:
     @router.get(
         "/projects",
         response_model=list[schemas.ProjectSummary],
-        responses=problems,
         tags=["projects"],
     )
     def list_projects(
@@ -109,7 +109,6 @@ def api_router() -> APIRouter:
     @router.get(
         "/projects/{slug}",
         response_model=schemas.ProjectDetail,
-        responses={**problems, 404: {"model": schemas.Problem}},
         tags=["projects"],
     )
     def get_project(
@@ -124,23 +123,17 @@ def api_router() -> APIRouter:
             raise HTTPException(404, f"No project {slug!r} that you can see.")
         return detail
 
-    @router.get(
-        "/flavors", response_model=list[schemas.FlavorOut], responses=problems, tags=["catalog"]
-    )
+    @router.get("/flavors", response_model=list[schemas.FlavorOut], tags=["catalog"])
     def list_flavors(_identity: CurrentUser, session: DbSession) -> list[schemas.FlavorOut]:
         """The hardware flavors in the catalog."""
         return queries.flavors(session)
 
-    @router.get(
-        "/images", response_model=list[schemas.ImageOut], responses=problems, tags=["catalog"]
-    )
+    @router.get("/images", response_model=list[schemas.ImageOut], tags=["catalog"])
     def list_images(_identity: CurrentUser, session: DbSession) -> list[schemas.ImageOut]:
         """The curated images in the catalog."""
         return queries.images(session)
 
-    @router.get(
-        "/usage", response_model=list[schemas.ProjectUsageOut], responses=problems, tags=["usage"]
-    )
+    @router.get("/usage", response_model=list[schemas.ProjectUsageOut], tags=["usage"])
     def usage(identity: CurrentUser, session: DbSession) -> list[schemas.ProjectUsageOut]:
         """Allocation, GPU-hours used and running sessions of your projects (operators: all)."""
         return queries.project_usage(session, identity, datetime.now(UTC))
@@ -160,6 +153,8 @@ def pages_router(site_name: str) -> APIRouter:
         if not code or not expected or nonce != expected:
             raise HTTPException(403, "Login failed: the OAuth state does not match. Try again.")
         token = await identity.token_for_code(code)
+        if not token:
+            raise HTTPException(403, "Login failed: the hub refused the login code. Try again.")
         prefix = request.app.state.prefix
         if not next_url.startswith(prefix):
             next_url = prefix
@@ -192,9 +187,11 @@ def _lifespan(tasks: Sequence[BackgroundTask]):
     async def lifespan(app: FastAPI):
         running = [asyncio.create_task(task()) for task in tasks]
         app.state.background_tasks = running
+        app.state.dataset_sizes.resume()
         try:
             yield
         finally:
+            app.state.dataset_sizes.close()
             for task in running:
                 task.cancel()
             for task in running:
@@ -215,6 +212,7 @@ def create_app(
     poll_interval: float | None = None,
     background: Sequence[BackgroundTask] = (),
     state_dir: pathlib.Path | None = None,
+    dataset_roots: Sequence[pathlib.Path] | None = None,
     timezone: str = "UTC",
     known_users: frozenset[str] | None = None,
 ) -> FastAPI:
@@ -222,7 +220,8 @@ def create_app(
 
     ``jobs`` is the job gateway (None: the job API answers 503); with ``poll_interval``
     the app runs the gateway's poller while it serves, beside the other ``background``
-    tasks.
+    tasks. ``dataset_roots``: where the operator API may place local datasets (default:
+    the state folder's ``datasets``).
     """
     if not prefix.endswith("/"):
         prefix += "/"
@@ -249,6 +248,12 @@ def create_app(
     app.state.timezone = timezone  # the site's: course slots and times shown to users
     app.state.known_users = known_users  # who can log in (None: whoever the provider knows)
     app.state.site_name = site_name
+    if dataset_roots is None:
+        dataset_roots = [state_dir / "datasets"] if state_dir else []
+    app.state.dataset_roots = tuple(dataset_roots)
+    app.state.dataset_sizes = SizeMeasurer(app.state.sessions)
+    errors.install(app)
+    app.add_middleware(FiniteJsonBodies)
     app.add_exception_handler(JobError, job_error_handler)
     # Outermost handler of our own: an error never closes the proxy's kept-alive connection.
     app.add_middleware(ServerErrorAnswer)

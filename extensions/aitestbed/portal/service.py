@@ -142,6 +142,7 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         poll_interval=settings.jobs.poll_interval_seconds,
         internal_token=os.environ.get("JUPYTERHUB_API_TOKEN"),
         state_dir=settings.site.state_dir,
+        dataset_roots=settings.site.dataset_roots,
         timezone=settings.site.timezone,
         known_users=frozenset(u.name for u in settings.authentication.demo_users)
         if settings.authentication.kind == "demo"

@@ -18,8 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aitestbed.portal import models, queries, schemas
 from aitestbed.portal.deps import CurrentUser, DbSession
+from aitestbed.portal.errors import invalid_fields
 from aitestbed.portal.export import csv_chunks, csv_response, formatted, iso_utc, streamed_rows
 from aitestbed.portal.reports.api import MONTH, month_bounds
+from aitestbed.portal.schemas import TimeFilter
 from aitestbed.portal.usage import CSV_COLUMNS, usage_by_project
 
 # Projects whose usage is computed in one go while the usage report streams.
@@ -131,10 +133,9 @@ def usage_records(
 
 def reports_router() -> APIRouter:
     router = APIRouter(tags=["usage"])
-    problems = {401: {"model": schemas.Problem}, 403: {"model": schemas.Problem}}
-    csv_body = {200: {"content": {"text/csv": {}}}}
+    csv_body = {200: {"content": {"text/csv": {}}}, **schemas.FILE_ERRORS}
 
-    @router.get("/usage.csv", response_class=StreamingResponse, responses={**problems, **csv_body})
+    @router.get("/usage.csv", response_class=StreamingResponse, responses=csv_body)
     def usage_export(
         request: Request, identity: CurrentUser, session: DbSession
     ) -> StreamingResponse:
@@ -144,15 +145,13 @@ def reports_router() -> APIRouter:
         rows = project_usage_records(request.app.state.sessions, datetime.now(UTC))
         return csv_response(csv_chunks(rows, CSV_COLUMNS), "usage.csv")
 
-    @router.get(
-        "/usage-records.csv", response_class=StreamingResponse, responses={**problems, **csv_body}
-    )
+    @router.get("/usage-records.csv", response_class=StreamingResponse, responses=csv_body)
     def usage_records_export(
         request: Request,
         identity: CurrentUser,
         session: DbSession,
-        since: Annotated[datetime | None, Query(description="Started at or after.")] = None,
-        until: Annotated[datetime | None, Query(description="Started before.")] = None,
+        since: Annotated[TimeFilter | None, Query(description="Started at or after.")] = None,
+        until: Annotated[TimeFilter | None, Query(description="Started before.")] = None,
         month: Annotated[
             str | None, Query(pattern=MONTH, description="A calendar month, YYYY-MM (UTC).")
         ] = None,
@@ -162,7 +161,12 @@ def reports_router() -> APIRouter:
         if not queries.is_operator(session, identity):
             raise HTTPException(403, "Only operators can export the usage records.")
         if month is not None:
-            since, until = month_bounds(month)
+            try:
+                since, until = month_bounds(month)
+            except ValueError:  # year 0000 or 9999-12: outside what a date can hold
+                raise invalid_fields(
+                    [("month", "give a month between 0001-01 and 9999-11.")]
+                ) from None
         rows = usage_records(request.app.state.sessions, since, until)
         times = RECORD_COLUMNS.index("started_at"), RECORD_COLUMNS.index("ended_at")
         formatters = [iso_utc if i in times else None for i in range(len(RECORD_COLUMNS))]
