@@ -220,12 +220,14 @@ def create_app(
     state_dir: pathlib.Path | None = None,
     timezone: str = "UTC",
     known_users: frozenset[str] | None = None,
+    hub_users: Callable[[], Coroutine[Any, Any, list[dict]]] | None = None,
 ) -> FastAPI:
     """The portal application, mounted under ``prefix`` (ends with a slash).
 
     ``jobs`` is the job gateway (None: the job API answers 503); with ``poll_interval``
     the app runs the gateway's poller while it serves, beside the other ``background``
-    tasks.
+    tasks. ``hub_users`` reads the hub's users with a server (the course pages show
+    their students' servers; None: the states show as unknown).
     """
     if not prefix.endswith("/"):
         prefix += "/"
@@ -252,6 +254,7 @@ def create_app(
     app.state.timezone = timezone  # the site's: course slots and times shown to users
     app.state.known_users = known_users  # who can log in (None: whoever the provider knows)
     app.state.site_name = site_name
+    app.state.hub_users = hub_users
     app.add_exception_handler(JobError, job_error_handler)
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
     app.include_router(sessions_router(), prefix=prefix.rstrip("/"))

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Request, Response
 from fastapi import Path as PathParam
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -17,9 +18,11 @@ from aitestbed import settings as site_settings
 from aitestbed.policy.courses import current_slot, next_opening, opening_words
 from aitestbed.portal import models, queries
 from aitestbed.portal.courses import enrolment
+from aitestbed.portal.courses.classroom import active_hub_users, class_csv, class_rows
 from aitestbed.portal.courses.roster import parse_roster
 from aitestbed.portal.courses.store import CourseView, course_for, rule_of, save_course
 from aitestbed.portal.deps import CurrentUser, DbSession
+from aitestbed.portal.pages import hub_base
 
 SLUG = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 USERNAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -65,6 +68,17 @@ class CourseDetail(CourseSummary):
     members: list[CourseMemberOut] | None = Field(
         description="The roster: for the course's staff and operators only."
     )
+
+
+class StudentOut(BaseModel):
+    user: str
+    role: CourseRole
+    server: Literal["running", "starting", "stopping", "stopped", "unknown"] = Field(
+        description="The member's default server; unknown while the hub does not answer."
+    )
+    last_activity: datetime | None
+    gpu_hours: float = Field(description="GPU-hours the member used in this course.")
+    open_path: str = Field(description="The member's server (the hub asks once to authorize).")
 
 
 class RosterResult(BaseModel):
@@ -171,6 +185,12 @@ def _staff(request: Request, session, slug: str, identity) -> CourseView:
             403, "not-course-staff", "Only the course's instructors and assistants may do this."
         )
     return view
+
+
+async def _class(request: Request, session, slug: str, identity):
+    view = _staff(request, session, slug, identity)
+    active = await active_hub_users(request.app.state)
+    return class_rows(session, view.project, active, _now(), hub_base(request.app.state.prefix))
 
 
 def _operator(session, identity) -> None:
@@ -280,6 +300,30 @@ def courses_router() -> APIRouter:
         save_course(session, spec, timezone=timezone, source="api")
         session.commit()
         return _detail(session, course_for(session, slug, identity.name, True), timezone, _now())
+
+    @router.get("/{slug}/class", response_model=list[StudentOut])
+    async def get_class(
+        slug: CourseSlug, request: Request, identity: CurrentUser, session: DbSession
+    ) -> list[StudentOut]:
+        """Every member with their server's state, last activity and GPU-hours (staff)."""
+        rows = await _class(request, session, slug, identity)
+        return [StudentOut(**vars(r)) for r in rows]
+
+    @router.get(
+        "/{slug}/class.csv",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/csv": {}}}},
+    )
+    async def get_class_csv(
+        slug: CourseSlug, request: Request, identity: CurrentUser, session: DbSession
+    ) -> PlainTextResponse:
+        """The roster with usage as CSV: user, role, server, last_activity, gpu_hours."""
+        rows = await _class(request, session, slug, identity)
+        return PlainTextResponse(
+            class_csv(rows),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{slug}-class.csv"'},
+        )
 
     @router.post(
         "/{slug}/roster",
