@@ -94,6 +94,7 @@ def courses_pages_router() -> APIRouter:
                 staff=staff,
                 students=students,
                 hub_known=active is not None,
+                hub_base_url=hub_base(request.app.state.prefix),
                 codes=[(row, enrolment.shown_code(row.code)) for row in codes],
                 notice=notice,
                 problem=problem,
