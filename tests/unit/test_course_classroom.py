@@ -122,3 +122,113 @@ def test_the_class_is_staff_only_and_other_courses_look_missing(classroom, path)
     ):
         answer = call(client, "GET", path, user)
         assert answer.status_code == status and answer.json()["detail"]["code"] == code
+
+
+HOSTILE = "Lab at 9 <script>alert('x')</script> & bring \"notes\"\nsecond line"
+
+
+def test_a_message_to_the_class_reaches_students_everywhere_escaped(classroom):
+    from aitestbed.hub.policy_spawner import context_datasets, parse_context
+    from aitestbed.hub.spawn_form import render_spawn_form
+    from aitestbed.policy.options import spawn_options
+
+    client, _answers = classroom
+    posted = call(client, "PUT", "courses/dl-101/message", "tom", json={"text": HOSTILE})
+    assert posted.status_code == 200
+    assert posted.json()["text"] == HOSTILE and posted.json()["by"] == "tom"
+
+    mine = {c["slug"]: c for c in call(client, "GET", "courses", "sam").json()}
+    assert mine["dl-101"]["message"]["text"] == HOSTILE
+    theirs = {c["slug"]: c for c in call(client, "GET", "courses", "sue").json()}
+    assert theirs["ml-201"]["message"] is None  # another course's class sees nothing
+
+    shown = page(client, "sam", "courses/dl-101").text
+    assert "<script>alert" not in shown
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; bring &#34;notes&#34;" in shown
+
+    # The sessions page: the hub renders the portal's spawn context.
+    context = client.get(
+        "/services/portal/api/internal/spawn-context/sam",
+        headers={"Authorization": "token hub-secret"},
+    ).json()
+    assert context["messages"] == {"dl-101": HOSTILE}
+    projects, flavors, images, _running = parse_context(context)
+    form = render_spawn_form(
+        spawn_options(projects, flavors, images, NOW.date()),
+        {},
+        messages=context["messages"],
+        datasets=context_datasets(context),
+    )
+    assert "<script>alert" not in form
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; bring &quot;notes&quot;" in form
+
+    withdrawn = call(client, "DELETE", "courses/dl-101/message", "ingrid")
+    assert withdrawn.status_code == 204
+    assert call(client, "GET", "courses/dl-101", "sam").json()["message"] is None
+
+
+@pytest.mark.parametrize(
+    ("user", "body", "status", "check"),
+    [
+        ("sam", {"text": "hi"}, 403, "not-course-staff"),
+        ("sue", {"text": "hi"}, 404, "unknown-course"),
+        ("ivan", {"text": "hi"}, 404, "unknown-course"),
+        ("ingrid", {"text": ""}, 422, "text"),
+        ("ingrid", {"text": "   "}, 422, "text"),
+        ("ingrid", {"text": "x" * 2001}, 422, "text"),
+        ("ingrid", {}, 422, "text"),
+    ],
+)
+def test_bad_messages_are_refused(classroom, user, body, status, check):
+    client, _answers = classroom
+    answer = call(client, "PUT", "courses/dl-101/message", user, json=body)
+    assert answer.status_code == status
+    detail = answer.json()["detail"]
+    if status == 422:
+        assert any(check in (d.get("loc") or [d.get("field")]) for d in detail), detail
+    else:
+        assert detail["code"] == check
+    assert call(client, "GET", "courses/dl-101", "sam").json()["message"] is None
+
+
+def test_staff_post_the_message_from_the_course_page(classroom):
+    client, _answers = classroom
+    posted = page(client, "ingrid", "courses/dl-101/message", message="Bring  <b>data</b>")
+    assert posted.status_code == 303 and posted.headers["location"].endswith("?notice=message")
+    shown = page(client, "sam", "courses/dl-101").text
+    assert 'id="class-message"' in shown and "Bring  &lt;b&gt;data&lt;/b&gt;" in shown
+    long = page(client, "ingrid", "courses/dl-101/message", message="x" * 2001)
+    assert long.status_code == 422 and "The message is too long" in long.text
+    assert page(client, "sam", "courses/dl-101/message", message="hi").status_code == 404
+    cleared = page(client, "ingrid", "courses/dl-101/message", message="")
+    assert cleared.status_code == 303
+    assert 'id="class-message"' not in page(client, "sam", "courses/dl-101").text
+
+
+def test_the_quota_panel_shows_the_message(tmp_path, database_url, monkeypatch):
+    """The notebook's quota panel against the portal app itself."""
+    from aitestbed.notebook.client import PortalClient
+    from aitestbed.notebook.widgets import QuotaPanel
+
+    from tests.unit.test_courses_api import served
+
+    monkeypatch.delenv("AITESTBED_DATABASE_URL", raising=False)
+    app, engine = make_app(settings_for(tmp_path, database_url))
+    try:
+        with served(app) as api:
+            base = api.removesuffix("api/")
+            empty = QuotaPanel(PortalClient(base, "t-sam"))
+            assert "aitestbed-course-message" not in "".join(
+                getattr(w, "value", "") for w in empty.body.children
+            )
+            PortalClient(base, "t-ingrid")._request(
+                "PUT", "api/courses/dl-101/message", json={"text": HOSTILE}
+            )
+            panel = QuotaPanel(PortalClient(base, "t-sam"))
+            shown = "".join(getattr(w, "value", "") for w in panel.body.children)
+            assert "aitestbed-course-message" in shown and "<script>alert" not in shown
+            assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in shown
+            other = QuotaPanel(PortalClient(base, "t-sue"))
+            assert "alert" not in "".join(getattr(w, "value", "") for w in other.body.children)
+    finally:
+        engine.dispose()

@@ -201,6 +201,7 @@ class PolicySpawnerMixin(LoggingConfigurable):
             context_datasets(context),
             access_url=self.hub.base_url.removesuffix("hub/") + ACCESS_PAGE,
             capacity_note=self.capacity_note,
+            messages=context.get("messages") or {},
         )
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:

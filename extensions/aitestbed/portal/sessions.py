@@ -103,6 +103,9 @@ class SpawnContext(BaseModel):
     sessions_by_flavor: dict[str, int] = Field(
         description="Running sessions of all users per flavor (for capacity)."
     )
+    messages: dict[str, str] = Field(
+        default_factory=dict, description="Per course slug: the staff's message to the class."
+    )
 
 
 class SessionStart(BaseModel):
@@ -200,6 +203,18 @@ def decide_session_datasets(
     return mounts, refusals
 
 
+def course_messages(session, slugs: list[str]) -> dict[str, str]:
+    """The staff's message of each of these projects that is a course and has one."""
+    if not slugs:
+        return {}
+    rows = session.execute(
+        select(models.Project.slug, models.Course.message)
+        .join(models.Course, models.Course.project_id == models.Project.id)
+        .where(models.Project.slug.in_(slugs), models.Course.message.is_not(None))
+    )
+    return dict(rows.all())
+
+
 def sessions_router() -> APIRouter:
     router = APIRouter(prefix="/api/internal", tags=["hub"], dependencies=[Depends(require_hub)])
 
@@ -235,6 +250,7 @@ def sessions_router() -> APIRouter:
             flavors=[FlavorState.model_validate(f, from_attributes=True) for f in flavors],
             images=[ImageState.model_validate(i, from_attributes=True) for i in images],
             sessions_by_flavor=open_sessions_by_flavor(session),
+            messages=course_messages(session, [s.slug for s, _, _ in states]),
         )
 
     @router.post(

@@ -37,6 +37,19 @@ class Environment(BaseModel):
     cpu_flavor: str | None
 
 
+MAX_MESSAGE = 2000
+
+
+class CourseMessage(BaseModel):
+    text: str = Field(description="Plain text; shown escaped, line breaks kept.")
+    by: str
+    at: datetime
+
+
+class CourseMessageIn(BaseModel):
+    text: str = Field(min_length=1, max_length=MAX_MESSAGE)
+
+
 class CourseSummary(BaseModel):
     slug: str
     title: str
@@ -51,6 +64,7 @@ class CourseSummary(BaseModel):
     environment: Environment
     student_gpu_hours: float | None
     source: Literal["settings", "api"]
+    message: CourseMessage | None = Field(description="The staff's message to the class.")
 
 
 class CourseMemberOut(BaseModel):
@@ -140,7 +154,24 @@ def _summary_fields(view: CourseView, timezone: str, now: datetime) -> dict[str,
         ),
         "student_gpu_hours": course.student_gpu_hours,
         "source": course.source,
+        "message": message_of(course),
     }
+
+
+def message_of(course: models.Course) -> CourseMessage | None:
+    if not course.message:
+        return None
+    return CourseMessage(
+        text=course.message, by=course.message_by or "", at=enrolment._aware(course.message_at)
+    )
+
+
+def set_message(course: models.Course, text: str, by: str, now: datetime) -> None:
+    """Post (or with an empty text, withdraw) the message to the class."""
+    text = text.replace("\r\n", "\n").strip()
+    course.message, course.message_by, course.message_at = (
+        (text, by, now) if text else (None, None, None)
+    )
 
 
 def _detail(session, view: CourseView, timezone: str, now: datetime) -> CourseDetail:
@@ -300,6 +331,33 @@ def courses_router() -> APIRouter:
         save_course(session, spec, timezone=timezone, source="api")
         session.commit()
         return _detail(session, course_for(session, slug, identity.name, True), timezone, _now())
+
+    @router.put("/{slug}/message", response_model=CourseMessage)
+    def post_message(
+        slug: CourseSlug,
+        body: CourseMessageIn,
+        request: Request,
+        identity: CurrentUser,
+        session: DbSession,
+    ) -> CourseMessage:
+        """Post a message to the class (staff); it replaces the one before. Students see it
+        on the course page, the sessions page and the notebook's quota panel."""
+        view = _staff(request, session, slug, identity)
+        if not body.text.strip():
+            raise HTTPException(422, [{"field": "text", "message": "The message is empty."}])
+        set_message(view.project.course, body.text, identity.name, _now())
+        session.commit()
+        return message_of(view.project.course)
+
+    @router.delete("/{slug}/message", status_code=204)
+    def withdraw_message(
+        slug: CourseSlug, request: Request, identity: CurrentUser, session: DbSession
+    ) -> Response:
+        """Withdraw the message to the class (staff)."""
+        view = _staff(request, session, slug, identity)
+        set_message(view.project.course, "", identity.name, _now())
+        session.commit()
+        return Response(status_code=204)
 
     @router.get("/{slug}/class", response_model=list[StudentOut])
     async def get_class(

@@ -9,7 +9,13 @@ from sqlalchemy import select
 
 from aitestbed.portal import models
 from aitestbed.portal.courses import enrolment
-from aitestbed.portal.courses.api import _detail, _now, _summary_fields
+from aitestbed.portal.courses.api import (
+    MAX_MESSAGE,
+    _detail,
+    _now,
+    _summary_fields,
+    set_message,
+)
 from aitestbed.portal.courses.classroom import active_hub_users, class_rows
 from aitestbed.portal.courses.roster import parse_roster
 from aitestbed.portal.courses.store import course_for
@@ -122,6 +128,7 @@ def courses_pages_router() -> APIRouter:
                 "code": "A new join code is ready.",
                 "roster": "The roster was imported.",
                 "removed": "The member was removed; their files are kept.",
+                "message": "The message to the class is updated.",
             }.get(notice, ""),
         )
 
@@ -161,6 +168,24 @@ def courses_pages_router() -> APIRouter:
                 now=_now(),
             )
         return RedirectResponse(f"{request.app.state.prefix}courses/{slug}?notice=code", 303)
+
+    @router.post("/courses/{slug}/message")
+    async def message(request: Request, slug: str):
+        user, form = await form_user(request)
+        view = staff_view(request, user, slug)
+        text = form.get("message", "")
+        if len(text) > MAX_MESSAGE:
+            return await course_view(
+                request,
+                user,
+                slug,
+                problem=f"The message is too long: keep it under {MAX_MESSAGE:,} characters.",
+                status_code=422,
+            )
+        with request.app.state.sessions() as session, session.begin():
+            project = session.get(models.Project, view.project.id)
+            set_message(project.course, text, user.name, _now())
+        return RedirectResponse(f"{request.app.state.prefix}courses/{slug}?notice=message", 303)
 
     @router.post("/courses/{slug}/join-codes/{code_id}/revoke")
     async def revoke_code(request: Request, slug: str, code_id: int):
