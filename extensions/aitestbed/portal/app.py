@@ -36,6 +36,8 @@ from aitestbed.portal.pages import PageUser, landing, page_user
 from aitestbed.portal.sessions import sessions_router
 from aitestbed.portal.usage import usage_csv
 
+# What one student's folder may hold when a course collects it: bytes, files.
+COLLECT_LIMITS = (200 * 2**20, 10_000)
 SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
 try:
@@ -221,13 +223,16 @@ def create_app(
     timezone: str = "UTC",
     known_users: frozenset[str] | None = None,
     hub_users: Callable[[], Coroutine[Any, Any, list[dict]]] | None = None,
+    homes_dir: pathlib.Path | None = None,
 ) -> FastAPI:
     """The portal application, mounted under ``prefix`` (ends with a slash).
 
     ``jobs`` is the job gateway (None: the job API answers 503); with ``poll_interval``
     the app runs the gateway's poller while it serves, beside the other ``background``
     tasks. ``hub_users`` reads the hub's users with a server (the course pages show
-    their students' servers; None: the states show as unknown).
+    their students' servers; None: the states show as unknown). ``homes_dir`` holds the
+    users' homes where the portal can reach them (the embedded mode's; None: collecting a
+    folder from a class is not available).
     """
     if not prefix.endswith("/"):
         prefix += "/"
@@ -255,6 +260,8 @@ def create_app(
     app.state.known_users = known_users  # who can log in (None: whoever the provider knows)
     app.state.site_name = site_name
     app.state.hub_users = hub_users
+    app.state.homes_dir = homes_dir
+    app.state.collect_limits = COLLECT_LIMITS
     app.add_exception_handler(JobError, job_error_handler)
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
     app.include_router(sessions_router(), prefix=prefix.rstrip("/"))

@@ -76,6 +76,7 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         known_users=frozenset(u.name for u in settings.authentication.demo_users)
         if settings.authentication.kind == "demo"
         else None,
+        homes_dir=settings.site.state_dir / "homes" if settings.site.mode == "embedded" else None,
         hub_users=lambda: fetch_hub_users(
             os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]
         ),

@@ -15,7 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from aitestbed import settings as site_settings
-from aitestbed.policy.courses import current_slot, next_opening, opening_words
+from aitestbed.policy.courses import (
+    MAX_FOLDER_LENGTH,
+    current_slot,
+    folder_problem,
+    next_opening,
+    opening_words,
+)
 from aitestbed.portal import models, queries
 from aitestbed.portal.courses import enrolment
 from aitestbed.portal.courses.classroom import active_hub_users, class_csv, class_rows
@@ -93,6 +99,28 @@ class StudentOut(BaseModel):
     last_activity: datetime | None
     gpu_hours: float = Field(description="GPU-hours the member used in this course.")
     open_path: str = Field(description="The member's server (the hub asks once to authorize).")
+
+
+class CollectIn(BaseModel):
+    folder: str = Field(
+        min_length=1,
+        max_length=MAX_FOLDER_LENGTH,
+        description="A folder inside each student's home, e.g. homework1 or course/week2.",
+    )
+
+
+class CollectedStudent(BaseModel):
+    user: str
+    files: int
+    bytes: int
+    links: list[str] = Field(description="Links in the folder: listed, never followed.")
+
+
+class CollectOut(BaseModel):
+    path: str = Field(description="Where the copies are, inside your home.")
+    copied: list[CollectedStudent]
+    missing: list[str] = Field(description="Students without this folder.")
+    too_large: list[str] = Field(description="Students whose folder is over the bound.")
 
 
 class RosterResult(BaseModel):
@@ -222,6 +250,52 @@ async def _class(request: Request, session, slug: str, identity):
     view = _staff(request, session, slug, identity)
     active = await active_hub_users(request.app.state)
     return class_rows(session, view.project, active, _now(), hub_base(request.app.state.prefix))
+
+
+async def run_collection(request: Request, session, view: CourseView, collector: str, folder):
+    """Check the request, then copy (in a thread: it reads and writes files)."""
+    import asyncio
+
+    from aitestbed.portal.courses.collect import CollectRefused, collect
+
+    homes = request.app.state.homes_dir
+    if homes is None:
+        raise _refuse(
+            501,
+            "no-local-homes",
+            "Collecting folders needs the homes on the portal's machine (the embedded mode).",
+        )
+    if not view.staff:
+        raise _refuse(403, "not-course-staff", "Only the course's staff collect into their home.")
+    problem = folder_problem(folder)
+    if problem:
+        raise HTTPException(422, [{"field": "folder", "message": problem}])
+    students = list(
+        session.scalars(
+            select(models.User.name)
+            .join(models.Membership.user)
+            .where(
+                models.Membership.project_id == view.project.id,
+                models.Membership.course_role == "student",
+            )
+            .order_by(models.User.name)
+        )
+    )
+    max_bytes, max_files = request.app.state.collect_limits
+    try:
+        return await asyncio.to_thread(
+            collect,
+            homes,
+            collector,
+            view.project.slug,
+            students,
+            folder,
+            _now(),
+            max_bytes=max_bytes,
+            max_files=max_files,
+        )
+    except CollectRefused as refused:
+        raise _refuse(409, "collect-refused", str(refused)) from None
 
 
 def _operator(session, identity) -> None:
@@ -358,6 +432,20 @@ def courses_router() -> APIRouter:
         set_message(view.project.course, "", identity.name, _now())
         session.commit()
         return Response(status_code=204)
+
+    @router.post("/{slug}/collect", response_model=CollectOut)
+    async def collect_folder(
+        slug: CourseSlug,
+        body: CollectIn,
+        request: Request,
+        identity: CurrentUser,
+        session: DbSession,
+    ) -> CollectOut:
+        """Copy a folder of every student into your home, under collected/<course>/<time>/
+        (staff). The students' files are only read; links are not followed."""
+        view = _staff(request, session, slug, identity)
+        result = await run_collection(request, session, view, identity.name, body.folder)
+        return CollectOut.model_validate(result, from_attributes=True)
 
     @router.get("/{slug}/class", response_model=list[StudentOut])
     async def get_class(

@@ -14,6 +14,7 @@ from aitestbed.portal.courses.api import (
     _detail,
     _now,
     _summary_fields,
+    run_collection,
     set_message,
 )
 from aitestbed.portal.courses.classroom import active_hub_users, class_rows
@@ -59,6 +60,7 @@ def courses_pages_router() -> APIRouter:
         problem: str = "",
         problems=(),
         status_code: int = 200,
+        collected=None,
     ):
         with request.app.state.sessions() as session:
             view = course_for(session, slug, user.name, user.operator)
@@ -101,6 +103,7 @@ def courses_pages_router() -> APIRouter:
                 students=students,
                 hub_known=active is not None,
                 hub_base_url=hub_base(request.app.state.prefix),
+                collected=collected,
                 codes=[(row, enrolment.shown_code(row.code)) for row in codes],
                 notice=notice,
                 problem=problem,
@@ -186,6 +189,23 @@ def courses_pages_router() -> APIRouter:
             project = session.get(models.Project, view.project.id)
             set_message(project.course, text, user.name, _now())
         return RedirectResponse(f"{request.app.state.prefix}courses/{slug}?notice=message", 303)
+
+    @router.post("/courses/{slug}/collect")
+    async def collect(request: Request, slug: str):
+        user, form = await form_user(request)
+        view = staff_view(request, user, slug)
+        try:
+            with request.app.state.sessions() as session:
+                result = await run_collection(
+                    request, session, view, user.name, form.get("folder", "")
+                )
+        except HTTPException as refused:
+            detail = refused.detail
+            message = detail[0]["message"] if isinstance(detail, list) else detail["message"]
+            return await course_view(
+                request, user, slug, problem=message, status_code=refused.status_code
+            )
+        return await course_view(request, user, slug, collected=result)
 
     @router.post("/courses/{slug}/join-codes/{code_id}/revoke")
     async def revoke_code(request: Request, slug: str, code_id: int):
