@@ -106,6 +106,10 @@ class SpawnContext(BaseModel):
     messages: dict[str, str] = Field(
         default_factory=dict, description="Per course slug: the staff's message to the class."
     )
+    materials: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per course slug: the git repository and branch pulled into the home.",
+    )
 
 
 class SessionStart(BaseModel):
@@ -215,6 +219,19 @@ def course_messages(session, slugs: list[str]) -> dict[str, str]:
     return dict(rows.all())
 
 
+def course_materials(session, slugs: list[str]) -> dict[str, dict[str, str]]:
+    """The materials (git repository and branch) of each of these projects that is a
+    course and has them."""
+    if not slugs:
+        return {}
+    rows = session.execute(
+        select(models.Project.slug, models.Course.materials_repo, models.Course.materials_branch)
+        .join(models.Course, models.Course.project_id == models.Project.id)
+        .where(models.Project.slug.in_(slugs), models.Course.materials_repo.is_not(None))
+    )
+    return {slug: {"repo": repo, "branch": branch or "main"} for slug, repo, branch in rows}
+
+
 def sessions_router() -> APIRouter:
     router = APIRouter(prefix="/api/internal", tags=["hub"], dependencies=[Depends(require_hub)])
 
@@ -251,6 +268,7 @@ def sessions_router() -> APIRouter:
             images=[ImageState.model_validate(i, from_attributes=True) for i in images],
             sessions_by_flavor=open_sessions_by_flavor(session),
             messages=course_messages(session, [s.slug for s, _, _ in states]),
+            materials=course_materials(session, [s.slug for s, _, _ in states]),
         )
 
     @router.post(
