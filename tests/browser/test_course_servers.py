@@ -5,7 +5,7 @@ a student of another course is neither started nor stopped.
 
 The sessions are the stand-in of tests/faults/singleuser_standin.py (four JupyterLabs would
 not fit a 2-core machine); what is tested is the page, the hub's rights and the start path.
-Bounded: about two minutes.
+Bounded: about two minutes. The course page is checked with axe-core (WCAG 2.1 A/AA).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def servers(portal, token: str) -> dict[str, dict]:
     return {u["name"]: u["servers"][""] for u in response.json() if "" in u["servers"]}
 
 
-def test_start_all_and_stop_all_reach_the_class_only(browser, tmp_path):
+def test_start_all_and_stop_all_reach_the_class_only(browser, tmp_path, check_page):
     with running_portal(
         tmp_path, USERS, sections=sections(), hub_config=hub_config_lines()
     ) as portal:
@@ -107,6 +107,7 @@ def test_start_all_and_stop_all_reach_the_class_only(browser, tmp_path):
                 expect(page.locator(f'#roster tr[data-user="{name}"] .server-state')).to_have_text(
                     "running"
                 )
+            check_page(page, "course-console")  # the staff's course page passes axe-core
             running = servers(portal, admin)
             assert sorted(running) == CLASS
             assert all(s["ready"] and not s["pending"] for s in running.values())
