@@ -186,4 +186,8 @@ def test_openapi_documents_every_api_route(client):
         "api/courses/{slug}/members/{user}",
         "api/courses/{slug}/join-codes",
         "api/courses/{slug}/join-codes/{code_id}",
+        "api/courses/{slug}/message",
+        "api/courses/{slug}/collect",
+        "api/courses/{slug}/class",
+        "api/courses/{slug}/class.csv",
     }

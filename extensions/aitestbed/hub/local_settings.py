@@ -106,3 +106,11 @@ def link_datasets(home: Path, datasets: Sequence[DatasetMount]) -> tuple[Path, l
 
 def local_datasets_environment(folder: Path, slugs: Sequence[str]) -> dict[str, str]:
     return datasets_environment(str(folder), slugs)
+
+
+def materials_command(
+    python: str, repo: str, branch: str, folder: Path, command: Sequence[str]
+) -> list[str]:
+    """The session's command with the course's materials pulled first (in the session, by
+    ``aitestbed.notebook.materials`` with nbgitpuller); an argument list, never a shell."""
+    return [python, "-m", "aitestbed.notebook.materials", repo, branch, str(folder), "--", *command]

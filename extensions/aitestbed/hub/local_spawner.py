@@ -26,6 +26,7 @@ from aitestbed.hub.local_settings import (
     link_project_folder,
     local_datasets_environment,
     local_environment,
+    materials_command,
     project_folder,
 )
 from aitestbed.hub.policy_spawner import PolicySpawnerMixin
@@ -48,6 +49,10 @@ class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
         help="Folder holding one shared folder per project (the embedded /project)."
     ).tag(config=True)
     session_environment = Dict(help="Environment of the admitted session (set per start).")
+    materials_python = Unicode(
+        sys.executable, help="The Python that pulls a course's materials before the server."
+    ).tag(config=True)
+    _server_cmd = None  # the configured command, before a course's materials step
     start_state_dir = Unicode(
         "",
         help="""Folder where a starting server's state (process id, address, usage record)
@@ -71,6 +76,20 @@ class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
             datasets_dir, linked = link_datasets(Path(self.home_dir), datasets)
         except FileExistsError as error:
             raise web.HTTPError(409, str(error)) from None
+        if self._server_cmd is None:
+            self._server_cmd = list(self.cmd)
+        materials = self.session_materials
+        self.cmd = (
+            materials_command(
+                self.materials_python,
+                materials["repo"],
+                materials.get("branch") or "main",
+                Path(self.home_dir) / "materials" / project,
+                self._server_cmd,
+            )
+            if materials.get("repo")
+            else list(self._server_cmd)
+        )
         self.session_environment = {
             **local_environment(flavor, image, project, folder),
             **local_datasets_environment(datasets_dir, linked),

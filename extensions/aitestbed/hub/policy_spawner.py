@@ -142,6 +142,9 @@ class PolicySpawnerMixin(LoggingConfigurable):
     session_record_id = Integer(None, allow_none=True)
     session_choice = Dict()
     dataset_notes = List(help="Datasets of this start that are not mounted, and why.")
+    session_materials = Dict(
+        help="The course's materials of this start ({repo, branch}; empty: none)."
+    )
 
     _queues: ClassVar[dict[str, StartQueue]] = {}
 
@@ -203,6 +206,7 @@ class PolicySpawnerMixin(LoggingConfigurable):
             context_datasets(context),
             access_url=self.hub.base_url.removesuffix("hub/") + ACCESS_PAGE,
             capacity_note=self.capacity_note,
+            messages=context.get("messages") or {},
         )
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
@@ -250,6 +254,7 @@ class PolicySpawnerMixin(LoggingConfigurable):
             raise web.HTTPError(status, refusal.message) from None
         self.session_record_id = record["id"]
         self.session_choice = chosen
+        self.session_materials = dict((context.get("materials") or {}).get(chosen["project"]) or {})
         project = next(o for o in options if o.project.slug == chosen["project"])
         flavor = next(f.flavor for f in project.flavors if f.flavor.slug == chosen["flavor"])
         image = next(i for i in project.images if i.slug == chosen["image"])

@@ -107,6 +107,7 @@ def _project_block(
     capacity: Mapping[str, tuple[float, float] | None],
     selected: Mapping[str, str],
     datasets: ProjectDatasets | None = None,
+    message: str = "",
 ) -> str:
     project = options.project
     quota = (
@@ -117,6 +118,11 @@ def _project_block(
         f"<div class='aitb-project' data-project='{escape(project.slug)}'>",
         f"<p class='aitb-muted'>Quota of {escape(project.title)}: {escape(quota)}.</p>",
     ]
+    if message:
+        parts.append(
+            "<div class='alert alert-info aitb-course-message' style='white-space: pre-wrap'>"
+            f"<b>Message to the class:</b> {escape(message)}</div>"
+        )
     if not options.active:
         parts.append(f"<div class='alert alert-warning'>{escape(options.reason)}</div></div>")
         return "".join(parts)
@@ -189,11 +195,13 @@ def render_spawn_form(
     datasets: Mapping[str, ProjectDatasets] | None = None,
     access_url: str = "/" + ACCESS_PAGE,
     capacity_note: str = "",
+    messages: Mapping[str, str] | None = None,
 ) -> str:
     """The form's HTML; ``capacity`` maps flavor slug to (free, total) or None if unknown;
     ``datasets`` maps a project slug to what its sessions mount; ``access_url`` is the
     portal's access page, where a user without a project asks for one; ``capacity_note``
-    says why the free capacity is not shown, when it is not."""
+    says why the free capacity is not shown, when it is not; ``messages`` maps a course's
+    slug to its staff's message to the class."""
     selected = selected or {}
     if not projects:
         return no_project_form(access_url)
@@ -217,7 +225,17 @@ def render_spawn_form(
     if capacity_note:
         parts.append(f"<p class='aitb-muted aitb-capacity-note'>{escape(capacity_note)}</p>")
     datasets = datasets or {}
-    parts += [_project_block(o, capacity, selected, datasets.get(o.project.slug)) for o in projects]
+    messages = messages or {}
+    parts += [
+        _project_block(
+            o,
+            capacity,
+            selected,
+            datasets.get(o.project.slug),
+            str(messages.get(o.project.slug) or ""),
+        )
+        for o in projects
+    ]
     parts.append(SCRIPT)
     return "".join(parts)
 

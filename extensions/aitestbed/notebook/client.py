@@ -132,6 +132,10 @@ class PortalClient:
         """Your projects' GPU-hours used and GPUs in use right now."""
         return self._get("api/usage")
 
+    def courses(self) -> list[dict[str, Any]]:
+        """Your courses, with the staff's message to the class (``message``)."""
+        return self._get("api/courses")
+
     # -- jobs (the friendlier API is aitestbed.jobs) --------------------------------------
 
     def submit_job(self, body: dict[str, Any], idempotency_key: str | None = None) -> dict:

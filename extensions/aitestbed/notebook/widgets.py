@@ -81,6 +81,16 @@ def _project_card(project: dict, usage: dict | None, today: date) -> widgets.Wid
     return widgets.VBox([title, facts, *bars], layout=widgets.Layout(margin="0 0 8px 0"))
 
 
+def _course_message(course: dict) -> widgets.HTML:
+    """The staff's message to a course's class (plain text, shown escaped)."""
+    message = course["message"]
+    return widgets.HTML(
+        "<div class='aitestbed-course-message' style='white-space: pre-wrap'>"
+        f"<b>{html.escape(course['title'])}</b>, message from {html.escape(message['by'])}: "
+        f"{html.escape(message['text'])}</div>"
+    )
+
+
 class QuotaPanel(widgets.VBox):
     """The user's projects and allocations, with a refresh button."""
 
@@ -118,8 +128,15 @@ class QuotaPanel(widgets.VBox):
             usage = {row["slug"]: row for row in client.usage()}
         except PortalError:
             usage = {}  # the allocation is still worth showing
+        try:
+            messages = [c for c in client.courses() if c.get("message")]
+        except PortalError:
+            messages = []  # a portal without courses, or one that does not answer now
         self.body.children = tuple(
-            _project_card(p, usage.get(p["slug"]), today) for p in me["projects"]
+            [
+                *(_course_message(c) for c in messages),
+                *(_project_card(p, usage.get(p["slug"]), today) for p in me["projects"]),
+            ]
         )
 
 

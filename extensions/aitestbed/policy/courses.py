@@ -152,3 +152,21 @@ def course_flavors(rule: CourseRule, gpu_flavor: str) -> tuple[str, ...]:
     if rule.outside_slots == "cpu-only" and rule.cpu_flavor and rule.cpu_flavor != gpu_flavor:
         return (gpu_flavor, rule.cpu_flavor)
     return (gpu_flavor,)
+
+
+MAX_FOLDER_LENGTH = 255
+
+
+def folder_problem(folder: str) -> str | None:
+    """Why ``folder`` is not a folder inside a home to collect (a relative path of plain
+    names), or None when it is one. Pure: the copy itself checks links on the disk."""
+    if not folder or not folder.strip():
+        return "Name the folder to collect, e.g. homework1."
+    if len(folder) > MAX_FOLDER_LENGTH:
+        return f"The folder's path is too long (at most {MAX_FOLDER_LENGTH} characters)."
+    if folder.startswith(("/", "~")) or "\\" in folder or "\x00" in folder:
+        return "Give a folder inside the students' homes, e.g. homework1 or course/week2."
+    parts = folder.strip("/").split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return "Give a folder inside the students' homes, without '.', '..' or empty parts."
+    return None

@@ -40,6 +40,8 @@ from aitestbed.portal.reports.exports import reports_router
 from aitestbed.portal.server_errors import ServerErrorAnswer
 from aitestbed.portal.sessions import sessions_router
 
+# What one student's folder may hold when a course collects it: bytes, files.
+COLLECT_LIMITS = (200 * 2**20, 10_000)
 SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
 try:
@@ -215,6 +217,8 @@ def create_app(
     dataset_roots: Sequence[pathlib.Path] | None = None,
     timezone: str = "UTC",
     known_users: frozenset[str] | None = None,
+    hub_users: Callable[[], Coroutine[Any, Any, list[dict]]] | None = None,
+    homes_dir: pathlib.Path | None = None,
 ) -> FastAPI:
     """The portal application, mounted under ``prefix`` (ends with a slash).
 
@@ -222,6 +226,10 @@ def create_app(
     the app runs the gateway's poller while it serves, beside the other ``background``
     tasks. ``dataset_roots``: where the operator API may place local datasets (default:
     the state folder's ``datasets``).
+    ``hub_users`` reads the hub's users with a server (the course pages show
+    their students' servers; None: the states show as unknown). ``homes_dir`` holds the
+    users' homes where the portal can reach them (the embedded mode's; None: collecting a
+    folder from a class is not available).
     """
     if not prefix.endswith("/"):
         prefix += "/"
@@ -254,6 +262,9 @@ def create_app(
     app.state.dataset_sizes = SizeMeasurer(app.state.sessions)
     errors.install(app)
     app.add_middleware(FiniteJsonBodies)
+    app.state.hub_users = hub_users
+    app.state.homes_dir = homes_dir
+    app.state.collect_limits = COLLECT_LIMITS
     app.add_exception_handler(JobError, job_error_handler)
     # Outermost handler of our own: an error never closes the proxy's kept-alive connection.
     app.add_middleware(ServerErrorAnswer)

@@ -498,6 +498,10 @@ class Course(Base):
     materials_branch: Mapped[str] = mapped_column(String(100), default="main")
     source: Mapped[str] = mapped_column(String(16), default="settings")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The staff's message to the class (plain text; shown escaped), who wrote it and when.
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    message_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     project: Mapped[Project] = relationship(back_populates="course")
 

@@ -126,7 +126,7 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         raise SystemExit(EXIT_PORT_IN_USE) from None
     engine = prepare_database(settings)
     from aitestbed.portal.courses.hub_groups import sync_forever
-    from aitestbed.portal.reconcile import reconcile_forever
+    from aitestbed.portal.reconcile import fetch_hub_users, reconcile_forever
 
     interval = float(os.environ.get("AITESTBED_RECONCILE_SECONDS", "300"))
     sessions = session_factory(engine)
@@ -147,6 +147,10 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         known_users=frozenset(u.name for u in settings.authentication.demo_users)
         if settings.authentication.kind == "demo"
         else None,
+        homes_dir=settings.site.state_dir / "homes" if settings.site.mode == "embedded" else None,
+        hub_users=lambda: fetch_hub_users(
+            os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]
+        ),
         background=[
             lambda: reconcile_forever(
                 sessions,

@@ -103,6 +103,13 @@ class SpawnContext(BaseModel):
     sessions_by_flavor: dict[str, int] = Field(
         description="Running sessions of all users per flavor (for capacity)."
     )
+    messages: dict[str, str] = Field(
+        default_factory=dict, description="Per course slug: the staff's message to the class."
+    )
+    materials: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per course slug: the git repository and branch pulled into the home.",
+    )
 
 
 class SessionStart(BaseModel):
@@ -200,6 +207,31 @@ def decide_session_datasets(
     return mounts, refusals
 
 
+def course_messages(session, slugs: list[str]) -> dict[str, str]:
+    """The staff's message of each of these projects that is a course and has one."""
+    if not slugs:
+        return {}
+    rows = session.execute(
+        select(models.Project.slug, models.Course.message)
+        .join(models.Course, models.Course.project_id == models.Project.id)
+        .where(models.Project.slug.in_(slugs), models.Course.message.is_not(None))
+    )
+    return dict(rows.all())
+
+
+def course_materials(session, slugs: list[str]) -> dict[str, dict[str, str]]:
+    """The materials (git repository and branch) of each of these projects that is a
+    course and has them."""
+    if not slugs:
+        return {}
+    rows = session.execute(
+        select(models.Project.slug, models.Course.materials_repo, models.Course.materials_branch)
+        .join(models.Course, models.Course.project_id == models.Project.id)
+        .where(models.Project.slug.in_(slugs), models.Course.materials_repo.is_not(None))
+    )
+    return {slug: {"repo": repo, "branch": branch or "main"} for slug, repo, branch in rows}
+
+
 def sessions_router() -> APIRouter:
     router = APIRouter(
         prefix="/api/internal",
@@ -240,6 +272,8 @@ def sessions_router() -> APIRouter:
             flavors=[FlavorState.model_validate(f, from_attributes=True) for f in flavors],
             images=[ImageState.model_validate(i, from_attributes=True) for i in images],
             sessions_by_flavor=open_sessions_by_flavor(session),
+            messages=course_messages(session, [s.slug for s, _, _ in states]),
+            materials=course_materials(session, [s.slug for s, _, _ in states]),
         )
 
     @router.post(

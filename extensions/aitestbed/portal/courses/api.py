@@ -9,18 +9,27 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Request, Response
 from fastapi import Path as PathParam
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from aitestbed import settings as site_settings
-from aitestbed.policy.courses import current_slot, next_opening, opening_words
+from aitestbed.policy.courses import (
+    MAX_FOLDER_LENGTH,
+    current_slot,
+    folder_problem,
+    next_opening,
+    opening_words,
+)
 from aitestbed.portal import models, queries, schemas
 from aitestbed.portal.courses import enrolment
+from aitestbed.portal.courses.classroom import active_hub_users, class_csv, class_rows
 from aitestbed.portal.courses.roster import parse_roster
 from aitestbed.portal.courses.store import CourseView, course_for, rule_of, save_course
 from aitestbed.portal.deps import CurrentUser, DbSession
 from aitestbed.portal.errors import invalid_fields
+from aitestbed.portal.pages import hub_base
 from aitestbed.portal.schemas import UtcDateTime
 
 SLUG = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -34,6 +43,19 @@ class Environment(BaseModel):
     image: str
     flavor: str
     cpu_flavor: str | None
+
+
+MAX_MESSAGE = 2000
+
+
+class CourseMessage(BaseModel):
+    text: str = Field(description="Plain text; shown escaped, line breaks kept.")
+    by: str
+    at: datetime
+
+
+class CourseMessageIn(BaseModel):
+    text: str = Field(min_length=1, max_length=MAX_MESSAGE)
 
 
 class CourseSummary(BaseModel):
@@ -50,6 +72,7 @@ class CourseSummary(BaseModel):
     environment: Environment
     student_gpu_hours: float | None
     source: Literal["settings", "api"]
+    message: CourseMessage | None = Field(description="The staff's message to the class.")
 
 
 class CourseMemberOut(BaseModel):
@@ -67,6 +90,39 @@ class CourseDetail(CourseSummary):
     members: list[CourseMemberOut] | None = Field(
         description="The roster: for the course's staff and operators only."
     )
+
+
+class StudentOut(BaseModel):
+    user: str
+    role: CourseRole
+    server: Literal["running", "starting", "stopping", "stopped", "unknown"] = Field(
+        description="The member's default server; unknown while the hub does not answer."
+    )
+    last_activity: datetime | None
+    gpu_hours: float = Field(description="GPU-hours the member used in this course.")
+    open_path: str = Field(description="The member's server (the hub asks once to authorize).")
+
+
+class CollectIn(BaseModel):
+    folder: str = Field(
+        min_length=1,
+        max_length=MAX_FOLDER_LENGTH,
+        description="A folder inside each student's home, e.g. homework1 or course/week2.",
+    )
+
+
+class CollectedStudent(BaseModel):
+    user: str
+    files: int
+    bytes: int
+    links: list[str] = Field(description="Links in the folder: listed, never followed.")
+
+
+class CollectOut(BaseModel):
+    path: str = Field(description="Where the copies are, inside your home.")
+    copied: list[CollectedStudent]
+    missing: list[str] = Field(description="Students without this folder.")
+    too_large: list[str] = Field(description="Students whose folder is over the bound.")
 
 
 class RosterResult(BaseModel):
@@ -133,7 +189,24 @@ def _summary_fields(view: CourseView, timezone: str, now: datetime) -> dict[str,
         ),
         "student_gpu_hours": course.student_gpu_hours,
         "source": course.source,
+        "message": message_of(course),
     }
+
+
+def message_of(course: models.Course) -> CourseMessage | None:
+    if not course.message:
+        return None
+    return CourseMessage(
+        text=course.message, by=course.message_by or "", at=enrolment._aware(course.message_at)
+    )
+
+
+def set_message(course: models.Course, text: str, by: str, now: datetime) -> None:
+    """Post (or with an empty text, withdraw) the message to the class."""
+    text = text.replace("\r\n", "\n").strip()
+    course.message, course.message_by, course.message_at = (
+        (text, by, now) if text else (None, None, None)
+    )
 
 
 def _detail(session, view: CourseView, timezone: str, now: datetime) -> CourseDetail:
@@ -178,6 +251,58 @@ def _staff(request: Request, session, slug: str, identity) -> CourseView:
             403, "not-course-staff", "Only the course's instructors and assistants may do this."
         )
     return view
+
+
+async def _class(request: Request, session, slug: str, identity):
+    view = _staff(request, session, slug, identity)
+    active = await active_hub_users(request.app.state)
+    return class_rows(session, view.project, active, _now(), hub_base(request.app.state.prefix))
+
+
+async def run_collection(request: Request, session, view: CourseView, collector: str, folder):
+    """Check the request, then copy (in a thread: it reads and writes files)."""
+    import asyncio
+
+    from aitestbed.portal.courses.collect import CollectRefused, collect
+
+    homes = request.app.state.homes_dir
+    if homes is None:
+        raise _refuse(
+            501,
+            "no-local-homes",
+            "Collecting folders needs the homes on the portal's machine (the embedded mode).",
+        )
+    if not view.staff:
+        raise _refuse(403, "not-course-staff", "Only the course's staff collect into their home.")
+    problem = folder_problem(folder)
+    if problem:
+        raise invalid_fields([("folder", problem)])
+    students = list(
+        session.scalars(
+            select(models.User.name)
+            .join(models.Membership.user)
+            .where(
+                models.Membership.project_id == view.project.id,
+                models.Membership.course_role == "student",
+            )
+            .order_by(models.User.name)
+        )
+    )
+    max_bytes, max_files = request.app.state.collect_limits
+    try:
+        return await asyncio.to_thread(
+            collect,
+            homes,
+            collector,
+            view.project.slug,
+            students,
+            folder,
+            _now(),
+            max_bytes=max_bytes,
+            max_files=max_files,
+        )
+    except CollectRefused as refused:
+        raise _refuse(409, "collect-refused", str(refused)) from None
 
 
 def _operator(session, identity) -> None:
@@ -285,6 +410,71 @@ def courses_router() -> APIRouter:
         save_course(session, spec, timezone=timezone, source="api")
         session.commit()
         return _detail(session, course_for(session, slug, identity.name, True), timezone, _now())
+
+    @router.put("/{slug}/message", response_model=CourseMessage)
+    def post_message(
+        slug: CourseSlug,
+        body: CourseMessageIn,
+        request: Request,
+        identity: CurrentUser,
+        session: DbSession,
+    ) -> CourseMessage:
+        """Post a message to the class (staff); it replaces the one before. Students see it
+        on the course page, the sessions page and the notebook's quota panel."""
+        view = _staff(request, session, slug, identity)
+        if not body.text.strip():
+            raise invalid_fields([("text", "The message is empty.")])
+        set_message(view.project.course, body.text, identity.name, _now())
+        session.commit()
+        return message_of(view.project.course)
+
+    @router.delete("/{slug}/message", status_code=204)
+    def withdraw_message(
+        slug: CourseSlug, request: Request, identity: CurrentUser, session: DbSession
+    ) -> Response:
+        """Withdraw the message to the class (staff)."""
+        view = _staff(request, session, slug, identity)
+        set_message(view.project.course, "", identity.name, _now())
+        session.commit()
+        return Response(status_code=204)
+
+    @router.post("/{slug}/collect", response_model=CollectOut)
+    async def collect_folder(
+        slug: CourseSlug,
+        body: CollectIn,
+        request: Request,
+        identity: CurrentUser,
+        session: DbSession,
+    ) -> CollectOut:
+        """Copy a folder of every student into your home, under collected/<course>/<time>/
+        (staff). The students' files are only read; links are not followed."""
+        view = _staff(request, session, slug, identity)
+        result = await run_collection(request, session, view, identity.name, body.folder)
+        return CollectOut.model_validate(result, from_attributes=True)
+
+    @router.get("/{slug}/class", response_model=list[StudentOut])
+    async def get_class(
+        slug: CourseSlug, request: Request, identity: CurrentUser, session: DbSession
+    ) -> list[StudentOut]:
+        """Every member with their server's state, last activity and GPU-hours (staff)."""
+        rows = await _class(request, session, slug, identity)
+        return [StudentOut(**vars(r)) for r in rows]
+
+    @router.get(
+        "/{slug}/class.csv",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/csv": {}}}},
+    )
+    async def get_class_csv(
+        slug: CourseSlug, request: Request, identity: CurrentUser, session: DbSession
+    ) -> PlainTextResponse:
+        """The roster with usage as CSV: user, role, server, last_activity, gpu_hours."""
+        rows = await _class(request, session, slug, identity)
+        return PlainTextResponse(
+            class_csv(rows),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{slug}-class.csv"'},
+        )
 
     @router.post(
         "/{slug}/roster",

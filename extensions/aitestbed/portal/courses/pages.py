@@ -9,10 +9,19 @@ from sqlalchemy import select
 
 from aitestbed.portal import models
 from aitestbed.portal.courses import enrolment
-from aitestbed.portal.courses.api import _detail, _now, _summary_fields
+from aitestbed.portal.courses.api import (
+    MAX_MESSAGE,
+    _detail,
+    _now,
+    _summary_fields,
+    run_collection,
+    set_message,
+)
+from aitestbed.portal.courses.classroom import active_hub_users, class_rows
 from aitestbed.portal.courses.roster import parse_roster
 from aitestbed.portal.courses.store import course_for
-from aitestbed.portal.pages import PageUser, form_user, page_user, render
+from aitestbed.portal.errors import FieldsProblem
+from aitestbed.portal.pages import PageUser, form_user, hub_base, page_user, render
 
 
 def _courses_of(session, user: PageUser):
@@ -44,7 +53,7 @@ def courses_pages_router() -> APIRouter:
             problem=problem,
         )
 
-    def course_view(
+    async def course_view(
         request: Request,
         user: PageUser,
         slug: str,
@@ -52,7 +61,12 @@ def courses_pages_router() -> APIRouter:
         problem: str = "",
         problems=(),
         status_code: int = 200,
+        collected=None,
     ):
+        with request.app.state.sessions() as session:
+            view = course_for(session, slug, user.name, user.operator)
+            staff = view is not None and (view.staff or view.role is None)
+        active = await active_hub_users(request.app.state) if staff else None
         with request.app.state.sessions() as session:
             view = course_for(session, slug, user.name, user.operator)
             if view is None:
@@ -66,8 +80,11 @@ def courses_pages_router() -> APIRouter:
                     message=f"There is no course {slug!r} that you can see.",
                 )
             detail = _detail(session, view, request.app.state.timezone, _now())
-            codes = []
-            if view.staff or view.role is None:
+            codes, students = [], []
+            if staff:
+                students = class_rows(
+                    session, view.project, active, _now(), hub_base(request.app.state.prefix)
+                )
                 codes = list(
                     session.scalars(
                         select(models.JoinCode)
@@ -83,7 +100,11 @@ def courses_pages_router() -> APIRouter:
                 current="courses",
                 status_code=status_code,
                 course=detail,
-                staff=view.staff or view.role is None,
+                staff=staff,
+                students=students,
+                hub_known=active is not None,
+                hub_base_url=hub_base(request.app.state.prefix),
+                collected=collected,
                 codes=[(row, enrolment.shown_code(row.code)) for row in codes],
                 notice=notice,
                 problem=problem,
@@ -102,7 +123,7 @@ def courses_pages_router() -> APIRouter:
         user = await page_user(request)
         if not isinstance(user, PageUser):
             return user
-        return course_view(
+        return await course_view(
             request,
             user,
             slug[:63],
@@ -111,6 +132,7 @@ def courses_pages_router() -> APIRouter:
                 "code": "A new join code is ready.",
                 "roster": "The roster was imported.",
                 "removed": "The member was removed; their files are kept.",
+                "message": "The message to the class is updated.",
             }.get(notice, ""),
         )
 
@@ -131,7 +153,7 @@ def courses_pages_router() -> APIRouter:
             if not (1 <= max_uses <= enrolment.MAX_CODE_USES and 0 < valid_hours <= 8784):
                 raise ValueError
         except ValueError:
-            return course_view(
+            return await course_view(
                 request,
                 user,
                 slug,
@@ -151,6 +173,51 @@ def courses_pages_router() -> APIRouter:
             )
         return RedirectResponse(f"{request.app.state.prefix}courses/{slug}?notice=code", 303)
 
+    @router.post("/courses/{slug}/message")
+    async def message(request: Request, slug: str):
+        user, form = await form_user(request)
+        view = staff_view(request, user, slug)
+        text = form.get("message", "")
+        if len(text) > MAX_MESSAGE:
+            return await course_view(
+                request,
+                user,
+                slug,
+                problem=f"The message is too long: keep it under {MAX_MESSAGE:,} characters.",
+                status_code=422,
+            )
+        with request.app.state.sessions() as session, session.begin():
+            project = session.get(models.Project, view.project.id)
+            set_message(project.course, text, user.name, _now())
+        return RedirectResponse(f"{request.app.state.prefix}courses/{slug}?notice=message", 303)
+
+    @router.post("/courses/{slug}/collect")
+    async def collect(request: Request, slug: str):
+        user, form = await form_user(request)
+        view = staff_view(request, user, slug)
+        try:
+            with request.app.state.sessions() as session:
+                result = await run_collection(
+                    request, session, view, user.name, form.get("folder", "")
+                )
+        except FieldsProblem as refused:
+            return await course_view(
+                request,
+                user,
+                slug,
+                problem=refused.problems[0][1],
+                status_code=refused.status,
+            )
+        except HTTPException as refused:
+            return await course_view(
+                request,
+                user,
+                slug,
+                problem=refused.detail["message"],
+                status_code=refused.status_code,
+            )
+        return await course_view(request, user, slug, collected=result)
+
     @router.post("/courses/{slug}/join-codes/{code_id}/revoke")
     async def revoke_code(request: Request, slug: str, code_id: int):
         user, _form = await form_user(request)
@@ -167,7 +234,7 @@ def courses_pages_router() -> APIRouter:
         view = staff_view(request, user, slug)
         rows, problems = parse_roster(form.get("roster", ""), request.app.state.known_users)
         if not problems and view.role == "assistant" and any(r.role != "student" for r in rows):
-            return course_view(
+            return await course_view(
                 request,
                 user,
                 slug,
@@ -175,7 +242,7 @@ def courses_pages_router() -> APIRouter:
                 status_code=403,
             )
         if problems:
-            return course_view(
+            return await course_view(
                 request,
                 user,
                 slug,
@@ -198,7 +265,7 @@ def courses_pages_router() -> APIRouter:
             with request.app.state.sessions() as session, session.begin():
                 enrolment.remove(session, session.get(models.Project, view.project.id), member)
         except enrolment.EnrolmentRefused as refused:
-            return course_view(request, user, slug, problem=refused.message, status_code=404)
+            return await course_view(request, user, slug, problem=refused.message, status_code=404)
         return RedirectResponse(f"{request.app.state.prefix}courses/{slug}?notice=removed", 303)
 
     def join_view(
