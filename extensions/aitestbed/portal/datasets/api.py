@@ -10,7 +10,7 @@ datasets do not leak.
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -76,6 +76,10 @@ class DatasetSummary(BaseModel):
     license: str
     version: str
     visibility: str
+    data_class: str = Field(
+        serialization_alias="class",
+        description="open, licensed or pseudonymized (pseudonymized data runs in safe mode).",
+    )
     size_bytes: int | None
     file_count: int | None
     terms_version: str | None = Field(description="Current terms version; null: no terms.")
@@ -143,12 +147,21 @@ class PreviewOut(BaseModel):
     text: str | None = None
 
 
+class GrantIn(BaseModel):
+    """Why and until when (required for pseudonymized datasets; a new value renews)."""
+
+    purpose: str | None = Field(None, max_length=500, description="The named purpose.")
+    expires_on: date | None = Field(None, description="Last day the grant gives access.")
+
+
 class GrantOut(BaseModel):
     dataset: str
     project: str
     source: str
     granted_by: str | None
     granted_at: datetime
+    purpose: str | None = None
+    expires_on: date | None = None
 
 
 class AuditEntryOut(BaseModel):
@@ -181,6 +194,7 @@ def _summary_fields(row: models.Dataset, viewer: Viewer) -> dict[str, Any]:
         "license": row.license,
         "version": row.version,
         "visibility": row.visibility,
+        "data_class": row.data_class,
         "size_bytes": row.size_bytes,
         "file_count": row.file_count,
         "terms_version": row.terms_version,
@@ -289,6 +303,10 @@ def _refused(refused: grants.GrantRefused) -> HTTPException:
     # A missing dataset or project keeps the plain 404 message the API always gave.
     if refused.status == 404:
         return HTTPException(404, str(refused))
+    if refused.problems:
+        return HTTPException(
+            refused.status, [{"field": f, "message": m} for f, m in refused.problems]
+        )
     return _refuse(refused.status, refused.code, str(refused))
 
 
@@ -306,6 +324,7 @@ def _document(row: models.Dataset) -> dict[str, Any]:
         "license": row.license,
         "version": row.version,
         "visibility": row.visibility,
+        "class": row.data_class,
         "storage": dict(row.storage),
     }
     if row.terms_version:
@@ -335,6 +354,7 @@ def _apply(row: models.Dataset, spec: site_settings.Dataset) -> None:
     row.license = spec.license
     row.version = spec.version
     row.visibility = spec.visibility
+    row.data_class = spec.data_class
     row.terms_version = spec.terms.version if spec.terms else None
     row.terms_text = spec.terms.text if spec.terms else ""
     row.storage = storage_fields(spec.storage)
@@ -359,6 +379,8 @@ def _grant_out(grant: models.DatasetGrant) -> GrantOut:
         source=grant.source,
         granted_by=grant.granted_by,
         granted_at=grant.granted_at,
+        purpose=grant.purpose,
+        expires_on=grant.expires_on,
     )
 
 
@@ -655,13 +677,27 @@ def datasets_router() -> APIRouter:
 
     @router.put("/datasets/{slug}/grants/{project}", response_model=GrantOut)
     def grant(
-        slug: SlugPath, project: ProjectPath, identity: CurrentUser, session: DbSession
+        slug: SlugPath,
+        project: ProjectPath,
+        identity: CurrentUser,
+        session: DbSession,
+        body: Annotated[GrantIn | None, Body()] = None,
     ) -> GrantOut:
-        """Grant a dataset to a project (operators; idempotent)."""
+        """Grant a dataset to a project (operators; idempotent). A pseudonymized dataset
+        needs a ``purpose`` and an ``expires_on`` date; giving them again renews the grant."""
         _require_operator(session, identity, "grant datasets")
+        body = body or GrantIn()
         try:
-            made = grants.grant(session, identity.name, slug, project)
+            made = grants.grant(
+                session,
+                identity.name,
+                slug,
+                project,
+                purpose=body.purpose,
+                expires_on=body.expires_on,
+            )
         except grants.GrantRefused as refused:
+            session.commit()  # the refusal's audit entry
             raise _refused(refused) from None
         session.commit()
         return _grant_out(made)
