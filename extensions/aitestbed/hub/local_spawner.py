@@ -29,6 +29,7 @@ from aitestbed.hub.local_settings import (
 from aitestbed.hub.policy_spawner import PolicySpawnerMixin
 from aitestbed.policy.model import FlavorSpec, ImageSpec
 from aitestbed.policy.mounts import DatasetMount
+from aitestbed.policy.safezone import OUTBOX_FOLDER, SAFE_MODE_ARGS, safe_mode_environment
 
 
 def session_path(environment_bin: Path, inherited: str | None) -> str:
@@ -46,6 +47,14 @@ class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
         help="Folder holding one shared folder per project (the embedded /project)."
     ).tag(config=True)
     session_environment = Dict(help="Environment of the admitted session (set per start).")
+    # What one machine cannot do of safe mode: the session is a process of this machine's
+    # user, with this machine's network (docs/datasets.md).
+    safe_mode_enforcement = (
+        "On this single-machine installation JupyterLab refuses downloads and exports, but "
+        "the network is not closed: the session can still reach the internet and other "
+        "local services, and its code can copy files anywhere the server's user can write. "
+        "Use the Kubernetes installation for data that must stay inside."
+    )
 
     def apply_session(
         self,
@@ -63,12 +72,16 @@ class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
         self.session_environment = {
             **local_environment(flavor, image, project, folder),
             **local_datasets_environment(datasets_dir, linked),
+            **(safe_mode_environment(str(folder / OUTBOX_FOLDER)) if self.safe_mode else {}),
         }
         for slug in sorted({d.slug for d in datasets} - set(linked)):
             self.dataset_notes = [
                 *self.dataset_notes,
                 f"{slug} is not mounted: its files are not on this machine (tell the operators)",
             ]
+
+    def get_args(self):
+        return [*super().get_args(), *(SAFE_MODE_ARGS if self.safe_mode else ())]
 
     def get_env(self):
         env = super().get_env()

@@ -33,6 +33,21 @@ DATA_CLASSES = (OPEN, LICENSED, PSEUDONYMIZED)
 
 PURPOSE_MAX_LENGTH = 500
 
+# A safe session's results go to this folder of its project (the airlock reads it).
+OUTBOX_FOLDER = "outbox"
+SAFE_MODE_ENV = "AITESTBED_SAFE_MODE"
+OUTBOX_ENV = "AITESTBED_OUTBOX"
+# Server arguments of a safe session: command-line values win over every configuration
+# file, including the user's own ~/.jupyter, so the user cannot switch the refusals off.
+SAFE_MODE_ARGS = (
+    "--ServerApp.contents_manager_class=aitestbed.notebook.safe_zone.SafeContentsManager",
+)
+
+
+def safe_mode_environment(outbox: str) -> dict[str, str]:
+    """The environment that tells a session (and the notebook package) it is in safe mode."""
+    return {SAFE_MODE_ENV: "1", OUTBOX_ENV: outbox}
+
 
 def default_class(visibility: str) -> str:
     """The class a dataset has when its document names none: public data is open, granted

@@ -23,6 +23,7 @@ from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState, SpawnReq
 from aitestbed.portal import models
 from aitestbed.portal.auth import token_from_header
 from aitestbed.portal.datasets import access as dataset_access
+from aitestbed.portal.datasets import linkage
 from aitestbed.portal.deps import DbSession
 from aitestbed.portal.usage import ProjectUsage, session_gpu_hours, usage_by_project
 
@@ -94,6 +95,8 @@ class ProjectDatasets(BaseModel):
 
     mounted: list[str]
     refused: list[RefusedDataset]
+    safe_mode: bool = Field(False, description="Its sessions run in safe mode.")
+    safe_mode_reason: str = ""
 
 
 class SpawnContext(BaseModel):
@@ -134,6 +137,12 @@ class SessionStarted(BaseModel):
     gpus: float
     datasets: list[DatasetMount] = Field(default_factory=list)
     refused_datasets: list[RefusedDataset] = Field(default_factory=list)
+    safe_mode: bool = Field(
+        False,
+        description="The session mounts pseudonymized data: no egress, no downloads, results "
+        "out through the airlock (docs/datasets.md).",
+    )
+    safe_mode_reason: str = ""
 
 
 class SessionStopped(BaseModel):
@@ -232,6 +241,8 @@ def decide_session_datasets(
     mounted, refused = session_datasets(
         [dataset_access.rule_for(row) for row in rows.values()], viewer, body.project
     )
+    mounted, unlinked = linkage.leave_out_unlinked(session, body.project, mounted)
+    refused = sorted([*refused, *unlinked], key=lambda pair: pair[0])
     detail = f"server={body.server_name or '(default)'} session={record_id}"
     mounts = []
     for slug in mounted:
@@ -271,6 +282,13 @@ def decide_session_datasets(
     return mounts, refusals
 
 
+def session_safe_mode(session: Session, mounts: list[DatasetMount]) -> dict[str, object]:
+    """The start answer's safe-mode fields: on when a mounted dataset is pseudonymized
+    (:func:`aitestbed.policy.safezone.safe_mode`)."""
+    mode = linkage.safe_mode_of(session, [mount.slug for mount in mounts])
+    return {"safe_mode": mode.safe, "safe_mode_reason": mode.reason}
+
+
 def sessions_router() -> APIRouter:
     router = APIRouter(prefix="/api/internal", tags=["hub"], dependencies=[Depends(require_hub)])
 
@@ -289,9 +307,14 @@ def sessions_router() -> APIRouter:
         datasets = {}
         for state, _, _ in states:
             mounted, refused = session_datasets(rules, viewer, state.slug)
+            mounted, unlinked = linkage.leave_out_unlinked(session, state.slug, mounted)
+            refused = sorted([*refused, *unlinked], key=lambda pair: pair[0])
+            mode = linkage.safe_mode_of(session, mounted)
             datasets[state.slug] = ProjectDatasets(
                 mounted=mounted,
                 refused=[RefusedDataset(slug=s, code=d.code, reason=d.reason) for s, d in refused],
+                safe_mode=mode.safe,
+                safe_mode_reason=mode.reason,
             )
         return SpawnContext(
             user=user,
@@ -346,7 +369,11 @@ def sessions_router() -> APIRouter:
             session.flush()
             mounts, refused = decide_session_datasets(session, body, record.id, now.date())
             return SessionStarted(
-                id=record.id, gpus=record.gpus, datasets=mounts, refused_datasets=refused
+                id=record.id,
+                gpus=record.gpus,
+                datasets=mounts,
+                refused_datasets=refused,
+                **session_safe_mode(session, mounts),  # safe zone: pseudonymized data mounted
             )
 
     @router.post("/sessions/{record_id}/stop", response_model=SessionStopped)

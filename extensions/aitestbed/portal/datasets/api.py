@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 from aitestbed import settings as site_settings
 from aitestbed.policy.datasets import Viewer, can_see, use_decision
 from aitestbed.portal import models, queries
-from aitestbed.portal.datasets import files, grants
+from aitestbed.portal.datasets import files, grants, linkage
 from aitestbed.portal.datasets.access import (
     audit,
     decide_and_audit,
@@ -48,7 +48,7 @@ MAX_QUERY = 200
 MAX_WORDS = 8
 AuditAction = Literal[
     "list", "view", "files", "preview", "accept-terms", "mount", "job",
-    "create", "update", "disable", "grant", "revoke",
+    "create", "update", "disable", "grant", "revoke", "linkage", "linkage-withdrawn",
 ]  # fmt: skip
 AUDIT_COLUMNS = ["id", "at", "user", "dataset", "action", "allowed", "reason", "project", "detail"]
 
@@ -162,6 +162,23 @@ class GrantOut(BaseModel):
     granted_at: datetime
     purpose: str | None = None
     expires_on: date | None = None
+
+
+class LinkageIn(BaseModel):
+    project: str = Field(pattern=PROJECT_SLUG, max_length=63)
+    datasets: list[Annotated[str, Field(pattern=DATASET_SLUG, max_length=60)]] = Field(
+        min_length=2, max_length=2, description="The two pseudonymized datasets."
+    )
+    reason: str = Field(min_length=1, max_length=2000, description="Why they may be combined.")
+
+
+class LinkageOut(BaseModel):
+    id: int
+    project: str
+    datasets: list[str]
+    reason: str
+    approved_by: str
+    approved_at: datetime
 
 
 class AuditEntryOut(BaseModel):
@@ -749,4 +766,46 @@ def datasets_router() -> APIRouter:
             headers={"Content-Disposition": f'attachment; filename="dataset-audit-{stamp}.csv"'},
         )
 
+    @router.get("/dataset-linkages", response_model=list[LinkageOut])
+    def list_linkages(identity: CurrentUser, session: DbSession) -> list[LinkageOut]:
+        """Approved combinations of pseudonymized datasets (operators)."""
+        _require_operator(session, identity, "see linkage approvals")
+        rows = session.scalars(select(models.DatasetLinkage).order_by(models.DatasetLinkage.id))
+        return [_linkage_out(row) for row in rows]
+
+    @router.post("/dataset-linkages", response_model=LinkageOut, status_code=201)
+    def approve_linkage(body: LinkageIn, identity: CurrentUser, session: DbSession) -> LinkageOut:
+        """Allow two pseudonymized datasets in one project's sessions and jobs (operators;
+        idempotent). Linking is where re-identification happens: say why in ``reason``."""
+        _require_operator(session, identity, "approve linkages")
+        first, second = body.datasets
+        try:
+            row = linkage.approve(session, identity.name, body.project, first, second, body.reason)
+        except grants.GrantRefused as refused:
+            raise _refused(refused) from None
+        session.commit()
+        return _linkage_out(row)
+
+    @router.delete("/dataset-linkages/{linkage_id}", status_code=204)
+    def withdraw_linkage(linkage_id: int, identity: CurrentUser, session: DbSession) -> Response:
+        """Withdraw an approval; running sessions keep their mounts until they stop."""
+        _require_operator(session, identity, "withdraw linkages")
+        try:
+            linkage.withdraw(session, identity.name, linkage_id)
+        except grants.GrantRefused as refused:
+            raise _refused(refused) from None
+        session.commit()
+        return Response(status_code=204)
+
     return router
+
+
+def _linkage_out(row: models.DatasetLinkage) -> LinkageOut:
+    return LinkageOut(
+        id=row.id,
+        project=row.project.slug,
+        datasets=[row.dataset_a, row.dataset_b],
+        reason=row.reason,
+        approved_by=row.approved_by,
+        approved_at=row.approved_at,
+    )
