@@ -67,6 +67,8 @@ class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
         try:
             link_project_folder(Path(self.home_dir), folder)
             datasets_dir, linked = link_datasets(Path(self.home_dir), datasets)
+            if self.safe_mode:
+                (folder / OUTBOX_FOLDER).mkdir(exist_ok=True)
         except FileExistsError as error:
             raise web.HTTPError(409, str(error)) from None
         self.session_environment = {

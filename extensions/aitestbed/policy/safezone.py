@@ -41,6 +41,7 @@ OUTBOX_ENV = "AITESTBED_OUTBOX"
 # file, including the user's own ~/.jupyter, so the user cannot switch the refusals off.
 SAFE_MODE_ARGS = (
     "--ServerApp.contents_manager_class=aitestbed.notebook.safe_zone.SafeContentsManager",
+    "--ServerApp.extra_services=aitestbed.notebook.safe_zone",
 )
 
 
