@@ -22,6 +22,7 @@ from sqlalchemy import Engine, text
 from aitestbed.portal import queries, schemas
 from aitestbed.portal.access_requests.api import access_api_router
 from aitestbed.portal.access_requests.pages import access_pages_router
+from aitestbed.portal.airlock.logic import AirlockSettings
 from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity
 from aitestbed.portal.datasets.api import datasets_router
 from aitestbed.portal.db import session_factory
@@ -217,6 +218,7 @@ def create_app(
     poll_interval: float | None = None,
     background: Sequence[BackgroundTask] = (),
     state_dir: pathlib.Path | None = None,
+    airlock: AirlockSettings | None = None,
 ) -> FastAPI:
     """The portal application, mounted under ``prefix`` (ends with a slash).
 
@@ -246,6 +248,7 @@ def create_app(
     app.state.internal_token = internal_token
     app.state.jobs = jobs
     app.state.state_dir = state_dir
+    app.state.airlock = airlock
     app.state.site_name = site_name
     app.add_exception_handler(JobError, job_error_handler)
     app.include_router(api_router(), prefix=prefix.rstrip("/"))

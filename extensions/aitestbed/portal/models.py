@@ -469,3 +469,49 @@ class DatasetAuditEntry(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     project: Mapped[str | None] = mapped_column(String(63), nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class ExportRequest(Base):
+    """A user asks to take files out of a project's outbox (the airlock), with a reason.
+
+    Names, not keys, for the people: the request outlives their accounts in the audit.
+    """
+
+    __tablename__ = "airlock_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    requester: Mapped[str] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[Project] = relationship()
+    files: Mapped[list[ExportFile]] = relationship(
+        back_populates="request", cascade="all, delete-orphan", order_by="ExportFile.id"
+    )
+
+
+class ExportFile(Base):
+    """One file of an export request: the copy taken when it was asked for (what the
+    steward reviews is what leaves), the automatic checks' findings, the decision and the
+    one download."""
+
+    __tablename__ = "airlock_files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("airlock_requests.id", ondelete="CASCADE"), index=True
+    )
+    path: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    findings: Mapped[list] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    downloaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    request: Mapped[ExportRequest] = relationship(back_populates="files")

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 from sqlalchemy import Engine
 
+from aitestbed.portal.airlock.logic import AirlockSettings
 from aitestbed.portal.datasets.demo import ensure_demo_datasets
 from aitestbed.portal.db import make_engine, migrate, session_factory, transaction
 from aitestbed.portal.seed import sync_settings
@@ -71,6 +72,11 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         poll_interval=settings.jobs.poll_interval_seconds,
         internal_token=os.environ.get("JUPYTERHUB_API_TOKEN"),
         state_dir=settings.site.state_dir,
+        airlock=AirlockSettings(
+            project_dir_template=settings.jobs.project_dir_template,
+            store=settings.site.state_dir / "airlock",
+            stewards=frozenset(settings.site.data_stewards),
+        ),
         background=[
             lambda: reconcile_forever(
                 sessions,

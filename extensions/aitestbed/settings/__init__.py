@@ -231,6 +231,8 @@ class Site:
     database_url: str = ""
     hub_database_url: str = ""
     operators: tuple[str, ...] = ()
+    # Who reviews exports through the airlock besides the operators (docs/datasets.md).
+    data_stewards: tuple[str, ...] = ()
     idle_timeout_seconds: int = 3600
     session_start_timeout_seconds: int = 120
 
@@ -646,6 +648,7 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
     if not state_dir.is_absolute():
         state_dir = (path.parent / state_dir).resolve()
     site_doc["operators"] = tuple(site_doc.get("operators", ()))
+    site_doc["data_stewards"] = tuple(site_doc.get("data_stewards", ()))
     site = Site(state_dir=state_dir, **site_doc)
     if not site.database_url:
         site = replace(site, database_url=f"sqlite:///{state_dir / 'portal.sqlite'}")

@@ -49,6 +49,7 @@ MAX_WORDS = 8
 AuditAction = Literal[
     "list", "view", "files", "preview", "accept-terms", "mount", "job",
     "create", "update", "disable", "grant", "revoke", "linkage", "linkage-withdrawn",
+    "airlock-request", "airlock-approve", "airlock-decline", "airlock-download",
 ]  # fmt: skip
 AUDIT_COLUMNS = ["id", "at", "user", "dataset", "action", "allowed", "reason", "project", "detail"]
 
