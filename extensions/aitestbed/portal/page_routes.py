@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from aitestbed.portal.airlock.api import airlock_api_router
+from aitestbed.portal.airlock.pages import airlock_pages_router
 from aitestbed.portal.console import console_pages_router
 from aitestbed.portal.datasets.pages import datasets_pages_router
 from aitestbed.portal.jobs.pages import jobs_pages_router
@@ -24,4 +25,5 @@ def feature_routers() -> list[APIRouter]:
         datasets_pages_router(),
         jobs_pages_router(),
         airlock_api_router(),
+        airlock_pages_router(),
     ]
