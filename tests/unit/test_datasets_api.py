@@ -25,6 +25,7 @@ from aitestbed.settings import parse_settings
 from fastapi.testclient import TestClient
 
 from tests.conftest import EXAMPLE_SETTINGS
+from tests.datasets_support import without_pseudonymized_demo
 from tests.unit.test_portal_api import PREFIX, TableIdentity
 
 SECRET = "TOP-SECRET-NOT-IN-ANY-DATASET"
@@ -56,7 +57,7 @@ def make_datasets(root):
 
 def site_settings(root, database_url):
     make_datasets(root)
-    doc = yaml.safe_load(EXAMPLE_SETTINGS.read_text())
+    doc = without_pseudonymized_demo(yaml.safe_load(EXAMPLE_SETTINGS.read_text()))
     doc["site"]["state_dir"] = str(root / "state")
     doc["site"]["database_url"] = database_url
     for dataset in doc["datasets"]:

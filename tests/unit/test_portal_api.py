@@ -178,4 +178,10 @@ def test_openapi_documents_every_api_route(client):
         "api/datasets/{slug}/grants/{project}",
         "api/dataset-audit",
         "api/dataset-audit.csv",
+        "api/dataset-linkages",
+        "api/dataset-linkages/{linkage_id}",
+        "api/airlock/requests",
+        "api/airlock/requests/{request_id}",
+        "api/airlock/requests/{request_id}/files/{file_id}/decision",
+        "api/airlock/requests/{request_id}/files/{file_id}/download",
     }
