@@ -80,14 +80,14 @@ async def admitted_pod(client, spawner, settings, user: str, project: str) -> di
 
 @pytest.fixture(scope="module")
 def chart_policies(tmp_path_factory):
-    """The chart's NetworkPolicies where ordinary sessions may reach the internet and
-    slurmrestd: the safe-mode pod must still reach neither."""
+    """The chart's NetworkPolicies where ordinary sessions may reach the internet, a
+    private range and slurmrestd: the safe-mode pod must still reach none of them."""
     helm = find_tool("helm", TOOLS / "bin" / "helm")
     values = tmp_path_factory.mktemp("chart") / "values.yaml"
     values.write_text(
         yaml.safe_dump(
             {
-                "singleuser": {"networkPolicy": {"egressCIDRs": ["0.0.0.0/0"]}},
+                "singleuser": {"networkPolicy": {"internet": True, "egressCIDRs": ["10.9.0.0/16"]}},
                 "slurm": {"enabled": True, "restdCIDRs": ["10.1.2.0/24"]},
             }
         )
@@ -154,8 +154,10 @@ async def test_the_safe_session_pod_reaches_only_hub_portal_and_dns(
         p["metadata"]["name"] for p in policies_for(chart_policies, ordinary["metadata"]["labels"])
     ]
     assert names == [f"{FULLNAME}-singleuser"]
-    assert any(
-        "ipBlock" in peer and peer["ipBlock"]["cidr"] == "0.0.0.0/0"
+    cidrs = {
+        peer["ipBlock"]["cidr"]
         for rule in egress_rules(chart_policies, ordinary["metadata"]["labels"])
         for peer in rule.get("to", [])
-    )
+        if "ipBlock" in peer
+    }
+    assert {"0.0.0.0/0", "10.9.0.0/16", "10.1.2.0/24"} <= cidrs

@@ -7,11 +7,11 @@ from fastapi import APIRouter
 from aitestbed.portal.airlock.api import airlock_api_router
 from aitestbed.portal.airlock.pages import airlock_pages_router
 from aitestbed.portal.console import console_pages_router
+from aitestbed.portal.courses.pages import courses_pages_router
 from aitestbed.portal.datasets.pages import datasets_pages_router
 from aitestbed.portal.jobs.pages import jobs_pages_router
 from aitestbed.portal.projects.api import projects_api_router
 from aitestbed.portal.projects.pages import projects_pages_router
-from aitestbed.portal.reports.api import reports_api_router
 from aitestbed.portal.reports.pages import reports_pages_router
 
 
@@ -19,11 +19,11 @@ def feature_routers() -> list[APIRouter]:
     return [
         console_pages_router(),
         reports_pages_router(),
-        reports_api_router(),
         projects_pages_router(),
         projects_api_router(),
         datasets_pages_router(),
         jobs_pages_router(),
         airlock_api_router(),
         airlock_pages_router(),
+        courses_pages_router(),
     ]
