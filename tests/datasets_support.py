@@ -14,6 +14,16 @@ from aitestbed.portal import models
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+# The example settings' pseudonymized demo dataset; tests about the three datasets above
+# leave it out (tests/unit/test_pseudonymized_demo.py and the safe-zone tests cover it).
+PSEUDONYMIZED_DEMO = "patients-demo"
+
+
+def without_pseudonymized_demo(doc: dict) -> dict:
+    doc["datasets"] = [d for d in doc.get("datasets", []) if d["slug"] != PSEUDONYMIZED_DEMO]
+    return doc
+
+
 RULES = {
     "iris": {"visibility": "public"},
     "wine": {"visibility": "granted", "projects": ["uni-nlp"]},

@@ -229,7 +229,9 @@ def test_placeholders_have_the_lowest_priority_and_never_preempt(renders):
 def test_user_pods_talk_only_to_hub_proxy_dns_and_never_to_the_metadata_address(renders):
     policy = renders["defaults"].one("NetworkPolicy", f"{FULLNAME}-singleuser")["spec"]
     assert policy["podSelector"] == {
-        "matchLabels": {"app": "aitestbed", "component": "singleuser-server"}
+        "matchLabels": {"app": "aitestbed", "component": "singleuser-server"},
+        # Safe-mode sessions have their own, closed policy (policies add up).
+        "matchExpressions": [{"key": "aitestbed.example/safe-mode", "operator": "DoesNotExist"}],
     }
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     sources = [

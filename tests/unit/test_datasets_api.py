@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from tests.conftest import EXAMPLE_SETTINGS
+from tests.datasets_support import without_pseudonymized_demo
 from tests.unit.test_portal_api import PREFIX, TableIdentity
 
 SECRET = "TOP-SECRET-NOT-IN-ANY-DATASET"
@@ -60,7 +61,7 @@ def make_datasets(root):
 
 def site_settings(root, database_url):
     make_datasets(root)
-    doc = yaml.safe_load(EXAMPLE_SETTINGS.read_text())
+    doc = without_pseudonymized_demo(yaml.safe_load(EXAMPLE_SETTINGS.read_text()))
     doc["site"]["state_dir"] = str(root / "state")
     doc["site"]["database_url"] = database_url
     doc["site"]["dataset_roots"] = [str(root / "ds")]

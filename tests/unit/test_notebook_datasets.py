@@ -25,6 +25,7 @@ from aitestbed.portal.service import prepare_database
 from aitestbed.settings import load_settings
 
 from tests.conftest import EXAMPLE_SETTINGS
+from tests.datasets_support import without_pseudonymized_demo
 from tests.harness import free_port, wait_until
 from tests.jobs_support import PREFIX, TableIdentity, write_settings
 
@@ -42,7 +43,7 @@ REMOTE = {
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory):
     base = tmp_path_factory.mktemp("nb-datasets")
-    doc = yaml.safe_load(EXAMPLE_SETTINGS.read_text())
+    doc = without_pseudonymized_demo(yaml.safe_load(EXAMPLE_SETTINGS.read_text()))
     doc["site"]["state_dir"] = str(base / "state")
     doc["datasets"].append(REMOTE)
     # dave: a member of acme-vision whom only the command-line test uses.

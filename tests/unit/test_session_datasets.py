@@ -129,7 +129,12 @@ def test_the_spawn_context_says_what_each_project_would_mount_without_deciding(p
     client, sessions, _ = portal
     context = client.get(PREFIX + "api/internal/spawn-context/bob", headers=HUB).json()
     datasets = context["datasets"]
-    assert datasets["uni-nlp"] == {"mounted": ["iris", "wine"], "refused": []}
+    assert datasets["uni-nlp"] == {
+        "mounted": ["iris", "wine"],
+        "refused": [],
+        "safe_mode": False,
+        "safe_mode_reason": "",
+    }
     assert datasets["acme-vision"]["mounted"] == ["iris"]
     assert [r["slug"] for r in datasets["acme-vision"]["refused"]] == ["digits"]
     assert "accept" in datasets["acme-vision"]["refused"][0]["reason"]

@@ -34,6 +34,7 @@ from aitestbed.hub.pod_settings import (
 from aitestbed.hub.policy_spawner import PolicySpawnerMixin
 from aitestbed.policy.model import FlavorSpec, ImageSpec
 from aitestbed.policy.mounts import DatasetMount
+from aitestbed.policy.safezone import SAFE_MODE_ARGS
 
 LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 CAPACITY_OFF = (
@@ -74,6 +75,11 @@ class PortalKubeSpawner(PolicySpawnerMixin, KubeSpawner):
 
     session_deadline = Float(None, allow_none=True)
     _configured_environment: dict[str, Any] | None = None
+    _configured_args: list[str] | None = None
+    safe_mode_enforcement = (
+        "On this cluster a NetworkPolicy lets the session reach only the hub, the portal and "
+        "the cluster DNS, and JupyterLab refuses downloads and exports."
+    )
 
     _cluster_cache: ClassVar[dict[str, tuple[float, list, list]]] = {}
 
@@ -98,7 +104,9 @@ class PortalKubeSpawner(PolicySpawnerMixin, KubeSpawner):
         project: str,
         datasets: Sequence[DatasetMount] = (),
     ) -> None:
-        settings = pod_settings(flavor, image, project, self.site, datasets)
+        settings = pod_settings(
+            flavor, image, project, self.site, datasets, safe_mode=self.safe_mode
+        )
         for slug in unmountable_in_pod(datasets):
             self.log.warning(
                 "Dataset %s of %s has storage a pod cannot mount (a local folder, or an "
@@ -117,6 +125,9 @@ class PortalKubeSpawner(PolicySpawnerMixin, KubeSpawner):
         if self._configured_environment is None:
             self._configured_environment = dict(self.environment)
         settings["environment"] = {**self._configured_environment, **settings["environment"]}
+        if self._configured_args is None:
+            self._configured_args = list(self.args)
+        settings["args"] = [*self._configured_args, *(SAFE_MODE_ARGS if self.safe_mode else ())]
         for trait, value in settings.items():
             setattr(self, trait, value)
         lifetime = lifetime_seconds(flavor)

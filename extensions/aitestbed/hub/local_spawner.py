@@ -32,6 +32,7 @@ from aitestbed.hub.local_settings import (
 from aitestbed.hub.policy_spawner import PolicySpawnerMixin
 from aitestbed.policy.model import FlavorSpec, ImageSpec
 from aitestbed.policy.mounts import DatasetMount
+from aitestbed.policy.safezone import OUTBOX_FOLDER, SAFE_MODE_ARGS, safe_mode_environment
 
 
 def session_path(environment_bin: Path, inherited: str | None) -> str:
@@ -53,6 +54,14 @@ class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
         sys.executable, help="The Python that pulls a course's materials before the server."
     ).tag(config=True)
     _server_cmd = None  # the configured command, before a course's materials step
+    # What one machine cannot do of safe mode: the session is a process of this machine's
+    # user, with this machine's network (docs/datasets.md).
+    safe_mode_enforcement = (
+        "On this single-machine installation JupyterLab refuses downloads and exports, but "
+        "the network is not closed: the session can still reach the internet and other "
+        "local services, and its code can copy files anywhere the server's user can write. "
+        "Use the Kubernetes installation for data that must stay inside."
+    )
     start_state_dir = Unicode(
         "",
         help="""Folder where a starting server's state (process id, address, usage record)
@@ -74,6 +83,8 @@ class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
         try:
             link_project_folder(Path(self.home_dir), folder)
             datasets_dir, linked = link_datasets(Path(self.home_dir), datasets)
+            if self.safe_mode:
+                (folder / OUTBOX_FOLDER).mkdir(exist_ok=True)
         except FileExistsError as error:
             raise web.HTTPError(409, str(error)) from None
         if self._server_cmd is None:
@@ -93,12 +104,16 @@ class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
         self.session_environment = {
             **local_environment(flavor, image, project, folder),
             **local_datasets_environment(datasets_dir, linked),
+            **(safe_mode_environment(str(folder / OUTBOX_FOLDER)) if self.safe_mode else {}),
         }
         for slug in sorted({d.slug for d in datasets} - set(linked)):
             self.dataset_notes = [
                 *self.dataset_notes,
                 f"{slug} is not mounted: its files are not on this machine (tell the operators)",
             ]
+
+    def get_args(self):
+        return [*super().get_args(), *(SAFE_MODE_ARGS if self.safe_mode else ())]
 
     def get_env(self):
         env = super().get_env()

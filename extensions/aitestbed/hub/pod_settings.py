@@ -16,12 +16,14 @@ from typing import Any
 from aitestbed.hub.capacity import FlavorDemand
 from aitestbed.policy.model import FlavorSpec, ImageSpec
 from aitestbed.policy.mounts import MOUNT_ROOT, DatasetMount, datasets_environment
+from aitestbed.policy.safezone import OUTBOX_FOLDER, safe_mode_environment
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 NON_ROOT_UID = 1000
 NON_ROOT_GID = 100
 LABEL_PREFIX = "aitestbed.example/"
+PROJECT_MOUNT = "/project"
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def storage_volumes(project: str, site: KubeSite) -> tuple[list[dict], list[dict
     if site.project_volume:
         claim = site.project_claim_template.format(project=project)
         volumes.append({"name": "project", "persistentVolumeClaim": {"claimName": claim}})
-        mounts.append({"name": "project", "mountPath": "/project"})
+        mounts.append({"name": "project", "mountPath": PROJECT_MOUNT})
     volumes += [dict(v) for v in site.extra_volumes]
     mounts += [dict(m) for m in site.extra_volume_mounts]
     return volumes, mounts
@@ -224,15 +226,24 @@ def security_settings() -> dict[str, Any]:
     }
 
 
+SAFE_MODE_LABEL = f"{LABEL_PREFIX}safe-mode"
+
+
 def pod_settings(
     flavor: FlavorSpec,
     image: ImageSpec,
     project: str,
     site: KubeSite | None = None,
     datasets: Sequence[DatasetMount] = (),
+    *,
+    safe_mode: bool = False,
 ) -> dict[str, Any]:
     """KubeSpawner trait values for one session of ``flavor`` x ``image`` in ``project``,
-    with ``datasets`` (the portal's decision at admission) mounted read-only."""
+    with ``datasets`` (the portal's decision at admission) mounted read-only. A safe-mode
+    session (pseudonymized data) gets the label the chart's safe-mode NetworkPolicy selects
+    (egress only to the hub, the portal and the cluster DNS) and the safe-mode environment;
+    the spawner adds :data:`~aitestbed.policy.safezone.SAFE_MODE_ARGS` to the server's
+    arguments."""
     site = site or KubeSite()
     limits = gpu_limits(flavor)
     shm_volumes, shm_mounts = shm_volume(flavor)
@@ -252,6 +263,8 @@ def pod_settings(
         # No GPU device is mounted; make the absence explicit to CUDA libraries too.
         environment["NVIDIA_VISIBLE_DEVICES"] = "void"
         environment["CUDA_VISIBLE_DEVICES"] = ""
+    if safe_mode:
+        environment.update(safe_mode_environment(f"{PROJECT_MOUNT}/{OUTBOX_FOLDER}"))
     lifetime = lifetime_seconds(flavor)
     return {
         "image": image.image,
@@ -279,6 +292,7 @@ def pod_settings(
             f"{LABEL_PREFIX}project": _label_value(project),
             f"{LABEL_PREFIX}flavor": _label_value(flavor.slug),
             f"{LABEL_PREFIX}image": _label_value(image.slug),
+            **({SAFE_MODE_LABEL: "true"} if safe_mode else {}),
         },
         "extra_annotations": {
             f"{LABEL_PREFIX}project": project,

@@ -73,12 +73,18 @@ def parse_context(context: dict[str, Any]):
     return projects, flavors, images, context.get("sessions_by_flavor", {})
 
 
-def context_datasets(context: dict[str, Any]) -> dict[str, ProjectDatasets]:
-    """Per project: the datasets its sessions mount, and the refused ones with the reason."""
+def context_datasets(
+    context: dict[str, Any], safe_mode_enforcement: str = ""
+) -> dict[str, ProjectDatasets]:
+    """Per project: the datasets its sessions mount, and the refused ones with the reason,
+    and whether its sessions run in safe mode (with what this spawner enforces of it)."""
     return {
         project: ProjectDatasets(
             mounted=tuple(entry.get("mounted", ())),
             refused=tuple((r["slug"], r["reason"]) for r in entry.get("refused", ())),
+            safe_mode=bool(entry.get("safe_mode")),
+            safe_mode_reason=str(entry.get("safe_mode_reason") or ""),
+            safe_mode_enforcement=safe_mode_enforcement,
         )
         for project, entry in (context.get("datasets") or {}).items()
     }
@@ -145,6 +151,10 @@ class PolicySpawnerMixin(LoggingConfigurable):
     session_materials = Dict(
         help="The course's materials of this start ({repo, branch}; empty: none)."
     )
+    # Safe mode of the session being started (the portal decides it at admission).
+    safe_mode = False
+    # What this spawner enforces of safe mode, said on the spawn page (subclasses).
+    safe_mode_enforcement = ""
 
     _queues: ClassVar[dict[str, StartQueue]] = {}
 
@@ -203,7 +213,7 @@ class PolicySpawnerMixin(LoggingConfigurable):
             options,
             capacity,
             self.session_choice,
-            context_datasets(context),
+            context_datasets(context, self.safe_mode_enforcement),
             access_url=self.hub.base_url.removesuffix("hub/") + ACCESS_PAGE,
             capacity_note=self.capacity_note,
             messages=context.get("messages") or {},
@@ -260,6 +270,7 @@ class PolicySpawnerMixin(LoggingConfigurable):
         image = next(i for i in project.images if i.slug == chosen["image"])
         datasets = parse_mounts(record.get("datasets"))
         self.dataset_notes = refusal_messages(record.get("refused_datasets"))
+        self.safe_mode = bool(record.get("safe_mode"))
         for note in self.dataset_notes:
             self.log.info("%s: %s", self._log_name, note)
         try:

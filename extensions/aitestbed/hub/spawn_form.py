@@ -56,6 +56,11 @@ class ProjectDatasets:
 
     mounted: tuple[str, ...] = ()
     refused: tuple[tuple[str, str], ...] = ()
+    # Safe mode (pseudonymized data mounted): the portal's sentence, and what this hub's
+    # spawner enforces of it (it differs between Kubernetes and the embedded default).
+    safe_mode: bool = False
+    safe_mode_reason: str = ""
+    safe_mode_enforcement: str = ""
 
 
 def datasets_block(datasets: ProjectDatasets | None) -> str:
@@ -71,6 +76,17 @@ def datasets_block(datasets: ProjectDatasets | None) -> str:
     for slug, reason in datasets.refused:
         parts.append(f"<br><code>{escape(slug)}</code> is not mounted: {escape(reason)}")
     parts.append("</p>")
+    if datasets.safe_mode:
+        parts.append(
+            "<div class='alert alert-warning aitb-safe-mode' role='note'>"
+            f"<b>Safe mode.</b> {escape(datasets.safe_mode_reason)}"
+            + (
+                f"<br>{escape(datasets.safe_mode_enforcement)}"
+                if datasets.safe_mode_enforcement
+                else ""
+            )
+            + "</div>"
+        )
     return "".join(parts)
 
 

@@ -73,6 +73,7 @@ class Dataset:
     license: str = ""
     version: str = ""
     visibility: str = ""
+    data_class: str = ""  # open | licensed | pseudonymized ("class" in the portal's JSON)
     size_bytes: int | None = None
     file_count: int | None = None
     size_state: str = ""  # measured | measuring (the portal is counting) | unknown
@@ -185,6 +186,8 @@ def _cell(value: Any) -> str:
 def _build(cls, data: dict[str, Any]):
     """A result dataclass from the portal's JSON: known fields only, lists as tuples."""
     values = {}
+    if "class" in data and "data_class" not in data:
+        data = {**data, "data_class": data["class"]}
     for field in fields(cls):
         if field.name not in data:
             continue

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, text
 from aitestbed.portal import errors, queries, schemas
 from aitestbed.portal.access_requests.api import access_api_router
 from aitestbed.portal.access_requests.pages import access_pages_router
+from aitestbed.portal.airlock.logic import AirlockSettings
 from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity
 from aitestbed.portal.courses.api import courses_router, join_router
 from aitestbed.portal.datasets.api import datasets_router
@@ -215,6 +216,7 @@ def create_app(
     background: Sequence[BackgroundTask] = (),
     state_dir: pathlib.Path | None = None,
     dataset_roots: Sequence[pathlib.Path] | None = None,
+    airlock: AirlockSettings | None = None,
     timezone: str = "UTC",
     known_users: frozenset[str] | None = None,
     hub_users: Callable[[], Coroutine[Any, Any, list[dict]]] | None = None,
@@ -253,6 +255,7 @@ def create_app(
     app.state.internal_token = internal_token
     app.state.jobs = jobs
     app.state.state_dir = state_dir
+    app.state.airlock = airlock
     app.state.timezone = timezone  # the site's: course slots and times shown to users
     app.state.known_users = known_users  # who can log in (None: whoever the provider knows)
     app.state.site_name = site_name

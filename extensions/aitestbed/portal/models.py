@@ -369,6 +369,9 @@ class Dataset(Base):
     license: Mapped[str] = mapped_column(String(100), default="")
     version: Mapped[str] = mapped_column(String(32), default="1")
     visibility: Mapped[str] = mapped_column(String(16), default="granted")
+    # open | licensed | pseudonymized (aitestbed.policy.safezone): pseudonymized data needs
+    # a purpose and an expiry on each grant and runs in safe mode.
+    data_class: Mapped[str] = mapped_column(String(16), default="licensed")
     terms_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
     terms_text: Mapped[str] = mapped_column(Text, default="")
     storage: Mapped[dict] = mapped_column(JSON)
@@ -437,8 +440,36 @@ class DatasetGrant(Base):
     source: Mapped[str] = mapped_column(String(16), default="settings")
     granted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # What the project uses the data for, and the last day the grant gives access (both
+    # required for pseudonymized datasets, optional for the others).
+    purpose: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expires_on: Mapped[date | None] = mapped_column(Date, nullable=True)
 
     dataset: Mapped[Dataset] = relationship(back_populates="grants")
+    project: Mapped[Project] = relationship()
+
+
+class DatasetLinkage(Base):
+    """An operator's approval to combine two pseudonymized datasets in one project's
+    sessions and jobs. Slugs, not keys, in a fixed order (``dataset_a`` < ``dataset_b``)."""
+
+    __tablename__ = "dataset_linkages"
+    __table_args__ = (
+        UniqueConstraint(
+            "project_id", "dataset_a", "dataset_b", name="uq_dataset_linkages_project_pair"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    dataset_a: Mapped[str] = mapped_column(String(60))
+    dataset_b: Mapped[str] = mapped_column(String(60))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    approved_by: Mapped[str] = mapped_column(String(64))
+    approved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
     project: Mapped[Project] = relationship()
 
 
@@ -524,3 +555,49 @@ class JoinCode(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ExportRequest(Base):
+    """A user asks to take files out of a project's outbox (the airlock), with a reason.
+
+    Names, not keys, for the people: the request outlives their accounts in the audit.
+    """
+
+    __tablename__ = "airlock_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    requester: Mapped[str] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[Project] = relationship()
+    files: Mapped[list[ExportFile]] = relationship(
+        back_populates="request", cascade="all, delete-orphan", order_by="ExportFile.id"
+    )
+
+
+class ExportFile(Base):
+    """One file of an export request: the copy taken when it was asked for (what the
+    steward reviews is what leaves), the automatic checks' findings, the decision and the
+    one download."""
+
+    __tablename__ = "airlock_files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("airlock_requests.id", ondelete="CASCADE"), index=True
+    )
+    path: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    findings: Mapped[list] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    downloaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    request: Mapped[ExportRequest] = relationship(back_populates="files")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from aitestbed.portal.airlock.api import airlock_api_router
+from aitestbed.portal.airlock.pages import airlock_pages_router
 from aitestbed.portal.console import console_pages_router
 from aitestbed.portal.courses.pages import courses_pages_router
 from aitestbed.portal.datasets.pages import datasets_pages_router
@@ -21,5 +23,7 @@ def feature_routers() -> list[APIRouter]:
         projects_api_router(),
         datasets_pages_router(),
         jobs_pages_router(),
+        airlock_api_router(),
+        airlock_pages_router(),
         courses_pages_router(),
     ]

@@ -101,6 +101,7 @@ def navigation(prefix: str, operator: bool, pending: int = 0) -> list[NavItem]:
         NavItem("sessions", "Sessions", links["spawn"]),
         NavItem("jobs", "Jobs", f"{prefix}jobs"),
         NavItem("datasets", "Datasets", f"{prefix}datasets"),
+        NavItem("airlock", "Airlock", f"{prefix}airlock"),
         NavItem("usage", "Usage", f"{prefix}usage"),
         NavItem("courses", "Courses", f"{prefix}courses"),
     ]

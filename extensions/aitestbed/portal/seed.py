@@ -129,6 +129,7 @@ def _sync_datasets(session: Session, datasets: tuple[site_settings.Dataset, ...]
             "license": spec.license,
             "version": spec.version,
             "visibility": spec.visibility,
+            "data_class": spec.data_class,
             "terms_version": spec.terms.version if spec.terms else None,
             "terms_text": spec.terms.text if spec.terms else "",
             "storage": storage_fields(spec.storage),
@@ -156,6 +157,12 @@ def _sync_datasets(session: Session, datasets: tuple[site_settings.Dataset, ...]
         have = {g.project_id for g in row.grants}
         for project_id in sorted(wanted - have):
             row.grants.append(models.DatasetGrant(project_id=project_id, source="settings"))
+        slugs = {p.id: slug for slug, p in projects.items()}
+        for grant in row.grants:
+            terms = spec.purposes.get(slugs.get(grant.project_id, ""))
+            if grant.source == "settings":
+                grant.purpose = terms.purpose if terms else None
+                grant.expires_on = terms.expires if terms else None
     for slug, row in existing.items():
         if slug not in listed and row.source == "settings" and row.enabled:
             row.enabled = False

@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 from sqlalchemy import Engine
 
 from aitestbed.lifetime import expected_parent, stop_self, watch_parent
+from aitestbed.portal.airlock.logic import AirlockSettings
 from aitestbed.portal.datasets.demo import ensure_demo_datasets
 from aitestbed.portal.db import make_engine, migrate, session_factory, transaction
 from aitestbed.portal.seed import sync_settings
@@ -143,6 +144,11 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         internal_token=os.environ.get("JUPYTERHUB_API_TOKEN"),
         state_dir=settings.site.state_dir,
         dataset_roots=settings.site.dataset_roots,
+        airlock=AirlockSettings(
+            project_dir_template=settings.jobs.project_dir_template,
+            store=settings.site.state_dir / "airlock",
+            stewards=frozenset(settings.site.data_stewards),
+        ),
         timezone=settings.site.timezone,
         known_users=frozenset(u.name for u in settings.authentication.demo_users)
         if settings.authentication.kind == "demo"

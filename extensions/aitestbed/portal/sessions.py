@@ -22,6 +22,7 @@ from aitestbed.portal import admission, ledger, models, schemas
 from aitestbed.portal.admission import user_project_states
 from aitestbed.portal.auth import token_from_header
 from aitestbed.portal.datasets import access as dataset_access
+from aitestbed.portal.datasets import linkage
 from aitestbed.portal.deps import DbSession, RowId
 from aitestbed.portal.usage import open_sessions_by_flavor
 
@@ -90,6 +91,8 @@ class ProjectDatasets(BaseModel):
 
     mounted: list[str]
     refused: list[RefusedDataset]
+    safe_mode: bool = Field(False, description="Its sessions run in safe mode.")
+    safe_mode_reason: str = ""
 
 
 class SpawnContext(BaseModel):
@@ -146,6 +149,12 @@ class SessionStarted(BaseModel):
     gpus: float
     datasets: list[DatasetMount] = Field(default_factory=list)
     refused_datasets: list[RefusedDataset] = Field(default_factory=list)
+    safe_mode: bool = Field(
+        False,
+        description="The session mounts pseudonymized data: no egress, no downloads, results "
+        "out through the airlock (docs/datasets.md).",
+    )
+    safe_mode_reason: str = ""
 
 
 class SessionStopped(BaseModel):
@@ -168,6 +177,8 @@ def decide_session_datasets(
     mounted, refused = session_datasets(
         [dataset_access.rule_for(row) for row in rows.values()], viewer, body.project
     )
+    mounted, unlinked = linkage.leave_out_unlinked(session, body.project, mounted)
+    refused = sorted([*refused, *unlinked], key=lambda pair: pair[0])
     detail = f"server={body.server_name or '(default)'} session={record_id}"
     mounts = []
     for slug in mounted:
@@ -232,6 +243,13 @@ def course_materials(session, slugs: list[str]) -> dict[str, dict[str, str]]:
     return {slug: {"repo": repo, "branch": branch or "main"} for slug, repo, branch in rows}
 
 
+def session_safe_mode(session: Session, mounts: list[DatasetMount]) -> dict[str, object]:
+    """The start answer's safe-mode fields: on when a mounted dataset is pseudonymized
+    (:func:`aitestbed.policy.safezone.safe_mode`)."""
+    mode = linkage.safe_mode_of(session, [mount.slug for mount in mounts])
+    return {"safe_mode": mode.safe, "safe_mode_reason": mode.reason}
+
+
 def sessions_router() -> APIRouter:
     router = APIRouter(
         prefix="/api/internal",
@@ -255,9 +273,14 @@ def sessions_router() -> APIRouter:
         datasets = {}
         for state, _, _ in states:
             mounted, refused = session_datasets(rules, viewer, state.slug)
+            mounted, unlinked = linkage.leave_out_unlinked(session, state.slug, mounted)
+            refused = sorted([*refused, *unlinked], key=lambda pair: pair[0])
+            mode = linkage.safe_mode_of(session, mounted)
             datasets[state.slug] = ProjectDatasets(
                 mounted=mounted,
                 refused=[RefusedDataset(slug=s, code=d.code, reason=d.reason) for s, d in refused],
+                safe_mode=mode.safe,
+                safe_mode_reason=mode.reason,
             )
         return SpawnContext(
             user=user,
@@ -313,7 +336,11 @@ def sessions_router() -> APIRouter:
             session.flush()
             mounts, refused = decide_session_datasets(session, body, record.id, now.date())
             return SessionStarted(
-                id=record.id, gpus=record.gpus, datasets=mounts, refused_datasets=refused
+                id=record.id,
+                gpus=record.gpus,
+                datasets=mounts,
+                refused_datasets=refused,
+                **session_safe_mode(session, mounts),  # safe zone: pseudonymized data mounted
             )
 
     @router.post("/sessions/{record_id}/stop", response_model=SessionStopped)

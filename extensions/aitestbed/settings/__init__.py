@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cache
@@ -26,6 +27,7 @@ import jsonschema
 import yaml
 
 from aitestbed.policy.cluster_accounts import DEFAULT_DENIED_ACCOUNTS, DEFAULT_MIN_UID
+from aitestbed.policy.safezone import PSEUDONYMIZED, default_class
 from aitestbed.settings.courses import Course, build_course, course_problems, timezone_problem
 
 SETTINGS_ENV = "AITESTBED_SETTINGS"
@@ -113,6 +115,14 @@ class DatasetTerms:
 
 
 @dataclass(frozen=True)
+class GrantPurpose:
+    """Why a project may use a dataset, and until when (``datasets[].purposes``)."""
+
+    purpose: str
+    expires: date
+
+
+@dataclass(frozen=True)
 class Dataset:
     slug: str
     title: str
@@ -123,6 +133,10 @@ class Dataset:
     version: str = "1"
     visibility: str = "granted"  # public | granted
     projects: tuple[str, ...] = ()
+    # open | licensed | pseudonymized (aitestbed.policy.safezone); attribute name avoids
+    # the keyword the document uses ("class").
+    data_class: str = "licensed"
+    purposes: Mapping[str, GrantPurpose] = field(default_factory=dict)
     terms: DatasetTerms | None = None
     cluster_path: str | None = None
     size_bytes: int | None = None
@@ -219,6 +233,8 @@ class Site:
     database_url: str = ""
     hub_database_url: str = ""
     operators: tuple[str, ...] = ()
+    # Who reviews exports through the airlock besides the operators (docs/datasets.md).
+    data_stewards: tuple[str, ...] = ()
     idle_timeout_seconds: int = 3600
     idle_cull_every_seconds: int = 0
     idle_cull_concurrency: int = 10
@@ -483,6 +499,7 @@ def _dataset_problems(datasets: list[dict[str, Any]], project_slugs: set[str]):
                     "visibility: granted.",
                 )
             )
+        problems += _pseudonymized_problems(dataset, where)
         for position, slug in enumerate(grants):
             if slug not in project_slugs:
                 problems.append(
@@ -496,6 +513,35 @@ def _dataset_problems(datasets: list[dict[str, Any]], project_slugs: set[str]):
         extra = {"path", "claim", "sub_path", "server"} - set(_STORAGE_FIELDS[storage["kind"]])
         for name in sorted(extra & set(storage)):
             problems.append((f"{where}.storage.{name}", f"is not used by kind {storage['kind']}."))
+    return problems
+
+
+def _pseudonymized_problems(dataset: dict[str, Any], where: str) -> list[tuple[str, str]]:
+    purposes = dataset.get("purposes", {})
+    grants = dataset.get("projects", [])
+    problems = [
+        (f"{where}.purposes.{slug}", "names a project the dataset is not granted to.")
+        for slug in sorted(set(purposes) - set(grants))
+    ]
+    for slug, entry in sorted(purposes.items()):
+        _parse_date(entry["expires"], f"{where}.purposes.{slug}.expires", problems)
+    if dataset.get("class") != PSEUDONYMIZED:
+        return problems
+    if dataset.get("visibility", "granted") != "granted":
+        problems.append(
+            (f"{where}.visibility", "a pseudonymized dataset must be granted, not public.")
+        )
+    if not dataset.get("terms"):
+        problems.append((f"{where}.terms", "a pseudonymized dataset needs terms of use."))
+    for position, slug in enumerate(grants):
+        if slug not in purposes:
+            problems.append(
+                (
+                    f"{where}.projects[{position}]",
+                    f"a pseudonymized dataset needs a purpose and an expiry for {slug!r} "
+                    f"(purposes.{slug}).",
+                )
+            )
     return problems
 
 
@@ -529,6 +575,11 @@ def _build_dataset(doc: dict[str, Any], base: Path, state_dir: Path) -> Dataset:
         version=doc.get("version", "1"),
         visibility=doc.get("visibility", "granted"),
         projects=tuple(doc.get("projects", ())),
+        data_class=doc.get("class") or default_class(doc.get("visibility", "granted")),
+        purposes={
+            slug: GrantPurpose(entry["purpose"], date.fromisoformat(entry["expires"]))
+            for slug, entry in doc.get("purposes", {}).items()
+        },
         terms=DatasetTerms(**terms) if terms else None,
         cluster_path=doc.get("cluster_path"),
         size_bytes=doc.get("size_bytes"),
@@ -673,6 +724,7 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
         _folder(root, path.parent, state_dir)
         for root in site_doc.get("dataset_roots", ["{state_dir}/datasets"])
     )
+    site_doc["data_stewards"] = tuple(site_doc.get("data_stewards", ()))
     site = Site(state_dir=state_dir, **site_doc)
     if not site.database_url:
         site = replace(site, database_url=f"sqlite:///{state_dir / 'portal.sqlite'}")

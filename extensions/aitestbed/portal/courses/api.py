@@ -463,7 +463,7 @@ def courses_router() -> APIRouter:
     @router.get(
         "/{slug}/class.csv",
         response_class=PlainTextResponse,
-        responses={200: {"content": {"text/csv": {}}}},
+        responses={200: {"content": {"text/csv": {}}}, **schemas.FILE_ERRORS},
     )
     async def get_class_csv(
         slug: CourseSlug, request: Request, identity: CurrentUser, session: DbSession

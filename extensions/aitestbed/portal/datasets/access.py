@@ -22,6 +22,7 @@ from aitestbed.policy.datasets import (
     Viewer,
     use_decision,
 )
+from aitestbed.policy.safezone import grant_in_force
 from aitestbed.portal import models, queries
 from aitestbed.portal.auth import Identity
 
@@ -33,11 +34,18 @@ def mount_path(slug: str) -> str:
     return f"{MOUNT_ROOT}/{slug}"
 
 
-def rule_for(dataset: models.Dataset) -> DatasetRule:
+def rule_for(dataset: models.Dataset, today: date | None = None) -> DatasetRule:
+    """The policy's view of a dataset; grants not in force ``today`` (expired, or a
+    pseudonymized dataset's grant without purpose or expiry) give no access."""
+    today = today or date.today()
     return DatasetRule(
         slug=dataset.slug,
         visibility=dataset.visibility,
-        granted_projects=frozenset(g.project.slug for g in dataset.grants),
+        granted_projects=frozenset(
+            g.project.slug
+            for g in dataset.grants
+            if grant_in_force(dataset.data_class, g.purpose, g.expires_on, today)
+        ),
         terms_version=dataset.terms_version,
         enabled=dataset.enabled,
     )

@@ -10,7 +10,7 @@ datasets do not leak.
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 from aitestbed import settings as site_settings
 from aitestbed.policy.datasets import Viewer, can_see, use_decision
 from aitestbed.portal import models, queries, schemas
-from aitestbed.portal.datasets import files, grants
+from aitestbed.portal.datasets import files, grants, linkage
 from aitestbed.portal.datasets.access import (
     audit,
     decide_and_audit,
@@ -58,7 +58,8 @@ MAX_QUERY = 200
 MAX_WORDS = 8
 AuditAction = Literal[
     "list", "view", "files", "preview", "accept-terms", "mount", "job",
-    "create", "update", "disable", "grant", "revoke",
+    "create", "update", "disable", "grant", "revoke", "linkage", "linkage-withdrawn",
+    "airlock-request", "airlock-approve", "airlock-decline", "airlock-download",
 ]  # fmt: skip
 AUDIT_COLUMNS = ["id", "at", "user", "dataset", "action", "allowed", "reason", "project", "detail"]
 
@@ -86,6 +87,10 @@ class DatasetSummary(BaseModel):
     license: str
     version: str
     visibility: str
+    data_class: str = Field(
+        serialization_alias="class",
+        description="open, licensed or pseudonymized (pseudonymized data runs in safe mode).",
+    )
     size_bytes: int | None
     file_count: int | None
     size_state: SizeState = Field(
@@ -157,12 +162,38 @@ class PreviewOut(BaseModel):
     text: str | None = None
 
 
+class GrantIn(BaseModel):
+    """Why and until when (required for pseudonymized datasets; a new value renews)."""
+
+    purpose: str | None = Field(None, max_length=500, description="The named purpose.")
+    expires_on: date | None = Field(None, description="Last day the grant gives access.")
+
+
 class GrantOut(BaseModel):
     dataset: str
     project: str
     source: str
     granted_by: str | None
     granted_at: UtcDateTime
+    purpose: str | None = None
+    expires_on: date | None = None
+
+
+class LinkageIn(BaseModel):
+    project: str = Field(pattern=PROJECT_SLUG, max_length=63)
+    datasets: list[Annotated[str, Field(pattern=DATASET_SLUG, max_length=60)]] = Field(
+        min_length=2, max_length=2, description="The two pseudonymized datasets."
+    )
+    reason: str = Field(min_length=1, max_length=2000, description="Why they may be combined.")
+
+
+class LinkageOut(BaseModel):
+    id: int
+    project: str
+    datasets: list[str]
+    reason: str
+    approved_by: str
+    approved_at: UtcDateTime
 
 
 class AuditEntryOut(BaseModel):
@@ -199,6 +230,7 @@ def _summary_fields(row: models.Dataset, viewer: Viewer, sizes: SizeMeasurer) ->
         "license": row.license,
         "version": row.version,
         "visibility": row.visibility,
+        "data_class": row.data_class,
         "size_bytes": row.size_bytes,
         "file_count": row.file_count,
         "size_state": sizes.state(row),
@@ -310,6 +342,10 @@ def _refused(refused: grants.GrantRefused) -> HTTPException:
     # A missing dataset or project keeps the plain 404 message the API always gave.
     if refused.status == 404:
         return HTTPException(404, str(refused))
+    if refused.problems:
+        return HTTPException(
+            refused.status, [{"field": f, "message": m} for f, m in refused.problems]
+        )
     return _refuse(refused.status, refused.code, str(refused))
 
 
@@ -348,6 +384,7 @@ def _document(row: models.Dataset) -> dict[str, Any]:
         "license": row.license,
         "version": row.version,
         "visibility": row.visibility,
+        "class": row.data_class,
         "storage": dict(row.storage),
     }
     if row.terms_version:
@@ -388,6 +425,7 @@ def _apply(row: models.Dataset, spec: site_settings.Dataset) -> None:
     row.license = spec.license
     row.version = spec.version
     row.visibility = spec.visibility
+    row.data_class = spec.data_class
     row.terms_version = spec.terms.version if spec.terms else None
     row.terms_text = spec.terms.text if spec.terms else ""
     row.storage = storage_fields(spec.storage)
@@ -412,6 +450,8 @@ def _grant_out(grant: models.DatasetGrant) -> GrantOut:
         source=grant.source,
         granted_by=grant.granted_by,
         granted_at=grant.granted_at,
+        purpose=grant.purpose,
+        expires_on=grant.expires_on,
     )
 
 
@@ -737,13 +777,27 @@ def datasets_router() -> APIRouter:
 
     @router.put("/datasets/{slug}/grants/{project}", response_model=GrantOut)
     def grant(
-        slug: SlugPath, project: ProjectPath, identity: CurrentUser, session: DbSession
+        slug: SlugPath,
+        project: ProjectPath,
+        identity: CurrentUser,
+        session: DbSession,
+        body: Annotated[GrantIn | None, Body()] = None,
     ) -> GrantOut:
-        """Grant a dataset to a project (operators; idempotent)."""
+        """Grant a dataset to a project (operators; idempotent). A pseudonymized dataset
+        needs a ``purpose`` and an ``expires_on`` date; giving them again renews the grant."""
         _require_operator(session, identity, "grant datasets")
+        body = body or GrantIn()
         try:
-            made = grants.grant(session, identity.name, slug, project)
+            made = grants.grant(
+                session,
+                identity.name,
+                slug,
+                project,
+                purpose=body.purpose,
+                expires_on=body.expires_on,
+            )
         except grants.GrantRefused as refused:
+            session.commit()  # the refusal's audit entry
             raise _refused(refused) from None
         session.commit()
         return _grant_out(made)
@@ -804,4 +858,46 @@ def datasets_router() -> APIRouter:
         _require_operator(session, identity, "export the dataset audit log")
         return _audit_csv_response(request.app.state.sessions, query)
 
+    @router.get("/dataset-linkages", response_model=list[LinkageOut])
+    def list_linkages(identity: CurrentUser, session: DbSession) -> list[LinkageOut]:
+        """Approved combinations of pseudonymized datasets (operators)."""
+        _require_operator(session, identity, "see linkage approvals")
+        rows = session.scalars(select(models.DatasetLinkage).order_by(models.DatasetLinkage.id))
+        return [_linkage_out(row) for row in rows]
+
+    @router.post("/dataset-linkages", response_model=LinkageOut, status_code=201)
+    def approve_linkage(body: LinkageIn, identity: CurrentUser, session: DbSession) -> LinkageOut:
+        """Allow two pseudonymized datasets in one project's sessions and jobs (operators;
+        idempotent). Linking is where re-identification happens: say why in ``reason``."""
+        _require_operator(session, identity, "approve linkages")
+        first, second = body.datasets
+        try:
+            row = linkage.approve(session, identity.name, body.project, first, second, body.reason)
+        except grants.GrantRefused as refused:
+            raise _refused(refused) from None
+        session.commit()
+        return _linkage_out(row)
+
+    @router.delete("/dataset-linkages/{linkage_id}", status_code=204)
+    def withdraw_linkage(linkage_id: int, identity: CurrentUser, session: DbSession) -> Response:
+        """Withdraw an approval; running sessions keep their mounts until they stop."""
+        _require_operator(session, identity, "withdraw linkages")
+        try:
+            linkage.withdraw(session, identity.name, linkage_id)
+        except grants.GrantRefused as refused:
+            raise _refused(refused) from None
+        session.commit()
+        return Response(status_code=204)
+
     return router
+
+
+def _linkage_out(row: models.DatasetLinkage) -> LinkageOut:
+    return LinkageOut(
+        id=row.id,
+        project=row.project.slug,
+        datasets=[row.dataset_a, row.dataset_b],
+        reason=row.reason,
+        approved_by=row.approved_by,
+        approved_at=row.approved_at,
+    )

@@ -1,8 +1,9 @@
 """Demo data of the embedded default, written from datasets shipped inside scikit-learn.
 
 A local dataset whose storage names a ``demo_source`` (``sklearn-iris``, ``sklearn-wine``,
-``sklearn-digits``) and whose folder is missing or empty is filled at start-up: a CSV and a
-Parquet file of the table, PNG images for digits, and a README.md. Nothing is downloaded:
+``sklearn-digits``, ``sklearn-diabetes-pseudonymized``: see :func:`patients_table`) and
+whose folder is missing or empty is filled at start-up: a CSV and a Parquet file of the
+table, PNG images for digits, and a README.md. Nothing is downloaded:
 scikit-learn carries these three datasets in its wheel.
 
 The folder appears in one step: the files are written into a temporary sibling folder, made
@@ -16,8 +17,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import hashlib
+import hmac
 import logging
 import os
+import secrets
 import shutil
 import struct
 import tempfile
@@ -194,10 +198,83 @@ def write_digits(folder: Path, title: str, license: str) -> None:
     _write_readme(folder, table, title, license, files)
 
 
+# Synthetic people for the pseudonymized demo: names and record numbers are made up here
+# (the diabetes data has none), then replaced by pseudonyms before anything is written.
+FIRST_NAMES = ("Anna", "Ben", "Clara", "David", "Eva", "Felix", "Greta", "Hugo", "Ida", "Jonas")
+LAST_NAMES = ("Berger", "Fischer", "Hofmann", "Klein", "Lang", "Meyer", "Richter", "Wolf")
+CLINICS = ("north", "south", "east", "west", "island")
+
+
+def synthetic_identities(count: int) -> list[tuple[str, str]]:
+    """``count`` made-up (name, record number) pairs, the same every time."""
+    return [
+        (
+            f"{FIRST_NAMES[i % len(FIRST_NAMES)]} {LAST_NAMES[(i * 7) % len(LAST_NAMES)]}",
+            f"MRN-{100000 + (i * 7919) % 900000:06d}",
+        )
+        for i in range(count)
+    ]
+
+
+def pseudonym(key: bytes, identity: tuple[str, str]) -> str:
+    """A keyed hash of the identifiers: the same person gets the same pseudonym under one
+    key, and without the key nobody can go back from the pseudonym to the person."""
+    digest = hmac.new(key, "\x1f".join(identity).encode(), hashlib.sha256).hexdigest()
+    return f"P-{digest[:12]}"
+
+
+def patients_table(key: bytes | None = None) -> Table:
+    """The diabetes study (442 patients) with pseudonyms for made-up identities and a
+    made-up clinic: personal data's shape without anyone's data. ``key`` (random when
+    None) is not kept: the demo's pseudonyms cannot be linked back even by the portal."""
+    from sklearn.datasets import load_diabetes
+
+    bunch = load_diabetes(scaled=False)
+    key = key if key is not None else secrets.token_bytes(32)
+    people = synthetic_identities(len(bunch.target))
+    columns = ("patient", "clinic", *[str(f) for f in bunch.feature_names], "progression")
+    rows = [
+        [pseudonym(key, person), CLINICS[(index * 31) % 97 % len(CLINICS)]]
+        + [_number(v) for v in features]
+        + [_number(target)]
+        for index, (person, features, target) in enumerate(
+            zip(people, bunch.data, bunch.target, strict=True)
+        )
+    ]
+    about = (
+        "The diabetes study of Efron et al. (2004): ten baseline variables of 442 patients "
+        "and a measure of disease progression one year later, as shipped inside "
+        "scikit-learn (`sklearn.datasets.load_diabetes`).\n\n"
+        "**Pseudonymized demo.** The study has no identifiers, so the portal made up a name "
+        "and a record number per patient and a clinic, then replaced the name and record "
+        "number by a pseudonym (a keyed hash whose key was thrown away). It stands in for "
+        "pseudonymized personal data: sessions that mount it run in safe mode, and results "
+        "leave only through the airlock."
+    )
+    notes = {
+        "patient": "pseudonym of the (made-up) person, P- and 12 hex digits",
+        "clinic": "made-up clinic: " + ", ".join(CLINICS),
+        "age": "age in years",
+        "sex": "1 or 2",
+        "bmi": "body mass index",
+        "bp": "average blood pressure",
+        "s1 .. s6": "six blood serum measurements",
+        "progression": "disease progression one year after baseline",
+    }
+    return Table("patients", columns, rows, about, notes)
+
+
+def write_patients(folder: Path, title: str, license: str) -> None:
+    table = patients_table()
+    _write_table(folder, table)
+    _write_readme(folder, table, title, license, _table_files("patients"))
+
+
 WRITERS: dict[str, Callable[[Path, str, str], None]] = {
     "sklearn-iris": write_iris,
     "sklearn-wine": write_wine,
     "sklearn-digits": write_digits,
+    "sklearn-diabetes-pseudonymized": write_patients,
 }
 
 

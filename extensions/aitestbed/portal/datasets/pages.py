@@ -4,7 +4,7 @@ with its grants and the audit log (filters, paging, CSV with the same filters)."
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
@@ -116,11 +116,22 @@ def datasets_pages_router() -> APIRouter:
     async def grant(request: Request, slug: str):
         user, form = await form_user(request, operator=True)
         project = form.get("project", "")
+        purpose = form.get("purpose", "").strip() or None
         try:
-            with transaction(request.app.state.sessions) as session:
-                grants.grant(session, user.name, slug, project)
-        except grants.GrantRefused as refused:
-            return catalog_page(request, user, problem=str(refused), status_code=refused.status)
+            expires_on = date.fromisoformat(form["expires_on"]) if form.get("expires_on") else None
+        except ValueError:
+            problem = "Expires on: give a date as YYYY-MM-DD."
+            return catalog_page(request, user, problem=problem, status_code=422)
+        refusal = None
+        with transaction(request.app.state.sessions) as session:
+            try:
+                grants.grant(
+                    session, user.name, slug, project, purpose=purpose, expires_on=expires_on
+                )
+            except grants.GrantRefused as refused:
+                refusal = refused  # committed with its audit entry
+        if refusal is not None:
+            return catalog_page(request, user, problem=str(refusal), status_code=refusal.status)
         what = quote(f"{slug} to {project}")
         return RedirectResponse(f"{request.app.state.prefix}catalog?granted={what}", 303)
 

@@ -37,7 +37,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from aitestbed.policy.cluster_accounts import check_cluster_account
 from aitestbed.portal import admission, ledger, models, quota
 from aitestbed.portal.auth import Identity
-from aitestbed.portal.datasets.access import decide_and_audit, viewer_of
+from aitestbed.portal.datasets.access import audit, decide_and_audit, viewer_of
+from aitestbed.portal.datasets.linkage import job_linkage
 from aitestbed.portal.db import transaction
 from aitestbed.portal.jobs import script as job_script
 from aitestbed.portal.jobs.backend import (
@@ -234,10 +235,30 @@ class JobGateway:
                         cluster_path=row.cluster_path,
                     )
                 )
+            if refusal is None:
+                refusal = self._unlinked(session, identity, spec, uid, [d.slug for d in allowed])
         # Raised after the commit: the refusals stay in the audit log.
         if refusal is not None:
             raise JobError(403, refusal.reason, "datasets")
         return tuple(allowed)
+
+    def _unlinked(self, session, identity: Identity, spec: JobSpec, uid: str, slugs):
+        """Two pseudonymized datasets in one job need an operator's linkage approval."""
+        decision = job_linkage(session, spec.project, slugs)
+        if decision.allowed:
+            return None
+        for slug in slugs:
+            audit(
+                session,
+                user=identity.name,
+                action="job",
+                allowed=False,
+                dataset=slug,
+                reason=f"{decision.code}: {decision.reason}",
+                project=spec.project,
+                detail=f"job {uid} {spec.name}",
+            )
+        return decision
 
     def _place_datasets(
         self, datasets: tuple[JobDataset, ...], *, in_container: bool

@@ -1,0 +1,1 @@
+"""The airlock: reviewed exports of results from safe-mode sessions (docs/datasets.md)."""
