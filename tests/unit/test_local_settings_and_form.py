@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 from aitestbed.hub.local_settings import link_project_folder, local_environment, project_folder
 from aitestbed.hub.spawn_form import render_spawn_form
+from aitestbed.policy.gpus import GpuDevice
 from aitestbed.policy.options import spawn_options
 
 from tests.unit.test_policy import ACME, CPU, FLAVORS, GPU1, IMAGES, MIG, PY, TODAY, TORCH
@@ -19,8 +20,25 @@ def test_cpu_sessions_see_no_gpu(tmp_path):
     assert env["AITESTBED_PROJECT"] == "acme" and env["AITESTBED_PROJECT_DIR"] == str(
         tmp_path / "p"
     )
+    # A GPU flavor without assigned devices sees none either (never every GPU here).
     for flavor in (GPU1, MIG):
-        assert "CUDA_VISIBLE_DEVICES" not in local_environment(flavor, TORCH, "acme", tmp_path)
+        env = local_environment(flavor, TORCH, "acme", tmp_path)
+        assert env["CUDA_VISIBLE_DEVICES"] == "" and env["NVIDIA_VISIBLE_DEVICES"] == "void"
+
+
+def test_gpu_sessions_see_exactly_their_devices(tmp_path):
+    real = [GpuDevice("GPU-aaa", "NVIDIA-A100-SXM4-80GB", 0)]
+    env = local_environment(GPU1, TORCH, "acme", tmp_path, real)
+    assert env["CUDA_VISIBLE_DEVICES"] == "GPU-aaa" and env["AITESTBED_GPUS"] == "GPU-aaa"
+    assert "AITESTBED_GPU_SIMULATED" not in env
+    mig = [GpuDevice("MIG-bbb", "NVIDIA-A100-SXM4-80GB", 1, mig_profile="1g.10gb")]
+    assert local_environment(MIG, TORCH, "acme", tmp_path, mig)["CUDA_VISIBLE_DEVICES"] == (
+        "MIG-bbb"
+    )
+    fake = [GpuDevice(f"GPU-simulated-000{i}", "X", i, simulated=True) for i in (2, 3)]
+    env = local_environment(GPU1, TORCH, "acme", tmp_path, fake)
+    assert env["CUDA_VISIBLE_DEVICES"] == "GPU-simulated-0002,GPU-simulated-0003"
+    assert env["AITESTBED_GPU_SIMULATED"] == "1"
 
 
 def test_project_folder_link(tmp_path):

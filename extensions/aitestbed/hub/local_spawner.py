@@ -27,6 +27,7 @@ from aitestbed.hub.local_settings import (
     project_folder,
 )
 from aitestbed.hub.policy_spawner import PolicySpawnerMixin
+from aitestbed.policy.gpus import GpuDevice
 from aitestbed.policy.model import FlavorSpec, ImageSpec
 from aitestbed.policy.mounts import DatasetMount
 
@@ -61,7 +62,7 @@ class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
         except FileExistsError as error:
             raise web.HTTPError(409, str(error)) from None
         self.session_environment = {
-            **local_environment(flavor, image, project, folder),
+            **local_environment(flavor, image, project, folder, self.assigned_gpus()),
             **local_datasets_environment(datasets_dir, linked),
         }
         for slug in sorted({d.slug for d in datasets} - set(linked)):
@@ -69,6 +70,9 @@ class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
                 *self.dataset_notes,
                 f"{slug} is not mounted: its files are not on this machine (tell the operators)",
             ]
+
+    def assigned_gpus(self) -> list[GpuDevice]:
+        return [GpuDevice(**d) for d in self.gpu_devices]
 
     def get_env(self):
         env = super().get_env()

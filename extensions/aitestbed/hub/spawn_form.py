@@ -107,6 +107,7 @@ def _project_block(
     capacity: Mapping[str, tuple[float, float] | None],
     selected: Mapping[str, str],
     datasets: ProjectDatasets | None = None,
+    capacity_reasons: Mapping[str, str] | None = None,
 ) -> str:
     project = options.project
     quota = (
@@ -141,7 +142,14 @@ def _project_block(
         cap = capacity.get(flavor.slug)
         full = cap is not None and cap[0] <= 0
         available = option.available and not full
-        reason = option.reason or ("No free capacity for this flavor right now." if full else "")
+        reason = option.reason or (
+            (
+                (capacity_reasons or {}).get(flavor.slug)
+                or "No free capacity for this flavor right now."
+            )
+            if full
+            else ""
+        )
         want = selected.get("flavor") == flavor.slug or ("flavor" not in selected)
         checked = available and want and not checked_one
         checked_one = checked_one or checked
@@ -189,11 +197,13 @@ def render_spawn_form(
     datasets: Mapping[str, ProjectDatasets] | None = None,
     access_url: str = "/" + ACCESS_PAGE,
     capacity_note: str = "",
+    capacity_reasons: Mapping[str, str] | None = None,
 ) -> str:
     """The form's HTML; ``capacity`` maps flavor slug to (free, total) or None if unknown;
     ``datasets`` maps a project slug to what its sessions mount; ``access_url`` is the
     portal's access page, where a user without a project asks for one; ``capacity_note``
-    says why the free capacity is not shown, when it is not."""
+    says why the free capacity is not shown, when it is not (and what the GPUs here are);
+    ``capacity_reasons`` says per flavor why this machine cannot serve it."""
     selected = selected or {}
     if not projects:
         return no_project_form(access_url)
@@ -217,7 +227,10 @@ def render_spawn_form(
     if capacity_note:
         parts.append(f"<p class='aitb-muted aitb-capacity-note'>{escape(capacity_note)}</p>")
     datasets = datasets or {}
-    parts += [_project_block(o, capacity, selected, datasets.get(o.project.slug)) for o in projects]
+    parts += [
+        _project_block(o, capacity, selected, datasets.get(o.project.slug), capacity_reasons)
+        for o in projects
+    ]
     parts.append(SCRIPT)
     return "".join(parts)
 

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy import Engine, text
 
+from aitestbed.gpu_inventory import GpuSource
 from aitestbed.portal import queries, schemas
 from aitestbed.portal.access_requests.api import access_api_router
 from aitestbed.portal.access_requests.pages import access_pages_router
@@ -220,12 +221,14 @@ def create_app(
     state_dir: pathlib.Path | None = None,
     timezone: str = "UTC",
     known_users: frozenset[str] | None = None,
+    gpu_source: GpuSource | None = None,
 ) -> FastAPI:
     """The portal application, mounted under ``prefix`` (ends with a slash).
 
     ``jobs`` is the job gateway (None: the job API answers 503); with ``poll_interval``
     the app runs the gateway's poller while it serves, beside the other ``background``
-    tasks.
+    tasks. ``gpu_source`` is this machine's GPUs when the portal gives sessions and local
+    jobs their devices (the embedded default; None: it does not).
     """
     if not prefix.endswith("/"):
         prefix += "/"
@@ -252,6 +255,7 @@ def create_app(
     app.state.timezone = timezone  # the site's: course slots and times shown to users
     app.state.known_users = known_users  # who can log in (None: whoever the provider knows)
     app.state.site_name = site_name
+    app.state.gpu_source = gpu_source
     app.add_exception_handler(JobError, job_error_handler)
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
     app.include_router(sessions_router(), prefix=prefix.rstrip("/"))

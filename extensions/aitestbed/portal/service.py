@@ -47,6 +47,16 @@ def make_gateway(settings: Settings, engine: Engine):
     return JobGateway(session_factory(engine), settings, make_backend(settings))
 
 
+def gpu_source(settings: Settings):
+    """The embedded default gives devices from this machine's GPUs (simulated or NVML);
+    on Kubernetes the cluster does."""
+    if settings.site.mode != "embedded":
+        return None
+    from aitestbed.gpu_inventory import source_for
+
+    return source_for(settings.site.simulated_gpus)
+
+
 def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integration tests
     """Run as a JupyterHub-managed service (reads the JUPYTERHUB_SERVICE_* environment)."""
     import uvicorn
@@ -72,6 +82,7 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         poll_interval=settings.jobs.poll_interval_seconds,
         internal_token=os.environ.get("JUPYTERHUB_API_TOKEN"),
         state_dir=settings.site.state_dir,
+        gpu_source=gpu_source(settings),
         timezone=settings.site.timezone,
         known_users=frozenset(u.name for u in settings.authentication.demo_users)
         if settings.authentication.kind == "demo"

@@ -208,6 +208,14 @@ class Authentication:
 
 
 @dataclass(frozen=True)
+class SimulatedGpus:
+    """``site.simulated_gpus``: GPUs the embedded default pretends to have (the demo)."""
+
+    count: int = 0
+    product: str = "NVIDIA-A100-SXM4-80GB"
+
+
+@dataclass(frozen=True)
 class Site:
     name: str
     state_dir: Path
@@ -225,6 +233,7 @@ class Site:
     idle_cull_users: bool = False
     session_start_timeout_seconds: int = 120
     timezone: str = "UTC"
+    simulated_gpus: SimulatedGpus | None = None
 
 
 @dataclass(frozen=True)
@@ -660,6 +669,8 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
     if not state_dir.is_absolute():
         state_dir = (path.parent / state_dir).resolve()
     site_doc["operators"] = tuple(site_doc.get("operators", ()))
+    if site_doc.get("simulated_gpus") is not None:
+        site_doc["simulated_gpus"] = SimulatedGpus(**site_doc["simulated_gpus"])
     site = Site(state_dir=state_dir, **site_doc)
     if not site.database_url:
         site = replace(site, database_url=f"sqlite:///{state_dir / 'portal.sqlite'}")
