@@ -41,10 +41,11 @@ def make_backend(settings: Settings):
     return LocalBackend(settings.site.state_dir / "jobs")
 
 
-def make_gateway(settings: Settings, engine: Engine):
+def make_gateway(settings: Settings, engine: Engine, gpus=None):
+    """The job gateway; ``gpus``: this machine's GPU source (local jobs get devices)."""
     from aitestbed.portal.jobs.gateway import JobGateway
 
-    return JobGateway(session_factory(engine), settings, make_backend(settings))
+    return JobGateway(session_factory(engine), settings, make_backend(settings), gpu_source=gpus)
 
 
 def gpu_source(settings: Settings):
@@ -73,16 +74,17 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
 
     interval = float(os.environ.get("AITESTBED_RECONCILE_SECONDS", "300"))
     sessions = session_factory(engine)
+    gpus = gpu_source(settings)  # one inventory for sessions and local jobs
     app = create_app(
         engine=engine,
         identity=HubIdentity(HubOAuth(cache_max_age=60)),
         prefix=prefix,
         site_name=settings.site.name,
-        jobs=make_gateway(settings, engine),
+        jobs=make_gateway(settings, engine, gpus),
         poll_interval=settings.jobs.poll_interval_seconds,
         internal_token=os.environ.get("JUPYTERHUB_API_TOKEN"),
         state_dir=settings.site.state_dir,
-        gpu_source=gpu_source(settings),
+        gpu_source=gpus,
         timezone=settings.site.timezone,
         known_users=frozenset(u.name for u in settings.authentication.demo_users)
         if settings.authentication.kind == "demo"
