@@ -45,21 +45,37 @@ class FixedSource:
 
 
 class SimulatedSource(FixedSource):
-    """``count`` simulated GPUs of ``product``: UUIDs that name no real device."""
+    """``count`` simulated GPUs of ``product``: UUIDs that name no real device. The last
+    ``mig_gpus`` of them are split into MIG instances of ``mig_profile`` (as many as fit in
+    the 7 slices of a GPU)."""
 
-    def __init__(self, count: int, product: str = "NVIDIA-A100-SXM4-80GB"):
-        super().__init__(
-            tuple(
-                GpuDevice(
-                    uuid=f"GPU-simulated-{index:04d}",
-                    product=product,
-                    index=index,
-                    simulated=True,
-                )
-                for index in range(count)
-            ),
-            simulated=True,
-        )
+    def __init__(
+        self,
+        count: int,
+        product: str = "NVIDIA-A100-SXM4-80GB",
+        mig_profile: str | None = None,
+        mig_gpus: int = 0,
+    ):
+        devices = []
+        split = count - (mig_gpus if mig_profile else 0)
+        for index in range(count):
+            uuid = f"GPU-simulated-{index:04d}"
+            mig = index >= split
+            devices.append(GpuDevice(uuid, product, index, mig_enabled=mig, simulated=True))
+            if mig:
+                assert mig_profile is not None
+                per_gpu = 7 // int(mig_profile.split("g", 1)[0])
+                devices += [
+                    GpuDevice(
+                        f"MIG-simulated-{index:04d}-{slot}",
+                        product,
+                        index,
+                        mig_profile=mig_profile,
+                        simulated=True,
+                    )
+                    for slot in range(per_gpu)
+                ]
+        super().__init__(tuple(devices), simulated=True)
 
 
 def _text(value: str | bytes) -> str:
@@ -175,5 +191,10 @@ def source_for(simulated_gpus: Any | None) -> GpuSource:
     """The settings' source: simulated GPUs when ``site.simulated_gpus`` declares some,
     else NVML (no devices where there is no NVIDIA driver)."""
     if simulated_gpus is not None and simulated_gpus.count > 0:
-        return SimulatedSource(simulated_gpus.count, simulated_gpus.product)
+        return SimulatedSource(
+            simulated_gpus.count,
+            simulated_gpus.product,
+            simulated_gpus.mig_profile,
+            simulated_gpus.mig_gpus,
+        )
     return NvmlSource()

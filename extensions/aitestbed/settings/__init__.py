@@ -213,6 +213,8 @@ class SimulatedGpus:
 
     count: int = 0
     product: str = "NVIDIA-A100-SXM4-80GB"
+    mig_profile: str | None = None
+    mig_gpus: int = 0
 
 
 @dataclass(frozen=True)
