@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pytest
 import requests
 
@@ -121,14 +123,14 @@ def test_spawn_page_start_with_chosen_project_and_usage(portal):
 def test_spawn_page_shows_the_refusal_reason(portal):
     session = portal.login("alice", USERS["alice"])
     page = session.get(f"{portal.url}/hub/spawn", timeout=60)
-    assert NO_A100 in page.text  # no GPU here (NVML), so a100x1 cannot start
+    assert html.escape(NO_A100) in page.text  # no GPU here (NVML), so a100x1 cannot start
     form = {
         "project": "acme-vision",
         "flavor-acme-vision": "a100x1",
         "image-acme-vision": "pytorch",
     }
     response = session.post(f"{portal.url}/hub/spawn/alice", data=form, timeout=120)
-    assert NO_A100 in response.text
+    assert html.escape(NO_A100) in response.text
     assert "name='project'" in response.text  # the form is shown again
     assert "" not in _servers(portal, session, "alice")
 
