@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
+from html import escape
 
 import pytest
 from aitestbed.hub.local_settings import link_project_folder, local_environment, project_folder
+from aitestbed.hub.local_spawner import PortalLocalSpawner
 from aitestbed.hub.spawn_form import render_spawn_form
 from aitestbed.policy.gpus import GpuDevice
 from aitestbed.policy.options import spawn_options
@@ -172,3 +174,36 @@ def test_form_says_why_the_free_capacity_is_not_shown():
         "cluster&#x27;s &lt;nodes&gt; could not be read.</p>"
     ) in html
     assert "aitb-capacity-note" not in render_spawn_form(options, {}, None)
+
+
+def test_form_shows_why_the_machine_cannot_serve_a_gpu_flavor_and_the_gpu_note():
+    options = spawn_options([ACME], list(FLAVORS.values()), list(IMAGES.values()), TODAY)
+    reason = "This machine has no MIG 1g.10gb instance, so the flavor 'a100-1g-10gb' ..."
+    html = render_spawn_form(
+        options,
+        {"a100x1": (1, 2), "a100-1g-10gb": (0, 0)},
+        capacity_note="GPUs are advice, not a limit.",
+        capacity_reasons={"a100-1g-10gb": reason},
+    )
+    assert "1 of 2 free now" in html and "0 of 0 free now" in html
+    assert escape(reason) in html
+    assert "name='flavor-acme' value='a100-1g-10gb' data-off=1 disabled" in html
+    assert "<p class='aitb-muted aitb-capacity-note'>GPUs are advice, not a limit.</p>" in html
+
+
+def test_local_spawner_counts_gpu_flavors_from_the_portals_free_devices(tmp_path):
+    spawner = PortalLocalSpawner(flavor_capacity={"cpu-small": 8, "a100x1": 0})
+    spawner.gpu_places = {
+        "a100x1": {"free": 1, "total": 2, "reason": ""},
+        "a100-1g-10gb": {"free": 0, "total": 0, "reason": "no MIG here"},
+    }
+    assert spawner.capacity({"cpu-small": 3}, []) == {
+        "cpu-small": (5, 8),
+        "a100x1": (1, 2),
+        "a100-1g-10gb": (0, 0),
+    }
+    assert spawner.capacity_reasons() == {"a100-1g-10gb": "no MIG here"}
+    spawner.gpu_devices = [
+        {"uuid": "MIG-1", "product": "P", "index": 0, "mig_profile": "1g.10gb", "simulated": True}
+    ]
+    assert spawner.assigned_gpus() == [GpuDevice("MIG-1", "P", 0, "1g.10gb", simulated=True)]
