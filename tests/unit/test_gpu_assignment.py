@@ -192,3 +192,78 @@ def test_a_burst_of_gpu_starts_gives_each_device_at_most_once(tmp_path, database
             assert len(session.scalars(select(models.SessionRecord)).all()) == 6
     finally:
         engine.dispose()
+
+
+def test_a_mixed_burst_of_sessions_and_local_jobs_shares_the_devices_exactly(
+    tmp_path, database_url
+):
+    """10 GPU session starts and 10 one-GPU local jobs at the same moment for 4 GPUs:
+    exactly 4 are admitted, whichever kind, each on its own device."""
+    from aitestbed.portal.jobs.gateway import JobGateway
+    from aitestbed.portal.jobs.local import LocalBackend
+
+    from tests.unit.test_portal_api import TableIdentity as Tokens
+
+    settings = settings_for(tmp_path, database_url)
+    (tmp_path / "state" / "homes" / "alice").mkdir(parents=True)
+    engine = prepare_database(settings)
+    backend = LocalBackend(tmp_path / "state" / "jobs")
+    source = SimulatedSource(4)
+    gateway = JobGateway(session_factory(engine), settings, backend, gpu_source=source)
+    app = create_app(
+        engine=engine,
+        identity=Tokens(),
+        prefix=PREFIX,
+        internal_token="hub-secret",
+        jobs=gateway,
+        gpu_source=source,
+    )
+    try:
+        with served(app) as api:
+
+            def one(n):
+                project = PROJECTS[n % len(PROJECTS)]
+                if n % 2:
+                    body = {"project": project, "gpus_per_node": 1, "command": ["sleep", "60"]}
+                    headers = {"Authorization": "token t-alice"}
+                    return httpx.post(api + "jobs", json=body, headers=headers, timeout=120)
+                body = {
+                    "user": "alice",
+                    "project": project,
+                    "flavor": "a100x1",
+                    "image": "pytorch",
+                    "server_name": f"s{n}",
+                }
+                return httpx.post(api + "internal/sessions", json=body, headers=HUB, timeout=120)
+
+            with ThreadPoolExecutor(20) as pool:
+                answers = list(pool.map(one, range(20)))
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [201] * 4 + [409] * 16, [a.text for a in answers if a.status_code >= 500]
+        holders = held(engine)
+        assert sorted(holders) == [f"GPU-simulated-000{i}" for i in range(4)]
+        with session_factory(engine)() as session:
+            jobs = session.scalars(select(models.GpuAssignment.job_id)).all()
+            sessions = session.scalars(select(models.GpuAssignment.session_record_id)).all()
+        admitted_jobs = sum(1 for a in answers if a.status_code == 201 and "uid" in a.json())
+        assert len([j for j in jobs if j is not None]) == admitted_jobs
+        assert len([s for s in sessions if s is not None]) == 4 - admitted_jobs
+    finally:
+        for job_dir in (tmp_path / "state" / "jobs").glob("*"):
+            backend.cancel(job_dir.name, "")
+        engine.dispose()
+
+
+def test_the_reconcilers_close_gives_the_devices_back(tmp_path, database_url):
+    """Records closed in bulk (the reconciler: servers the hub no longer runs) free their
+    devices in the same transaction, and only theirs."""
+    from datetime import UTC, datetime
+
+    from aitestbed.portal import ledger
+    from aitestbed.portal.db import transaction
+
+    with portal(tmp_path, database_url) as (client, engine):
+        ids = [start(client, project=p).json()["id"] for p in ("acme-vision", "lab0", "lab1")]
+        with transaction(session_factory(engine)) as session:
+            assert ledger.close_sessions(session, ids[:2], datetime.now(UTC)) == ids[:2]
+        assert held(engine) == {"GPU-simulated-0002": ids[2]}
