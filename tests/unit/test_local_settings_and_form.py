@@ -207,3 +207,7 @@ def test_local_spawner_counts_gpu_flavors_from_the_portals_free_devices(tmp_path
         {"uuid": "MIG-1", "product": "P", "index": 0, "mig_profile": "1g.10gb", "simulated": True}
     ]
     assert spawner.assigned_gpus() == [GpuDevice("MIG-1", "P", 0, "1g.10gb", simulated=True)]
+    # A restarted hub loads them back with the server's state.
+    restarted = PortalLocalSpawner()
+    restarted.load_state(spawner.get_state())
+    assert restarted.assigned_gpus() == spawner.assigned_gpus()

@@ -296,6 +296,7 @@ class PolicySpawnerMixin(LoggingConfigurable):
                 error,
             )
         self.session_record_id = None
+        self.gpu_devices = []  # the portal gave them back with the record
 
     def apply_session(
         self,
@@ -399,12 +400,15 @@ class PolicySpawnerMixin(LoggingConfigurable):
             state["session_record_id"] = self.session_record_id
         if self.session_choice:
             state["session_choice"] = dict(self.session_choice)
+        if self.gpu_devices:
+            state["gpu_devices"] = list(self.gpu_devices)  # a restarted hub still knows them
         return state
 
     def load_state(self, state):
         super().load_state(state)
         self.session_record_id = state.get("session_record_id")
         self.session_choice = state.get("session_choice", {})
+        self.gpu_devices = state.get("gpu_devices", [])
 
     def clear_state(self):
         # The hub clears state before it runs the post-stop hooks: keep the record id so
