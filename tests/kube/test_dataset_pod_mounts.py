@@ -23,7 +23,7 @@ from tests.conftest import EXAMPLE_SETTINGS
 from tests.datasets_support import accept_terms, dataset_section
 from tests.jobs_support import write_settings
 from tests.kube.spawners import flavor_spec, image_spec, make_spawner, production_settings
-from tests.kube.test_pod_manifests import CHECKOV, NOWHERE, checkov_report, justified_skips
+from tests.kube.test_pod_manifests import NOWHERE, checkov_report, justified_skips
 from tests.unit.test_portal_api import PREFIX, TableIdentity
 
 HUB = {"Authorization": "token hub-secret"}
@@ -142,9 +142,8 @@ async def test_each_user_gets_exactly_their_datasets_read_only(portal, tmp_path,
             kubernetes_validate.validate(pod, version, strict=True)
         except kubernetes_validate.ValidationError as error:
             pytest.fail(f"{name}: {error.message} at {list(error.path)}")
-    if CHECKOV.exists():
-        unexplained = checkov_findings(pods, tmp_path)
-        assert not unexplained, f"checkov findings without a justified exception: {unexplained}"
+    unexplained = checkov_findings(pods, tmp_path)
+    assert not unexplained, f"checkov findings without a justified exception: {unexplained}"
 
 
 async def test_a_second_start_does_not_keep_the_first_starts_datasets(portal, tmp_path, double):

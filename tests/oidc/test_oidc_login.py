@@ -26,6 +26,7 @@ pytestmark = [
 
 CLIENT_SECRET = "s3cr3t-client-value-that-must-not-leak-4f9d"
 REFUSED = "not allowed to use this portal"
+HUB_LOGIN_COOKIE = "jupyterhub-hub-login"
 
 
 @pytest.fixture(scope="module")
@@ -119,11 +120,25 @@ def test_scripted_login_ends_in_jupyterlab(sso):
 
 
 def test_wrong_password_at_the_provider_logs_nobody_in(sso):
+    """What the hub does after a failed login at the provider: no hub login cookie, its
+    pages send the browser to log in, no hub user is made, and the same browser can then
+    log in with the right password (the failed try left no state behind)."""
     portal, provider = sso
+    operator = _operator(portal, provider)
     provider.set_user("ivan", "ivan-pw", ["aitestbed-users"])
     session, response = provider_login(portal.url, "ivan", "wrong")
-    assert response.status_code == 401
+    assert "/interaction/" in response.url  # still at the provider's form
+    assert HUB_LOGIN_COOKIE not in session.cookies
+    home = session.get(f"{portal.url}/hub/home", allow_redirects=False, timeout=30)
+    assert home.status_code == 302
+    assert urlparse(home.headers["location"]).path == "/hub/login"
     assert session.get(f"{portal.url}/hub/api/user", timeout=30).status_code == 403
+    assert _hub_user(portal, operator, "ivan").status_code == 404
+
+    session, response = provider_login(portal.url, "ivan", "ivan-pw", session)
+    assert response.status_code == 200, response.text[:300]
+    assert HUB_LOGIN_COOKIE in session.cookies
+    assert session.get(f"{portal.url}/hub/api/user", timeout=30).json()["name"] == "ivan"
 
 
 def test_groups_roles_and_projects_follow_the_provider_at_every_login(sso):

@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
+import dataclasses
 import io
 import os
+import threading
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,6 +25,7 @@ from aitestbed.portal.export import csv_text
 from aitestbed.portal.service import prepare_database
 from aitestbed.settings import parse_settings
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from tests.conftest import EXAMPLE_SETTINGS
 from tests.unit.test_portal_api import PREFIX, TableIdentity
@@ -52,6 +55,7 @@ def make_datasets(root):
     os.symlink(root / "secret", iris / "escape")
     os.symlink(root / "secret" / "passwords.txt", iris / "passwords.txt")
     os.symlink(root / "ds" / "digits", iris / "to-digits")
+    os.symlink(root / "secret" / "no-such-file.txt", iris / "gone.txt")  # leads nowhere
 
 
 def site_settings(root, database_url):
@@ -59,6 +63,7 @@ def site_settings(root, database_url):
     doc = yaml.safe_load(EXAMPLE_SETTINGS.read_text())
     doc["site"]["state_dir"] = str(root / "state")
     doc["site"]["database_url"] = database_url
+    doc["site"]["dataset_roots"] = [str(root / "ds")]
     for dataset in doc["datasets"]:
         dataset["storage"] = {"kind": "local", "path": str(root / "ds" / dataset["slug"])}
     return parse_settings(yaml.safe_dump(doc), root / "settings.yaml")
@@ -68,7 +73,11 @@ def site_settings(root, database_url):
 def portal_client(settings):
     engine = prepare_database(settings)
     app = create_app(
-        engine=engine, identity=TableIdentity(), prefix=PREFIX, state_dir=settings.site.state_dir
+        engine=engine,
+        identity=TableIdentity(),
+        prefix=PREFIX,
+        state_dir=settings.site.state_dir,
+        dataset_roots=settings.site.dataset_roots,
     )
     with TestClient(app) as test_client:
         yield test_client
@@ -262,10 +271,165 @@ def test_settings_owned_datasets_and_grants_are_changed_in_the_settings(client):
 def test_invalid_datasets_are_refused_naming_the_field(client, doc, field):
     response = call(client, "POST", "datasets", "t-olivia", json=doc)
     assert response.status_code == 422
-    problems = response.json()["detail"]
-    assert field in [p["field"] for p in problems]
-    assert all(len(p["message"]) <= 400 for p in problems)
+    body = response.json()
+    assert field in [p["field"] for p in body["errors"]]
+    assert body["field"] == body["errors"][0]["field"]
+    assert body["detail"] == f"{body['field']}: {body['errors'][0]['message']}."
+    assert all(len(p["message"]) <= 400 for p in body["errors"])
     assert call(client, "GET", "datasets?include_disabled=true", "t-olivia").json()["total"] == 3
+
+
+# -- where datasets may be, and their size measured in the background -------------------
+
+
+def outside_roots(path, roots):
+    return (
+        f"{path!r} is outside the folders datasets may come from ({roots}); move the data "
+        "under one of them or add its folder to site.dataset_roots in the settings."
+    )
+
+
+def state_refused(path):
+    return (
+        f"{path!r} holds the portal's own state (databases, secrets, homes); "
+        "keep datasets elsewhere."
+    )
+
+
+def refused_storage(message):
+    return {
+        "detail": f"storage.path: {message.rstrip('.')}.",
+        "field": "storage.path",
+        "errors": [{"field": "storage.path", "message": message.rstrip(".")}],
+    }
+
+
+def test_datasets_from_the_api_stay_under_the_configured_roots(client, tmp_path):
+    roots = str(tmp_path / "ds")
+    state = tmp_path / "state"
+    (state / "homes" / "alice").mkdir(parents=True)
+    (state / "secrets").mkdir()
+    (tmp_path / "ds" / "to-etc").symlink_to("/etc")
+    cases = [
+        ("local", "/etc", outside_roots("/etc", roots)),
+        ("local", "/usr", outside_roots("/usr", roots)),
+        ("local", "/", state_refused("/")),
+        (
+            "local",
+            str(tmp_path / "ds" / "to-etc"),
+            outside_roots(str(tmp_path / "ds/to-etc"), roots),
+        ),
+        ("local", f"{roots}/../secret", outside_roots(f"{roots}/../secret", roots)),
+        ("local", str(state), state_refused(str(state))),
+        ("local", str(state / "homes" / "alice"), state_refused(str(state / "homes/alice"))),
+        ("local", str(state / "secrets"), state_refused(str(state / "secrets"))),
+        ("host_path", "/etc", outside_roots("/etc", roots)),
+    ]
+    for kind, path, message in cases:
+        doc = {"slug": "probe", "title": "P", "storage": {"kind": kind, "path": path}}
+        response = call(client, "POST", "datasets", "t-olivia", json=doc)
+        assert (response.status_code, response.json()) == (422, refused_storage(message)), path
+    assert call(client, "GET", "datasets/probe", "t-olivia").status_code == 404
+    # A change that moves an API dataset out of the roots is refused the same way.
+    doc = {"slug": "moved", "title": "M", "storage": {"kind": "local", "path": f"{roots}/wine"}}
+    assert call(client, "POST", "datasets", "t-olivia", json=doc).status_code == 201
+    patch = {"storage": {"kind": "local", "path": "/etc"}}
+    response = call(client, "PATCH", "datasets/moved", "t-olivia", json=patch)
+    assert (response.status_code, response.json()) == (
+        422,
+        refused_storage(outside_roots("/etc", roots)),
+    )
+    detail = call(client, "GET", "datasets/moved", "t-olivia").json()
+    assert detail["storage"] == {"kind": "local", "path": f"{roots}/wine"}
+
+
+def test_the_state_folder_is_refused_even_when_a_root_holds_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("AITESTBED_DATABASE_URL", raising=False)
+    settings = site_settings(tmp_path, f"sqlite:///{tmp_path / 'portal.sqlite'}")
+    (tmp_path / "state" / "datasets" / "demo").mkdir(parents=True)
+    (tmp_path / "state" / "datasets" / "demo" / "a.csv").write_text("a\n1\n")
+    with portal_client(
+        dataclasses.replace(
+            settings, site=dataclasses.replace(settings.site, dataset_roots=(tmp_path,))
+        )
+    ) as client:
+        for path in (tmp_path / "state", tmp_path):
+            doc = {"slug": "s", "title": "S", "storage": {"kind": "local", "path": str(path)}}
+            response = call(client, "POST", "datasets", "t-olivia", json=doc)
+            assert (response.status_code, response.json()) == (
+                422,
+                refused_storage(state_refused(str(path))),
+            )
+        # The state folder's own datasets folder is where the embedded demo keeps its data.
+        demo = tmp_path / "state" / "datasets" / "demo"
+        doc = {"slug": "s", "title": "S", "storage": {"kind": "local", "path": str(demo)}}
+        assert call(client, "POST", "datasets", "t-olivia", json=doc).status_code == 201
+
+
+def test_a_dataset_is_measured_in_the_background_and_shown_measuring_until_then(
+    client, tmp_path, monkeypatch
+):
+    from aitestbed.portal.datasets import storage
+
+    release = threading.Event()
+    real_folder_size = storage.folder_size
+
+    def slow_folder_size(folder):
+        assert release.wait(30), "the test never let the measurement finish"
+        return real_folder_size(folder)
+
+    monkeypatch.setattr(storage, "folder_size", slow_folder_size)
+    big = tmp_path / "ds" / "big"
+    (big / "sub").mkdir(parents=True)
+    (big / "a.bin").write_bytes(b"x" * 1000)
+    (big / "sub" / "b.bin").write_bytes(b"y" * 24)
+    doc = {"slug": "big", "title": "Big", "visibility": "public",
+           "storage": {"kind": "local", "path": str(big)}}  # fmt: skip
+    created = call(client, "POST", "datasets", "t-olivia", json=doc)
+    assert created.status_code == 201  # answered while the walk is still blocked
+    sizes = ("size_state", "size_bytes", "file_count")
+    assert [created.json()[k] for k in sizes] == ["measuring", None, None]
+    listed = call(client, "GET", "datasets?q=big", "t-carol").json()["items"]
+    assert [[i[k] for k in sizes] for i in listed] == [["measuring", None, None]]
+    release.set()
+    client.app.state.dataset_sizes.wait()
+    listed = call(client, "GET", "datasets?q=big", "t-carol").json()["items"]
+    assert [[i[k] for k in sizes] for i in listed] == [["measured", 1024, 2]]
+    # Given sizes are taken as they are; nothing is measured.
+    given = call(
+        client, "PATCH", "datasets/big", "t-olivia", json={"size_bytes": 5, "file_count": 1}
+    )
+    assert [given.json()[k] for k in sizes] == ["measured", 5, 1]
+
+
+def test_a_restarted_portal_measures_what_it_had_not_measured(tmp_path, monkeypatch):
+    monkeypatch.delenv("AITESTBED_DATABASE_URL", raising=False)
+    settings = site_settings(tmp_path, f"sqlite:///{tmp_path / 'portal.sqlite'}")
+    folder = tmp_path / "ds" / "late"
+    folder.mkdir()
+    (folder / "a.txt").write_text("abc")
+    doc = {"slug": "late", "title": "L", "storage": {"kind": "local", "path": str(folder)}}
+    with portal_client(settings) as client:
+        assert call(client, "POST", "datasets", "t-olivia", json=doc).status_code == 201
+        client.app.state.dataset_sizes.wait()
+        # As if the portal had stopped before the count was written:
+        with client.app.state.sessions() as session:
+            session.execute(text("UPDATE datasets SET size_bytes = NULL, file_count = NULL"))
+            session.commit()
+        shown = call(client, "GET", "datasets/late", "t-olivia").json()
+        assert [shown[k] for k in ("size_state", "size_bytes", "file_count")] == [
+            "unknown",
+            None,
+            None,
+        ]
+    with portal_client(settings) as client:
+        client.app.state.dataset_sizes.wait()
+        shown = call(client, "GET", "datasets/late", "t-olivia").json()
+        assert [shown[k] for k in ("size_state", "size_bytes", "file_count")] == [
+            "measured",
+            3,
+            1,
+        ]
 
 
 # -- terms ----------------------------------------------------------------------------------
@@ -340,36 +504,81 @@ def test_listing_and_previews_of_each_kind(client):
     assert blob.status_code == 415
 
 
+def refusal(code, message):
+    return {"detail": {"code": code, "message": message}}
+
+
+DOTDOT = refusal("bad-path", "The path may not contain '..'.")
+ABSOLUTE = refusal("bad-path", "Give a path relative to the dataset, not an absolute one.")
+OUTSIDE = refusal("outside", "The path leads outside the dataset.")
 TRAVERSALS = [
-    "../secret/passwords.txt",
-    "../../secret/passwords.txt",
-    "sub/../../secret/passwords.txt",
-    "..%2Fsecret%2Fpasswords.txt",
-    "%2e%2e/secret/passwords.txt",
-    "..\\secret\\passwords.txt",
-    "/etc/passwd",
-    "//etc/passwd",
-    "C:/Windows/win.ini",
-    "escape/passwords.txt",
-    "passwords.txt",
-    "to-digits/digits.csv",
-    "iris.csv%00.png",
-    "sub/" + "a/" * 600,
-    "x" * 5000,
+    ("../secret/passwords.txt", DOTDOT),
+    ("../../secret/passwords.txt", DOTDOT),
+    ("sub/../../secret/passwords.txt", DOTDOT),
+    ("..%2Fsecret%2Fpasswords.txt", DOTDOT),
+    ("%2e%2e/secret/passwords.txt", DOTDOT),
+    ("..\\secret\\passwords.txt", DOTDOT),
+    ("/etc/passwd", ABSOLUTE),
+    ("//etc/passwd", ABSOLUTE),
+    ("C:/Windows/win.ini", ABSOLUTE),
+    ("escape/passwords.txt", OUTSIDE),
+    ("passwords.txt", OUTSIDE),
+    ("to-digits/digits.csv", OUTSIDE),
+    ("iris.csv%00.png", refusal("bad-path", "The path contains a control character.")),
+    ("x" * 5000, None),  # longer than the query allows: the schema's 422
 ]
 
 
-@pytest.mark.parametrize("path", TRAVERSALS)
+@pytest.mark.parametrize(("path", "answer"), TRAVERSALS)
 @pytest.mark.parametrize("endpoint", ["files", "preview"])
-def test_paths_outside_the_dataset_are_refused(shared_client, path, endpoint):
+def test_paths_outside_the_dataset_are_refused(shared_client, path, answer, endpoint):
     response = shared_client.get(
         f"{PREFIX}api/datasets/iris/{endpoint}?path={path}",
         headers={"Authorization": "token t-carol"},
     )
-    assert 400 <= response.status_code < 500, (path, response.status_code, response.text[:200])
+    if answer is None:
+        assert response.status_code == 422
+        assert response.json()["field"] == "path"
+    else:
+        assert (response.status_code, response.json()) == (400, answer)
     assert SECRET not in response.text
-    assert "root:" not in response.text
-    assert "v\n1" not in response.text  # digits.csv, another (not granted) dataset
+
+
+@pytest.mark.parametrize("endpoint", ["files", "preview"])
+@pytest.mark.parametrize(
+    ("present", "missing", "answer"),
+    [
+        ("../secret/passwords.txt", "../secret/no-such-file.txt", DOTDOT),
+        ("../../ds/digits", "../../ds/no-such-set", DOTDOT),
+        ("escape/passwords.txt", "escape/no-such-file.txt", OUTSIDE),
+        ("passwords.txt", "gone.txt", OUTSIDE),  # gone.txt: a link to a missing outside file
+    ],
+)
+def test_outside_paths_answer_the_same_whether_they_exist_or_not(
+    shared_client, endpoint, present, missing, answer
+):
+    """No oracle: a path out of the dataset says nothing about what is outside."""
+    answers = [
+        shared_client.get(
+            f"{PREFIX}api/datasets/iris/{endpoint}",
+            params={"path": path},
+            headers={"Authorization": "token t-carol"},
+        )
+        for path in (present, missing)
+    ]
+    assert [(a.status_code, a.json()) for a in answers] == [(400, answer)] * 2
+
+
+def test_a_path_out_of_a_dataset_is_audited_as_refused(client):
+    assert call(client, "GET", "datasets/iris/files?path=../secret", "t-carol").status_code == 400
+    assert call(client, "GET", "datasets/iris/preview?path=passwords.txt", "t-carol").json() == (
+        OUTSIDE
+    )
+    entries = call(client, "GET", "dataset-audit?dataset=iris&allowed=false", "t-olivia").json()
+    assert [(e["user"], e["action"], e["reason"], e["detail"]) for e in entries[:2]] == [
+        ("carol", "preview", "outside", "path='passwords.txt'"),
+        ("carol", "files", "bad-path", "path='../secret'"),
+    ]
 
 
 HOSTILE_SLUGS = ["..", "%2e%2e", "..%2F..%2Fsecret", "a;rm -rf ~", "$(id)", "Digits", "x" * 10_000]

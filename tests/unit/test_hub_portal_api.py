@@ -139,7 +139,7 @@ async def test_the_directory_answers_only_the_hub_and_names_bad_fields(portal):
         )
     assert (bad.value.status, bad.value.message) == (
         422,
-        "Invalid session options: projects.0.role.",
+        "Invalid session options: projects[0].role.",
     )
 
 

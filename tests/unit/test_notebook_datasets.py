@@ -400,6 +400,15 @@ def test_details_and_snippets_are_escaped_and_valid_python():
     assert "read_text()" in load_snippet("x", "notes.md")
 
 
+def test_details_say_when_the_portal_is_still_measuring_a_dataset():
+    measuring = datasets.DatasetInfo(slug="x", title="X", size_state="measuring")
+    assert "<td>Size</td><td>being measured, look again in a minute</td>" in details_html(measuring)
+    measured = datasets.DatasetInfo(
+        slug="x", title="X", size_state="measured", size_bytes=2048, file_count=2
+    )
+    assert "<td>Size</td><td>2.0 KiB, 2 files</td>" in details_html(measured)
+
+
 def test_datasets_module_imports_no_hub_side_package():
     code = (
         "import sys, aitestbed; aitestbed.datasets; import aitestbed.notebook.dataset_browser;"

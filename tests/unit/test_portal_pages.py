@@ -314,7 +314,7 @@ def test_settings_owned_rows_are_read_only(client):
         headers={"Authorization": "token t-olivia"},
     )
     assert api.status_code == 409
-    assert api.json()["detail"][0]["field"] == "slug"
+    assert api.json()["errors"][0]["field"] == "slug"
 
 
 def test_project_api_for_operators_only(client):
@@ -342,7 +342,7 @@ def test_project_api_for_operators_only(client):
         headers=headers,
     )
     assert bad.status_code == 422
-    assert bad.json()["detail"][0]["field"] == "allocation.max_concurrent_gpus"
+    assert bad.json()["errors"][0]["field"] == "allocation.max_concurrent_gpus"
     member = client.put(
         PREFIX + "api/projects/api-co/members/dora", json={"role": "manager"}, headers=headers
     )
@@ -351,7 +351,7 @@ def test_project_api_for_operators_only(client):
     assert gone.status_code == 204
     again = client.delete(PREFIX + "api/projects/api-co/members/dora", headers=headers)
     assert again.status_code == 404
-    assert again.json()["detail"][0]["message"] == "'dora' is not a member of 'api-co'."
+    assert again.json()["errors"][0]["message"] == "'dora' is not a member of 'api-co'"
 
 
 def test_a_burst_of_creations_of_one_project_makes_exactly_one(any_db_client):
@@ -387,7 +387,7 @@ def test_hostile_text_is_escaped_on_every_page(client):
         "title": HOSTILE_TITLE,
         "description": HOSTILE_TEXT,
         "license": "<b>CC</b>",
-        "storage": {"kind": "local", "path": "/nonexistent/hostile"},
+        "storage": {"kind": "pvc", "claim": "hostile"},  # the API keeps local ones in roots
         "projects": ["newco"],
     }
     made = client.post(PREFIX + "api/datasets", json=dataset, headers=headers)
@@ -541,7 +541,7 @@ def test_usage_page_plots_gpu_hours_per_day(client, engine):
         params={"month": "2026-13"},
         headers={"Authorization": "token t-olivia"},
     )
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "month"]
+    assert bad.status_code == 422 and bad.json()["field"] == "month"
 
 
 def test_month_bounds_cross_the_year():

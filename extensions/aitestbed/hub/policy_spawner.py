@@ -14,7 +14,9 @@ import inspect
 import os
 from datetime import date
 from typing import Any, ClassVar
+from urllib.parse import urlparse
 
+from sqlalchemy import inspect as inspect_orm
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Dict, Float, Integer, List, Unicode, default
@@ -336,9 +338,27 @@ class PolicySpawnerMixin(LoggingConfigurable):
     async def _start_and_wait(self):
         result = await super().start()
         url = result if isinstance(result, str) else f"http://{result[0]}:{result[1]}"
+        self.save_started_process(url)
         # Hold the slot until the server answers: that is where a start spends its CPU.
         await self.wait_until_serving(f"{url.rstrip('/')}{self.server.base_url}api")
         return result
+
+    def save_started_process(self, url: str) -> None:
+        """Save the spawner's state (its process, its usage record) and the server's
+        address in the hub's database as soon as the process exists, not only once it
+        answers: a hub killed meanwhile then finds the process when it restarts and adopts
+        or stops it (closing the record), instead of leaving it running unknown."""
+        orm_spawner = getattr(self, "orm_spawner", None)
+        mapped = inspect_orm(orm_spawner, raiseerr=False) if orm_spawner is not None else None
+        db = mapped.session if mapped is not None else None
+        if db is None:  # a spawner outside a hub (tests)
+            return
+        orm_spawner.state = self.get_state()
+        address = urlparse(url)
+        if self.server is not None and address.hostname and address.port:
+            self.server.ip = address.hostname
+            self.server.port = address.port
+        db.commit()
 
     async def wait_until_serving(self, api_url: str) -> None:
         """Wait until *this* server answers 200 on its own API URL.

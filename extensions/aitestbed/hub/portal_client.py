@@ -218,12 +218,13 @@ def _answer(response: HTTPResponse) -> Any:
 
 def _detail(body: bytes) -> tuple[str, str]:
     try:
-        detail = json.loads(body).get("detail")
+        answer = json.loads(body)
+        detail = answer.get("detail")
     except (ValueError, AttributeError):
         return "The portal refused the request.", ""
+    if isinstance(answer.get("errors"), list):  # the request's schema refused it
+        fields = ", ".join(str(e.get("field", "")) for e in answer["errors"])
+        return f"Invalid session options: {fields}.", "invalid"
     if isinstance(detail, dict):
         return str(detail.get("message", "")), str(detail.get("code", ""))
-    if isinstance(detail, list):  # FastAPI validation errors
-        fields = ", ".join(".".join(map(str, d.get("loc", [])[1:])) for d in detail)
-        return f"Invalid session options: {fields}.", "invalid"
     return str(detail), ""

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from aitestbed.hub.course_rbac import course_groups, course_roles, portal_group_scopes
 from aitestbed.hub.hooks import HookChain
+from aitestbed.lifetime import PARENT_PID_ENV
 from aitestbed.settings import (
     DATABASE_URL_ENV,
     SETTINGS_ENV,
@@ -89,10 +90,27 @@ def server_token_scopes() -> list[str]:
     ]
 
 
+def tied_to_hub(command: list[str]) -> list[str]:
+    """``command`` run so that it ends when the hub ends, even a hub killed with ``kill -9``
+    (``aitestbed.lifetime``; the hub's pid travels in ``AITESTBED_PARENT_PID``)."""
+    return [sys.executable, "-m", "aitestbed.lifetime", "--", *command]
+
+
 def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The hub-managed services and the roles they hold."""
-    env = {SETTINGS_ENV: str(settings.path)}
-    for name in (DATABASE_URL_ENV, "AITESTBED_RECONCILE_SECONDS", "AITESTBED_COURSE_SYNC_SECONDS"):
+    """The hub-managed services and the roles they hold.
+
+    Both end with the hub (``tied_to_hub``): a restarted hub starts them afresh, and no
+    orphan keeps the portal's port or runs a second culler.
+    """
+    # This runs inside the hub process, which loads its configuration itself.
+    hub_pid = {PARENT_PID_ENV: str(os.getpid())}
+    env = {SETTINGS_ENV: str(settings.path), **hub_pid}
+    for name in (
+        DATABASE_URL_ENV,
+        "AITESTBED_RECONCILE_SECONDS",
+        "AITESTBED_COURSE_SYNC_SECONDS",
+        "AITESTBED_TOKEN_CACHE_SECONDS",
+    ):
         if os.environ.get(name):
             env[name] = os.environ[name]
     if os.environ.get("AITESTBED_PORTAL_SERVICE_URL"):
@@ -103,7 +121,7 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
             "name": PORTAL_SERVICE,
             "display": True,
             "url": portal_public_service_url(settings),
-            "command": [sys.executable, "-m", "aitestbed.portal", "serve"],
+            "command": tied_to_hub([sys.executable, "-m", "aitestbed.portal", "serve"]),
             "environment": env,
             "oauth_no_confirm": True,
             "api_token": portal_api_token(settings),
@@ -123,7 +141,13 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
         *course_roles(settings.courses),
     ]
     if settings.site.idle_timeout_seconds > 0:
-        service_list.append({"name": CULLER_SERVICE, "command": culler_command(settings)})
+        service_list.append(
+            {
+                "name": CULLER_SERVICE,
+                "command": tied_to_hub(culler_command(settings)),
+                "environment": hub_pid,
+            }
+        )
         scopes = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
         if settings.site.idle_cull_users:
             scopes.append("admin:users")  # deleting a user needs it
@@ -194,6 +218,7 @@ def _setup_local_spawner(c: Any, settings: Settings) -> None:
     c.JupyterHub.spawner_class = "aitestbed.hub.local_spawner.PortalLocalSpawner"
     c.PortalLocalSpawner.home_dir_template = str(settings.site.state_dir / "homes" / "{username}")
     c.PortalLocalSpawner.projects_root = str(settings.site.state_dir / "projects")
+    c.PortalLocalSpawner.start_state_dir = str(settings.site.state_dir / "starting-servers")
     c.PortalLocalSpawner.flavor_capacity = {
         f.slug: f.capacity for f in settings.flavors if f.capacity is not None
     }

@@ -149,6 +149,8 @@ DATASET_HEADER = f"{'DATASET':<28} {'USABLE':<6} {'TERMS':<9} {'SIZE':>10}  TITL
 def _dataset_row(item: datasets.Dataset) -> str:
     terms = "-" if item.terms_version is None else ("accepted" if item.terms_accepted else "needed")
     size = "" if item.size_bytes is None else f"{item.size_bytes / 2**20:.1f} MiB"
+    if item.size_state == "measuring":
+        size = "measuring"
     usable = "yes" if item.usable else "no"
     return f"{item.slug[:28]:<28} {usable:<6} {terms:<9} {size:>10}  {item.title}"
 

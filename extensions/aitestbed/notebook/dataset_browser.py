@@ -102,6 +102,9 @@ def details_html(info: datasets.DatasetInfo) -> str:
             f"<blockquote class='aitestbed-terms'>{e(info.terms_text)}</blockquote>"
         )
     files = f"{info.file_count} files" if info.file_count is not None else "files: unknown"
+    size = f"{_size(info.size_bytes)}, {files}"
+    if info.size_state == "measuring":
+        size = "being measured, look again in a minute"
     return (
         f"<h3>{e(info.title)} <code>{e(info.slug)}</code></h3>"
         f"<p>{e(info.description)}</p>"
@@ -109,7 +112,7 @@ def details_html(info: datasets.DatasetInfo) -> str:
         f"<tr><td>License</td><td>{e(info.license or 'not stated')}</td></tr>"
         f"<tr><td>Version</td><td>{e(info.version)}</td></tr>"
         f"<tr><td>Tags</td><td>{tags}</td></tr>"
-        f"<tr><td>Size</td><td>{_size(info.size_bytes)}, {files}</td></tr>"
+        f"<tr><td>Size</td><td>{size}</td></tr>"
         f"<tr><td>In sessions</td><td><code>{e(info.path)}</code></td></tr>"
         f"<tr><td>Access</td><td>{access}</td></tr>"
         "</table>"

@@ -75,6 +75,7 @@ class Dataset:
     visibility: str = ""
     size_bytes: int | None = None
     file_count: int | None = None
+    size_state: str = ""  # measured | measuring (the portal is counting) | unknown
     terms_version: str | None = None  # None: the dataset has no terms
     terms_accepted: bool = False
     usable: bool = False

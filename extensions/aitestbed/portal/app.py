@@ -15,27 +15,31 @@ from datetime import UTC, date, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import Engine, text
 
 from aitestbed.gpu_inventory import GpuSource
-from aitestbed.portal import queries, schemas
+from aitestbed.portal import errors, queries, schemas
 from aitestbed.portal.access_requests.api import access_api_router
 from aitestbed.portal.access_requests.pages import access_pages_router
 from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity
 from aitestbed.portal.courses.api import courses_router, join_router
 from aitestbed.portal.datasets.api import datasets_router
+from aitestbed.portal.datasets.storage import SizeMeasurer
 from aitestbed.portal.db import session_factory
 from aitestbed.portal.deps import CurrentUser, DbSession
 from aitestbed.portal.directory_api import directory_router
+from aitestbed.portal.finite_json import FiniteJsonBodies
 from aitestbed.portal.jobs.api import job_error_handler, jobs_router
 from aitestbed.portal.jobs.gateway import JobError, JobGateway
 from aitestbed.portal.jobs.poller import poll_forever
 from aitestbed.portal.page_routes import feature_routers
 from aitestbed.portal.pages import PageUser, landing, page_user
+from aitestbed.portal.paging import DEFAULT_PAGE, MAX_PAGE, link_next_page
+from aitestbed.portal.reports.exports import reports_router
+from aitestbed.portal.server_errors import ServerErrorAnswer
 from aitestbed.portal.sessions import sessions_router
-from aitestbed.portal.usage import usage_csv
 
 SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
@@ -49,12 +53,16 @@ def _today() -> date:
     return date.today()
 
 
-Today = Annotated[date, Depends(_today)]
+async def _today_dependency() -> date:
+    # Async: a sync dependency costs a hop to the thread pool on every request.
+    return _today()
+
+
+Today = Annotated[date, Depends(_today_dependency)]
 
 
 def api_router() -> APIRouter:
-    router = APIRouter(prefix="/api")
-    problems = {401: {"model": schemas.Problem}, 403: {"model": schemas.Problem}}
+    router = APIRouter(prefix="/api", responses=schemas.ERRORS)
 
     @router.get("/health", response_model=schemas.Health, tags=["service"])
     def health(request: Request) -> schemas.Health:
@@ -68,7 +76,7 @@ def api_router() -> APIRouter:
         status = "ok" if database == "ok" else "degraded"
         return schemas.Health(status=status, database=database, version=VERSION)
 
-    @router.get("/me", response_model=schemas.Me, responses=problems, tags=["users"])
+    @router.get("/me", response_model=schemas.Me, tags=["users"])
     def me(
         identity: CurrentUser,
         session: DbSession,
@@ -80,21 +88,28 @@ def api_router() -> APIRouter:
     @router.get(
         "/projects",
         response_model=list[schemas.ProjectSummary],
-        responses=problems,
         tags=["projects"],
     )
     def list_projects(
+        request: Request,
+        response: Response,
         identity: CurrentUser,
         session: DbSession,
         today: Today,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+        after: Annotated[
+            str, Query(pattern=f"{SLUG_PATTERN}|^$", description="The next page's cursor.")
+        ] = "",
     ) -> list[schemas.ProjectSummary]:
-        """Projects the caller belongs to; operators see every project."""
-        return queries.visible_projects(session, identity, today)
+        """Projects the caller belongs to, by slug; operators see every project, a page at
+        a time (the Link header has the next page)."""
+        page = queries.visible_projects(session, identity, today, limit, after)
+        link_next_page(request, response, page, limit, after=lambda p: p.slug)
+        return page
 
     @router.get(
         "/projects/{slug}",
         response_model=schemas.ProjectDetail,
-        responses={**problems, 404: {"model": schemas.Problem}},
         tags=["projects"],
     )
     def get_project(
@@ -109,47 +124,22 @@ def api_router() -> APIRouter:
             raise HTTPException(404, f"No project {slug!r} that you can see.")
         return detail
 
-    @router.get(
-        "/flavors", response_model=list[schemas.FlavorOut], responses=problems, tags=["catalog"]
-    )
+    @router.get("/flavors", response_model=list[schemas.FlavorOut], tags=["catalog"])
     def list_flavors(_identity: CurrentUser, session: DbSession) -> list[schemas.FlavorOut]:
         """The hardware flavors in the catalog."""
         return queries.flavors(session)
 
-    @router.get(
-        "/images", response_model=list[schemas.ImageOut], responses=problems, tags=["catalog"]
-    )
+    @router.get("/images", response_model=list[schemas.ImageOut], tags=["catalog"])
     def list_images(_identity: CurrentUser, session: DbSession) -> list[schemas.ImageOut]:
         """The curated images in the catalog."""
         return queries.images(session)
 
-    @router.get(
-        "/usage", response_model=list[schemas.ProjectUsageOut], responses=problems, tags=["usage"]
-    )
+    @router.get("/usage", response_model=list[schemas.ProjectUsageOut], tags=["usage"])
     def usage(identity: CurrentUser, session: DbSession) -> list[schemas.ProjectUsageOut]:
         """Allocation, GPU-hours used and running sessions of your projects (operators: all)."""
         return queries.project_usage(session, identity, datetime.now(UTC))
 
-    @router.get(
-        "/usage.csv",
-        response_class=PlainTextResponse,
-        responses={**problems, 200: {"content": {"text/csv": {}}}},
-        tags=["usage"],
-    )
-    def usage_export(identity: CurrentUser, session: DbSession) -> PlainTextResponse:
-        """Every project's usage as CSV, for operators."""
-        if not queries.is_operator(session, identity):
-            raise HTTPException(403, "Only operators can export the usage of all projects.")
-        rows = [
-            {"project": u.slug, **u.model_dump()}
-            for u in queries.project_usage(session, identity, datetime.now(UTC))
-        ]
-        return PlainTextResponse(
-            usage_csv(rows),
-            media_type="text/csv",
-            headers={"Content-Disposition": 'attachment; filename="usage.csv"'},
-        )
-
+    router.include_router(reports_router())
     return router
 
 
@@ -164,6 +154,8 @@ def pages_router(site_name: str) -> APIRouter:
         if not code or not expected or nonce != expected:
             raise HTTPException(403, "Login failed: the OAuth state does not match. Try again.")
         token = await identity.token_for_code(code)
+        if not token:
+            raise HTTPException(403, "Login failed: the hub refused the login code. Try again.")
         prefix = request.app.state.prefix
         if not next_url.startswith(prefix):
             next_url = prefix
@@ -196,9 +188,11 @@ def _lifespan(tasks: Sequence[BackgroundTask]):
     async def lifespan(app: FastAPI):
         running = [asyncio.create_task(task()) for task in tasks]
         app.state.background_tasks = running
+        app.state.dataset_sizes.resume()
         try:
             yield
         finally:
+            app.state.dataset_sizes.close()
             for task in running:
                 task.cancel()
             for task in running:
@@ -219,6 +213,7 @@ def create_app(
     poll_interval: float | None = None,
     background: Sequence[BackgroundTask] = (),
     state_dir: pathlib.Path | None = None,
+    dataset_roots: Sequence[pathlib.Path] | None = None,
     timezone: str = "UTC",
     known_users: frozenset[str] | None = None,
     gpu_source: GpuSource | None = None,
@@ -227,8 +222,9 @@ def create_app(
 
     ``jobs`` is the job gateway (None: the job API answers 503); with ``poll_interval``
     the app runs the gateway's poller while it serves, beside the other ``background``
-    tasks. ``gpu_source`` is this machine's GPUs when the portal gives sessions and local
-    jobs their devices (the embedded default; None: it does not).
+    tasks. ``dataset_roots``: where the operator API may place local datasets (default:
+    the state folder's ``datasets``). ``gpu_source`` is this machine's GPUs when the portal
+    gives sessions and local jobs their devices (the embedded default; None: it does not).
     """
     if not prefix.endswith("/"):
         prefix += "/"
@@ -256,7 +252,15 @@ def create_app(
     app.state.known_users = known_users  # who can log in (None: whoever the provider knows)
     app.state.site_name = site_name
     app.state.gpu_source = gpu_source
+    if dataset_roots is None:
+        dataset_roots = [state_dir / "datasets"] if state_dir else []
+    app.state.dataset_roots = tuple(dataset_roots)
+    app.state.dataset_sizes = SizeMeasurer(app.state.sessions)
+    errors.install(app)
+    app.add_middleware(FiniteJsonBodies)
     app.add_exception_handler(JobError, job_error_handler)
+    # Outermost handler of our own: an error never closes the proxy's kept-alive connection.
+    app.add_middleware(ServerErrorAnswer)
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
     app.include_router(sessions_router(), prefix=prefix.rstrip("/"))
     app.include_router(directory_router(), prefix=prefix.rstrip("/"))

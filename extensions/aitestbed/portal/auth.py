@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import HTTPException, Request
+from tornado.web import HTTPError
 
 TOKEN_COOKIE = "aitestbed-portal-token"  # noqa: S105 - a cookie name, not a secret
 STATE_COOKIE = "aitestbed-portal-oauth-state"
@@ -31,6 +32,30 @@ class Identity:
     name: str
     hub_admin: bool
     scopes: frozenset[str]
+
+
+class HubUnavailable(Exception):
+    """The hub did not answer, so no token can be checked now (the portal answers 503)."""
+
+
+HUB_DOWN_MESSAGE = (
+    "The hub is not answering, so the portal cannot check who you are; "
+    "try again in a minute, and tell the operators if this lasts."
+)
+# The hub answered, but refused the token (HubAuth reports it as an HTTPError(500) too).
+_HUB_REFUSED = "Failed to check authorization"  # the start of HubAuth's message
+
+
+async def _ask_hub(call: Awaitable[Any]) -> Any:
+    """Await a HubAuth call; an unreachable or failing hub becomes :class:`HubUnavailable`."""
+    try:
+        return await call
+    except HTTPError as error:
+        if (error.log_message or "").startswith(_HUB_REFUSED):
+            return None
+        raise HubUnavailable(HUB_DOWN_MESSAGE) from error
+    except (OSError, TimeoutError) as error:
+        raise HubUnavailable(HUB_DOWN_MESSAGE) from error
 
 
 TokenResolver = Callable[[str], Awaitable[dict[str, Any] | None]]
@@ -55,7 +80,8 @@ class HubIdentity:
         self.hub_auth = hub_auth
 
     async def resolve(self, token: str) -> Identity | None:
-        model = await self.hub_auth.user_for_token(token, sync=False)
+        # No cache here: the portal's own (token_cache) bounds its size and lifetime.
+        model = await _ask_hub(self.hub_auth.user_for_token(token, use_cache=False, sync=False))
         if not model or model.get("kind", "user") != "user":
             return None
         if not self.hub_auth.check_scopes(self.hub_auth.access_scopes, model):
@@ -79,12 +105,14 @@ class HubIdentity:
         )
         return f"{self.hub_auth.oauth_authorization_url}?{query}", state
 
-    async def token_for_code(self, code: str) -> str:
-        return await self.hub_auth.token_for_code(code, sync=False)
+    async def token_for_code(self, code: str) -> str | None:
+        """The token for an OAuth code; None when the hub refuses the code."""
+        return await _ask_hub(self.hub_auth.token_for_code(code, sync=False))
 
 
 async def identify(request: Request) -> Identity:
-    """FastAPI dependency: the calling identity, or 401/403 with the reason."""
+    """FastAPI dependency: the calling identity, or 401/403 with the reason (503 while the
+    hub cannot be asked)."""
     resolver: HubIdentity = request.app.state.identity
     token = token_from_header(request)
     if token is None and request.method in SAFE_METHODS:

@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
+from aitestbed.portal import schemas
 from aitestbed.portal.db import transaction
 from aitestbed.portal.deps import DbSession
 from aitestbed.portal.directory import apply_sso_grants, has_active_project
@@ -57,7 +58,12 @@ class SsoChanges(BaseModel):
 
 
 def directory_router() -> APIRouter:
-    router = APIRouter(prefix="/api/internal", tags=["hub"], dependencies=[Depends(require_hub)])
+    router = APIRouter(
+        prefix="/api/internal",
+        tags=["hub"],
+        dependencies=[Depends(require_hub)],
+        responses=schemas.ERRORS,
+    )
 
     @router.get("/users/{user}/standing", response_model=Standing)
     def standing(user: UserName, session: DbSession) -> Standing:

@@ -1,13 +1,81 @@
-"""Wire models of the portal API (what clients send and receive; also the OpenAPI)."""
+"""Wire models of the portal API (what clients send and receive; also the OpenAPI).
+
+Conventions every router follows:
+
+- Times in answers are :data:`UtcDateTime`: always with a UTC offset (SQLite hands back
+  naive datetimes; every stored time is UTC), so each one is a valid RFC 3339 ``date-time``.
+- Numbers in requests are strict (``true`` is not 1) and bounded in the schema itself, so the
+  OpenAPI says what is accepted; ids, offsets and sizes stay within a database integer.
+- Every error answer is a :class:`Problem` (declared on every route by :data:`ERRORS`).
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Literal
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictInt, field_validator
+
+from aitestbed.portal.jobs.spec import MAX_PARAMETER_DEPTH, json_depth
+from aitestbed.portal.usage import as_utc
 
 ProjectStatus = Literal["active", "not-yet-valid", "expired"]
+# The largest value a database integer column holds (PostgreSQL BIGINT, SQLite INTEGER).
+MAX_DB_INT = 2**63 - 1
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(as_utc)]
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _date_time_text(value: Any) -> Any:
+    """A time filter is written as a date and time (RFC 3339), never as a bare number
+    (which pydantic would read as seconds since 1970)."""
+    if isinstance(value, str) and not _DATE_TIME.match(value):
+        raise ValueError("give a date and time like 2026-11-01T00:00:00Z")
+    return value
+
+
+def in_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a time without an offset is taken as UTC."""
+    return as_utc(moment).astimezone(UTC)
+
+
+# A time filter in a query: RFC 3339 text, compared in UTC whatever offset it was given in.
+TimeFilter = Annotated[datetime, BeforeValidator(_date_time_text), AfterValidator(in_utc)]
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="The request field, e.g. nodes or parameters.lr.")
+    message: str
+
+
+class CodedDetail(BaseModel):
+    code: str = Field(description="A stable word for programs, e.g. not-entitled.")
+    message: str = Field(description="The sentence for people.")
+
+
+class Problem(BaseModel):
+    """Every error answer of the portal.
+
+    ``detail`` says what went wrong and what to do (dataset decisions give a code and the
+    sentence). A 422 names the first field in ``field`` (and ``detail`` starts with it) and,
+    for a request the schema refuses, lists every problem in ``errors``.
+    """
+
+    detail: str | CodedDetail
+    field: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 422, 503)
+ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": Problem} for status in ERROR_STATUSES}
+# Routes whose success is a file (CSV): their errors are still JSON Problems.
+FILE_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    for status in ERROR_STATUSES
+}
 
 
 class Health(BaseModel):
@@ -104,8 +172,8 @@ class AccessRequestOut(BaseModel):
     project: str | None = Field(description="The project asked for (as typed).")
     reason: str
     status: AccessRequestStatus
-    created_at: datetime
-    decided_at: datetime | None
+    created_at: UtcDateTime
+    decided_at: UtcDateTime | None
     decided_by: str | None
     decision_note: str
     granted_project: str | None = Field(description="Set when approved: the project joined.")
@@ -127,9 +195,12 @@ class AccessDecline(BaseModel):
     note: str = Field(default="", max_length=2000, description="Shown to the requester.")
 
 
-class Problem(BaseModel):
-    detail: str
-
+# Bounds of a job request in the schema; each partition's own limits are checked after.
+MAX_NODES = 10_000
+MAX_GPUS_PER_NODE = 64
+MAX_CPUS_PER_TASK = 4096
+MAX_MEMORY_MB = 64 * 1024 * 1024  # 64 TB
+MAX_TIME_LIMIT_MINUTES = 366 * 24 * 60
 
 JobStateName = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"]
 
@@ -152,11 +223,13 @@ class JobSubmit(BaseModel):
         None, description="Under your home or the project folder; default: your home."
     )
     partition: str | None = Field(None, description="Default: the site's default partition.")
-    nodes: int = 1
-    gpus_per_node: int = 0
-    cpus_per_task: int = 1
-    memory_mb: int | None = None
-    time_limit_minutes: int = 60
+    nodes: StrictInt = Field(1, ge=1, le=MAX_NODES, description="The partition may allow fewer.")
+    gpus_per_node: StrictInt = Field(
+        0, ge=0, le=MAX_GPUS_PER_NODE, description="The partition may allow fewer."
+    )
+    cpus_per_task: StrictInt = Field(1, ge=1, le=MAX_CPUS_PER_TASK)
+    memory_mb: StrictInt | None = Field(None, ge=1, le=MAX_MEMORY_MB)
+    time_limit_minutes: StrictInt = Field(60, ge=1, le=MAX_TIME_LIMIT_MINUTES)
     environment: dict[str, str] | None = None
     image: str | None = Field(None, description="Curated image slug (container launcher).")
     distributed: Literal["none", "torchrun"] = "none"
@@ -167,8 +240,21 @@ class JobSubmit(BaseModel):
         "$AITESTBED_DATASETS_DIR/<slug>.",
     )
     idempotency_key: str | None = Field(
-        None, description="Same key, same job: a retried submission never makes a second one."
+        None,
+        min_length=1,
+        max_length=128,
+        description="Same key, same job: a retried submission never makes a second one.",
     )
+
+    @field_validator("parameters")
+    @classmethod
+    def _shallow(cls, value: dict[str, object] | None) -> dict[str, object] | None:
+        for key, item in (value or {}).items():
+            if json_depth(item) > MAX_PARAMETER_DEPTH:
+                raise ValueError(
+                    f"{key} nests deeper than {MAX_PARAMETER_DEPTH} levels of lists and mappings"
+                )
+        return value
 
 
 class JobOut(BaseModel):
@@ -190,9 +276,9 @@ class JobOut(BaseModel):
     notebook_output: str | None
     backend: str
     backend_job_id: str | None
-    submitted_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
+    submitted_at: UtcDateTime
+    started_at: UtcDateTime | None
+    ended_at: UtcDateTime | None
     gpu_hours_charged: float | None
     datasets: list[str] = Field(
         default_factory=list,
@@ -205,11 +291,6 @@ class JobLogs(BaseModel):
     path: str
     text: str
     truncated: bool
-
-
-class JobProblem(BaseModel):
-    detail: str
-    field: str | None = None
 
 
 class ProjectUsageOut(BaseModel):

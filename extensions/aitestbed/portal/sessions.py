@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 from aitestbed.policy import gpus
 from aitestbed.policy.datasets import session_datasets
 from aitestbed.policy.model import SpawnRequest
-from aitestbed.portal import admission, ledger, models
+from aitestbed.portal import admission, ledger, models, schemas
 from aitestbed.portal.admission import user_project_states
 from aitestbed.portal.auth import token_from_header
 from aitestbed.portal.datasets import access as dataset_access
-from aitestbed.portal.deps import DbSession
+from aitestbed.portal.deps import DbSession, RowId
 from aitestbed.portal.usage import open_sessions_by_flavor
 
 USERNAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -257,7 +257,12 @@ def decide_session_datasets(
 
 
 def sessions_router() -> APIRouter:
-    router = APIRouter(prefix="/api/internal", tags=["hub"], dependencies=[Depends(require_hub)])
+    router = APIRouter(
+        prefix="/api/internal",
+        tags=["hub"],
+        dependencies=[Depends(require_hub)],
+        responses=schemas.ERRORS,
+    )
 
     @router.get("/spawn-context/{user}", response_model=SpawnContext)
     def spawn_context(
@@ -346,7 +351,7 @@ def sessions_router() -> APIRouter:
             )
 
     @router.post("/sessions/{record_id}/stop", response_model=SessionStopped)
-    def stop_session(record_id: int, session: DbSession) -> SessionStopped:
+    def stop_session(record_id: RowId, session: DbSession) -> SessionStopped:
         """Close a session record and charge its GPU-hours, exactly once (idempotent)."""
         with session.begin():
             if session.get(models.SessionRecord, record_id) is None:

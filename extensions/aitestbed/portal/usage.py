@@ -17,7 +17,6 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from aitestbed.portal import models
-from aitestbed.portal.export import csv_text
 
 ACTIVE_JOB_STATES = ("PENDING", "RUNNING")  # aitestbed.portal.jobs.states.ACTIVE_STATES
 
@@ -124,7 +123,3 @@ CSV_COLUMNS = (
     "valid_from",
     "valid_until",
 )
-
-
-def usage_csv(rows: list[dict]) -> str:
-    return csv_text(rows, CSV_COLUMNS)

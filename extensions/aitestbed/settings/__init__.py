@@ -236,6 +236,9 @@ class Site:
     session_start_timeout_seconds: int = 120
     timezone: str = "UTC"
     simulated_gpus: SimulatedGpus | None = None
+    # Folders the operator API may place local/host_path datasets under (resolved paths);
+    # empty: the state folder's datasets folder.
+    dataset_roots: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -515,11 +518,17 @@ _STORAGE_FIELDS = {
 }
 
 
+def _folder(text: str, base: Path, state_dir: Path) -> Path:
+    """A folder named in the settings: ``{state_dir}`` and ``~`` expanded, relative to
+    ``base``."""
+    folder = Path(os.path.expanduser(text.replace("{state_dir}", str(state_dir))))
+    return folder if folder.is_absolute() else (base / folder).resolve()
+
+
 def _build_dataset(doc: dict[str, Any], base: Path, state_dir: Path) -> Dataset:
     storage = dict(doc["storage"])
     if storage["kind"] == "local":
-        folder = Path(os.path.expanduser(storage["path"].replace("{state_dir}", str(state_dir))))
-        storage["path"] = str(folder if folder.is_absolute() else (base / folder).resolve())
+        storage["path"] = str(_folder(storage["path"], base, state_dir))
     terms = doc.get("terms")
     return Dataset(
         slug=doc["slug"],
@@ -673,6 +682,10 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
     site_doc["operators"] = tuple(site_doc.get("operators", ()))
     if site_doc.get("simulated_gpus") is not None:
         site_doc["simulated_gpus"] = SimulatedGpus(**site_doc["simulated_gpus"])
+    site_doc["dataset_roots"] = tuple(
+        _folder(root, path.parent, state_dir)
+        for root in site_doc.get("dataset_roots", ["{state_dir}/datasets"])
+    )
     site = Site(state_dir=state_dir, **site_doc)
     if not site.database_url:
         site = replace(site, database_url=f"sqlite:///{state_dir / 'portal.sqlite'}")

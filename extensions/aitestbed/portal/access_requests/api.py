@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from aitestbed.portal import queries, schemas
@@ -13,7 +13,8 @@ from aitestbed.portal.access_requests import logic
 from aitestbed.portal.access_requests.logic import AccessRequestError
 from aitestbed.portal.auth import Identity
 from aitestbed.portal.db import transaction
-from aitestbed.portal.deps import CurrentUser
+from aitestbed.portal.deps import CurrentUser, RowId
+from aitestbed.portal.paging import DEFAULT_PAGE, MAX_PAGE, link_next_page
 
 
 def run(request: Request, work: Callable[[Session], object]):
@@ -31,34 +32,48 @@ def _operator(request: Request, identity: Identity) -> bool:
 
 
 def access_api_router() -> APIRouter:
-    router = APIRouter(prefix="/api/access-requests", tags=["access requests"])
-    problems = {
-        401: {"model": schemas.Problem},
-        403: {"model": schemas.Problem},
-        404: {"model": schemas.Problem},
-        409: {"model": schemas.Problem},
-    }
+    router = APIRouter(
+        prefix="/api/access-requests", tags=["access requests"], responses=schemas.ERRORS
+    )
 
-    @router.post("", status_code=201, response_model=schemas.AccessRequestOut, responses=problems)
+    @router.post("", status_code=201, response_model=schemas.AccessRequestOut)
     def create(body: schemas.AccessRequestIn, identity: CurrentUser, request: Request):
         """Ask for access to a project (or to get one). One pending request per user."""
         return run(request, lambda s: logic.to_wire(logic.create(s, identity.name, body)))
 
-    @router.get("", response_model=list[schemas.AccessRequestOut], responses=problems)
+    @router.get("", response_model=list[schemas.AccessRequestOut])
     def listing(
         identity: CurrentUser,
         request: Request,
+        response: Response,
         status: Annotated[schemas.AccessRequestStatus | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+        before: Annotated[
+            int | None,
+            Query(
+                ge=1,
+                le=schemas.MAX_DB_INT,
+                description="Requests with a smaller id only: the next page.",
+            ),
+        ] = None,
     ):
-        """Your requests; operators see everyone's. Filter with ?status=pending."""
+        """Your requests, newest first; operators see everyone's. Filter with
+        ?status=pending; the Link header has the next page."""
         operator = _operator(request, identity)
-        return run(
+        page = run(
             request,
-            lambda s: [logic.to_wire(r) for r in logic.listing(s, identity.name, operator, status)],
+            lambda s: [
+                logic.to_wire(r)
+                for r in logic.listing(
+                    s, identity.name, operator, status, limit=limit, before=before
+                )
+            ],
         )
+        link_next_page(request, response, page, limit, before=lambda r: r.id)
+        return page
 
-    @router.get("/{request_id}", response_model=schemas.AccessRequestOut, responses=problems)
-    def one(request_id: int, identity: CurrentUser, request: Request):
+    @router.get("/{request_id}", response_model=schemas.AccessRequestOut)
+    def one(request_id: RowId, identity: CurrentUser, request: Request):
         """One request: your own, or any for operators."""
         operator = _operator(request, identity)
         return run(
@@ -69,11 +84,9 @@ def access_api_router() -> APIRouter:
         if not _operator(request, identity):
             raise HTTPException(403, "Only operators decide access requests.")
 
-    @router.post(
-        "/{request_id}/approve", response_model=schemas.AccessRequestOut, responses=problems
-    )
+    @router.post("/{request_id}/approve", response_model=schemas.AccessRequestOut)
     def approve(
-        request_id: int, body: schemas.AccessApproval, identity: CurrentUser, request: Request
+        request_id: RowId, body: schemas.AccessApproval, identity: CurrentUser, request: Request
     ):
         """Operators: grant the membership the request asks for (or the project given)."""
         _require_operator(request, identity)
@@ -81,11 +94,9 @@ def access_api_router() -> APIRouter:
             request, lambda s: logic.to_wire(logic.approve(s, request_id, identity.name, body))
         )
 
-    @router.post(
-        "/{request_id}/decline", response_model=schemas.AccessRequestOut, responses=problems
-    )
+    @router.post("/{request_id}/decline", response_model=schemas.AccessRequestOut)
     def decline(
-        request_id: int, body: schemas.AccessDecline, identity: CurrentUser, request: Request
+        request_id: RowId, body: schemas.AccessDecline, identity: CurrentUser, request: Request
     ):
         """Operators: close the request without access; the note is shown to the user."""
         _require_operator(request, identity)

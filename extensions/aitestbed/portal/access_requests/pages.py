@@ -8,14 +8,16 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
 from aitestbed.portal import models, schemas
 from aitestbed.portal.access_requests import logic
 from aitestbed.portal.access_requests.api import run
+from aitestbed.portal.deps import RowId
 from aitestbed.portal.directory import has_active_project
 from aitestbed.portal.pages import (
     PageUser,
@@ -96,14 +98,17 @@ def access_pages_router() -> APIRouter:
             )
 
     @router.get("/requests")
-    async def requests_page(request: Request, decided: int | None = None):
+    async def requests_page(
+        request: Request,
+        decided: Annotated[int | None, Query(ge=1, le=schemas.MAX_DB_INT)] = None,
+    ):
         user = await operator_page_user(request)
         if not isinstance(user, PageUser):
             return user
         return requests_view(request, user, decided)
 
     @router.post("/requests/{request_id}/{decision}")
-    async def decide(request: Request, request_id: int, decision: str):
+    async def decide(request: Request, request_id: RowId, decision: str):
         user, form = await form_user(request, operator=True)
         project, role = form.get("project", ""), form.get("role", "member")
         note = form.get("note", "")

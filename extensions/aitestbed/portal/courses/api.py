@@ -15,11 +15,13 @@ from sqlalchemy.exc import IntegrityError
 
 from aitestbed import settings as site_settings
 from aitestbed.policy.courses import current_slot, next_opening, opening_words
-from aitestbed.portal import models, queries
+from aitestbed.portal import models, queries, schemas
 from aitestbed.portal.courses import enrolment
 from aitestbed.portal.courses.roster import parse_roster
 from aitestbed.portal.courses.store import CourseView, course_for, rule_of, save_course
 from aitestbed.portal.deps import CurrentUser, DbSession
+from aitestbed.portal.errors import invalid_fields
+from aitestbed.portal.schemas import UtcDateTime
 
 SLUG = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 USERNAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -42,7 +44,7 @@ class CourseSummary(BaseModel):
     term_end: date
     status: Literal["active", "not-yet-valid", "expired"]
     in_class: bool = Field(description="A class slot is open now.")
-    next_class: datetime | None = Field(description="When the next class slot opens.")
+    next_class: UtcDateTime | None = Field(description="When the next class slot opens.")
     next_class_text: str = Field(description="The same, in words, in the site's time zone.")
     outside_slots: Literal["none", "cpu-only", "allowed"]
     environment: Environment
@@ -83,7 +85,7 @@ class JoinCodeOut(BaseModel):
     code: str
     max_uses: int
     uses: int
-    expires_at: datetime
+    expires_at: UtcDateTime
     revoked: bool
     join_path: str = Field(description="The page a logged-in student opens to join.")
 
@@ -96,6 +98,11 @@ class Joined(BaseModel):
     course: str
     title: str
     enrolled: bool = Field(description="False when you were already in the course.")
+
+
+def roster_field(line: int, column: str) -> str:
+    """A roster problem's place as a field: ``line[3].user`` (line numbers as in the file)."""
+    return f"line[{line}].{column}" if column else f"line[{line}]"
 
 
 def _refuse(status: int, code: str, message: str) -> HTTPException:
@@ -190,9 +197,7 @@ def _course_document(request: Request, session, doc: Any, slug: str | None = Non
             doc, flavors=flavors, image_slugs=images, project_slugs=taken
         )
     except site_settings.CourseInvalid as invalid:
-        raise HTTPException(
-            422, [{"field": where, "message": what} for where, what in invalid.problems]
-        ) from None
+        raise invalid_fields(invalid.problems) from None
 
 
 def _code_out(request: Request, row: models.JoinCode) -> JoinCodeOut:
@@ -208,7 +213,7 @@ def _code_out(request: Request, row: models.JoinCode) -> JoinCodeOut:
 
 
 def courses_router() -> APIRouter:
-    router = APIRouter(prefix="/api/courses", tags=["courses"])
+    router = APIRouter(prefix="/api/courses", tags=["courses"], responses=schemas.ERRORS)
 
     @router.get("", response_model=list[CourseSummary])
     def list_courses(
@@ -274,7 +279,7 @@ def courses_router() -> APIRouter:
                 f"The course {slug!r} comes from the site settings; change it there.",
             )
         if doc.get("slug", slug) != slug:
-            raise HTTPException(422, [{"field": "slug", "message": "must stay " + repr(slug)}])
+            raise invalid_fields([("slug", "must stay " + repr(slug))])
         spec = _course_document(request, session, {**doc, "slug": slug}, slug)
         timezone = request.app.state.timezone
         save_course(session, spec, timezone=timezone, source="api")
@@ -296,14 +301,10 @@ def courses_router() -> APIRouter:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise HTTPException(
-                422, [{"line": 0, "column": "", "message": "The file is not UTF-8 text."}]
-            ) from None
+            raise invalid_fields([("roster", "The file is not UTF-8 text.")]) from None
         rows, problems = parse_roster(text, request.app.state.known_users)
         if problems:
-            raise HTTPException(
-                422, [{"line": p.line, "column": p.column, "message": p.message} for p in problems]
-            )
+            raise invalid_fields((roster_field(p.line, p.column), p.message) for p in problems)
         if view.role == "assistant" and any(r.role != "student" for r in rows):
             raise _refuse(
                 403,
@@ -384,7 +385,7 @@ def courses_router() -> APIRouter:
 
 
 def join_router() -> APIRouter:
-    router = APIRouter(tags=["courses"])
+    router = APIRouter(tags=["courses"], responses=schemas.ERRORS)
 
     @router.post("/api/courses/join", response_model=Joined)
     def join_course(body: JoinIn, identity: CurrentUser, session: DbSession) -> Joined:

@@ -16,14 +16,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Select, and_, func, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from aitestbed import settings as site_settings
 from aitestbed.policy.datasets import Viewer, can_see, use_decision
-from aitestbed.portal import models, queries
+from aitestbed.portal import models, queries, schemas
 from aitestbed.portal.datasets import files, grants
 from aitestbed.portal.datasets.access import (
     audit,
@@ -34,10 +34,20 @@ from aitestbed.portal.datasets.access import (
     usable_in,
     viewer_of,
 )
-from aitestbed.portal.deps import CurrentUser, DbSession
-from aitestbed.portal.export import csv_text
-from aitestbed.portal.seed import folder_size, get_or_create_user, storage_fields
-from aitestbed.portal.usage import as_utc
+from aitestbed.portal.datasets.search import words_match
+from aitestbed.portal.datasets.storage import SizeMeasurer, SizeState, storage_problem
+from aitestbed.portal.deps import CurrentUser, DbSession, Offset
+from aitestbed.portal.errors import invalid_fields
+from aitestbed.portal.export import (
+    csv_chunks,
+    csv_response,
+    formatted,
+    iso_utc,
+    streamed_rows,
+)
+from aitestbed.portal.paging import link_next_page
+from aitestbed.portal.schemas import TimeFilter, UtcDateTime, in_utc
+from aitestbed.portal.seed import get_or_create_user, storage_fields
 
 DATASET_SLUG = r"^[a-z0-9]([a-z0-9-]{0,58}[a-z0-9])?$"
 PROJECT_SLUG = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -78,6 +88,10 @@ class DatasetSummary(BaseModel):
     visibility: str
     size_bytes: int | None
     file_count: int | None
+    size_state: SizeState = Field(
+        description="measured; measuring (the portal is counting the files of a local "
+        "dataset, size_bytes and file_count follow); unknown."
+    )
     terms_version: str | None = Field(description="Current terms version; null: no terms.")
     terms_accepted: bool = Field(description="The caller accepted the current terms version.")
     usable: bool = Field(description="The caller may read, mount and use it in a job now.")
@@ -101,7 +115,7 @@ class DatasetPage(BaseModel):
 
 class DatasetDetail(DatasetSummary):
     terms_text: str
-    accepted_at: datetime | None = Field(description="When the caller accepted these terms.")
+    accepted_at: UtcDateTime | None = Field(description="When the caller accepted these terms.")
     projects: list[str] = Field(description="Projects it is granted to that the caller knows.")
     storage_kind: str
     storage: dict[str, Any] | None = Field(None, description="Operators only.")
@@ -116,7 +130,7 @@ class TermsIn(BaseModel):
 class TermsAccepted(BaseModel):
     slug: str
     terms_version: str
-    accepted_at: datetime
+    accepted_at: UtcDateTime
 
 
 class FileEntryOut(BaseModel):
@@ -148,12 +162,12 @@ class GrantOut(BaseModel):
     project: str
     source: str
     granted_by: str | None
-    granted_at: datetime
+    granted_at: UtcDateTime
 
 
 class AuditEntryOut(BaseModel):
     id: int
-    at: datetime
+    at: UtcDateTime
     user: str
     dataset: str | None
     action: str
@@ -170,7 +184,11 @@ def _refuse(status: int, code: str, message: str) -> HTTPException:
     return HTTPException(status, {"code": code, "message": message})
 
 
-def _summary_fields(row: models.Dataset, viewer: Viewer) -> dict[str, Any]:
+def _sizes(request: Request) -> SizeMeasurer:
+    return request.app.state.dataset_sizes
+
+
+def _summary_fields(row: models.Dataset, viewer: Viewer, sizes: SizeMeasurer) -> dict[str, Any]:
     decision = use_decision(rule_for(row), viewer)
     accepted = bool(row.terms_version) and viewer.has_accepted(row.slug, row.terms_version)
     return {
@@ -183,6 +201,7 @@ def _summary_fields(row: models.Dataset, viewer: Viewer) -> dict[str, Any]:
         "visibility": row.visibility,
         "size_bytes": row.size_bytes,
         "file_count": row.file_count,
+        "size_state": sizes.state(row),
         "terms_version": row.terms_version,
         "terms_accepted": accepted,
         "usable": decision.allowed,
@@ -201,8 +220,8 @@ def _with_tag(condition):
     return models.Dataset.id.in_(select(models.DatasetTag.dataset_id).where(condition))
 
 
-def _matches(words: list[str], tag: str | None):
-    conditions = [models.Dataset.search_text.contains(word, autoescape=True) for word in words]
+def _matches(session: Session, words: list[str], tag: str | None):
+    conditions = [words_match(session, words)]
     if tag:
         conditions.append(_with_tag(models.DatasetTag.tag == tag))
     return and_(true(), *conditions)
@@ -245,10 +264,12 @@ def _accepted_at(session: Session, row: models.Dataset, user: str) -> datetime |
             models.User.name == user,
         )
     )
-    return as_utc(when) if when else None
+    return when
 
 
-def _detail(session: Session, row: models.Dataset, viewer: Viewer) -> DatasetDetail:
+def _detail(
+    session: Session, row: models.Dataset, viewer: Viewer, sizes: SizeMeasurer
+) -> DatasetDetail:
     granted = sorted(g.project.slug for g in row.grants)
     if not viewer.is_operator:
         granted = [p for p in granted if p in viewer.projects]
@@ -258,7 +279,7 @@ def _detail(session: Session, row: models.Dataset, viewer: Viewer) -> DatasetDet
         else {}
     )
     return DatasetDetail(
-        **_summary_fields(row, viewer),
+        **_summary_fields(row, viewer, sizes),
         terms_text=row.terms_text,
         accepted_at=_accepted_at(session, row, viewer.name),
         projects=granted,
@@ -275,7 +296,7 @@ def _readable(
     try:
         files.clean_relative(path)
     except files.FileProblem as problem:
-        raise _file_problem(problem) from None
+        raise _refused_path(session, viewer.name, slug, action, path, problem) from None
     row, decision = decide_and_audit(session, viewer, slug, action, detail=f"path={path!r}")
     session.commit()
     if decision.code == "unknown":
@@ -294,6 +315,27 @@ def _refused(refused: grants.GrantRefused) -> HTTPException:
 
 def _file_problem(problem: files.FileProblem) -> HTTPException:
     return _refuse(problem.status, problem.code, problem.message)
+
+
+PATH_REFUSALS = ("bad-path", "outside")
+
+
+def _refused_path(
+    session: Session, user: str, slug: str, action: str, path: str, problem: files.FileProblem
+) -> HTTPException:
+    """The refusal of a path that could lead out of a dataset, written to the audit log."""
+    if problem.code in PATH_REFUSALS:
+        audit(
+            session,
+            user=user,
+            action=action,
+            allowed=False,
+            dataset=slug,
+            reason=problem.code,
+            detail=f"path={path[:200]!r}",
+        )
+        session.commit()
+    return _file_problem(problem)
 
 
 def _document(row: models.Dataset) -> dict[str, Any]:
@@ -317,18 +359,29 @@ def _document(row: models.Dataset) -> dict[str, Any]:
 
 
 def _validated(request: Request, session: Session, doc: Any) -> site_settings.Dataset:
+    """The dataset document as the settings would read it, its storage within the roots."""
     projects = set(session.scalars(select(models.Project.slug)))
     state_dir = request.app.state.state_dir or Path("/nonexistent-state-dir")
     try:
-        return site_settings.dataset_from_document(doc, project_slugs=projects, state_dir=state_dir)
+        spec = site_settings.dataset_from_document(doc, project_slugs=projects, state_dir=state_dir)
     except site_settings.DatasetInvalid as invalid:
-        raise HTTPException(
-            422, [{"field": where, "message": what} for where, what in invalid.problems]
-        ) from None
+        raise invalid_fields(invalid.problems) from None
+    problem = storage_problem(
+        spec.storage.kind, spec.storage.path, request.app.state.dataset_roots, state_dir
+    )
+    if problem:
+        raise invalid_fields([("storage.path", problem)])
+    return spec
+
+
+def _measure_later(request: Request, row: models.Dataset) -> None:
+    """After the commit: count a local dataset's files in the background."""
+    if row.size_bytes is None and row.storage.get("kind") == "local":
+        _sizes(request).measure(row.slug, row.storage["path"])
 
 
 def _apply(row: models.Dataset, spec: site_settings.Dataset) -> None:
-    measured = folder_size(Path(spec.storage.path)) if spec.storage.kind == "local" else None
+    """Write ``spec`` into ``row``; a size not given is measured after the commit."""
     row.title = spec.title
     row.description = spec.description
     row.tags = list(spec.tags)
@@ -339,8 +392,8 @@ def _apply(row: models.Dataset, spec: site_settings.Dataset) -> None:
     row.terms_text = spec.terms.text if spec.terms else ""
     row.storage = storage_fields(spec.storage)
     row.cluster_path = spec.cluster_path
-    row.size_bytes = spec.size_bytes if spec.size_bytes is not None else measured and measured[0]
-    row.file_count = spec.file_count if spec.file_count is not None else measured and measured[1]
+    row.size_bytes = spec.size_bytes
+    row.file_count = spec.file_count
     row.updated_at = models.utcnow()
     row.index_for_search()
 
@@ -362,15 +415,16 @@ def _grant_out(grant: models.DatasetGrant) -> GrantOut:
     )
 
 
-def audit_query(
+async def audit_query(
     user: UserFilter = None,
     dataset: DatasetFilter = None,
     action: ActionFilter = None,
     allowed: bool | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: TimeFilter | None = None,
+    until: TimeFilter | None = None,
 ):
-    """The audit entries the filters select, newest first (a FastAPI dependency)."""
+    """The audit entries the filters select, newest first (a FastAPI dependency); times
+    are compared in UTC."""
     query = select(models.DatasetAuditEntry)
     if user:
         query = query.where(models.DatasetAuditEntry.user == user)
@@ -381,9 +435,9 @@ def audit_query(
     if allowed is not None:
         query = query.where(models.DatasetAuditEntry.allowed == allowed)
     if since:
-        query = query.where(models.DatasetAuditEntry.at >= since)
+        query = query.where(models.DatasetAuditEntry.at >= in_utc(since))
     if until:
-        query = query.where(models.DatasetAuditEntry.at < until)
+        query = query.where(models.DatasetAuditEntry.at < in_utc(until))
     return query.order_by(models.DatasetAuditEntry.id.desc())
 
 
@@ -391,18 +445,32 @@ AuditQuery = Annotated[Select, Depends(audit_query)]
 
 
 def _audit_out(entry: models.DatasetAuditEntry) -> AuditEntryOut:
-    out = AuditEntryOut.model_validate(entry, from_attributes=True)
-    return out.model_copy(update={"at": as_utc(entry.at)})
+    return AuditEntryOut.model_validate(entry, from_attributes=True)
+
+
+def _audit_csv_response(sessions, query: Select) -> StreamingResponse:
+    """The entries ``query`` selects as a streamed CSV: columns only, no ORM objects."""
+    entry = models.DatasetAuditEntry
+    columns = [getattr(entry, column) for column in AUDIT_COLUMNS]
+    rows = streamed_rows(sessions, query.with_only_columns(*columns))
+    at = AUDIT_COLUMNS.index("at")
+    formatters = [iso_utc if i == at else None for i in range(len(AUDIT_COLUMNS))]
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return csv_response(
+        csv_chunks(formatted(rows, *formatters), AUDIT_COLUMNS), f"dataset-audit-{stamp}.csv"
+    )
 
 
 # -- the router ----------------------------------------------------------------------------
 
 
 def datasets_router() -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["datasets"])
+    router = APIRouter(prefix="/api", tags=["datasets"], responses=schemas.ERRORS)
 
     @router.get("/datasets", response_model=DatasetPage)
     def list_datasets(
+        request: Request,
+        response: Response,
         identity: CurrentUser,
         session: DbSession,
         q: Annotated[
@@ -415,18 +483,29 @@ def datasets_router() -> APIRouter:
         tag: Annotated[str | None, Query(pattern=TAG)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+        after: Annotated[
+            str | None,
+            Query(
+                pattern=DATASET_SLUG,
+                description="Datasets after this slug only: the next page (see the Link header).",
+            ),
+        ] = None,
         include_disabled: Annotated[bool, Query(description="Operators only.")] = False,
     ) -> DatasetPage:
-        """The datasets you may see, searched and filtered; the page and the tag counts."""
+        """The datasets you may see, searched and filtered, by slug; the page and the tag
+        counts of every match."""
         viewer = viewer_of(session, identity)
         words = [w for w in q.lower().split() if w][:MAX_WORDS]
-        condition = and_(_visible(viewer), _matches(words, tag))
+        condition = and_(_visible(viewer), _matches(session, words, tag))
         if not (viewer.is_operator and include_disabled):
             condition = and_(condition, models.Dataset.enabled)
         total = session.scalar(select(func.count()).select_from(models.Dataset).where(condition))
+        page_condition = (
+            condition if after is None else and_(condition, models.Dataset.slug > after)
+        )
         rows = session.scalars(
             select(models.Dataset)
-            .where(condition)
+            .where(page_condition)
             .order_by(models.Dataset.slug)
             .limit(limit)
             .offset(offset)
@@ -439,7 +518,7 @@ def datasets_router() -> APIRouter:
             total=total or 0,
             limit=limit,
             offset=offset,
-            items=[DatasetSummary(**_summary_fields(r, viewer)) for r in rows],
+            items=[DatasetSummary(**_summary_fields(r, viewer, _sizes(request))) for r in rows],
             tags=_tag_counts(session, condition),
         )
         audit(
@@ -451,15 +530,18 @@ def datasets_router() -> APIRouter:
             detail=f"q={q[:100]!r} tag={tag!r} offset={offset} results={page.total}",
         )
         session.commit()
+        link_next_page(request, response, rows, limit, after=lambda r: r.slug)
         return page
 
     @router.get("/datasets/{slug}", response_model=DatasetDetail)
-    def get_dataset(slug: SlugPath, identity: CurrentUser, session: DbSession) -> DatasetDetail:
+    def get_dataset(
+        slug: SlugPath, request: Request, identity: CurrentUser, session: DbSession
+    ) -> DatasetDetail:
         """One dataset with its terms and whether you may use it; 404 if you may not see it."""
         viewer = viewer_of(session, identity)
         row = load_dataset(session, slug)
         visible = row is not None and can_see(rule_for(row), viewer)
-        detail = _detail(session, row, viewer) if visible else None
+        detail = _detail(session, row, viewer, _sizes(request)) if visible else None
         audit(
             session,
             user=viewer.name,
@@ -532,7 +614,7 @@ def datasets_router() -> APIRouter:
         try:
             shown, entries, truncated = files.list_folder(files.dataset_root(row.storage), path)
         except files.FileProblem as problem:
-            raise _file_problem(problem) from None
+            raise _refused_path(session, identity.name, slug, "files", path, problem) from None
         return FileListing(
             path=shown,
             entries=[FileEntryOut(**dataclasses.asdict(e)) for e in entries],
@@ -552,7 +634,7 @@ def datasets_router() -> APIRouter:
         try:
             result = files.preview_file(files.dataset_root(row.storage), path, rows)
         except files.FileProblem as problem:
-            raise _file_problem(problem) from None
+            raise _refused_path(session, identity.name, slug, "preview", path, problem) from None
         return PreviewOut(**dataclasses.asdict(result))
 
     # -- operators -----------------------------------------------------------------------
@@ -590,7 +672,8 @@ def datasets_router() -> APIRouter:
             session, identity, "create", spec.slug, detail=f"projects={list(spec.projects)}"
         )
         session.commit()
-        return _detail(session, load_dataset(session, spec.slug), viewer_of(session, identity))
+        _measure_later(request, row)
+        return _detail(session, row, viewer_of(session, identity), _sizes(request))
 
     @router.patch("/datasets/{slug}", response_model=DatasetDetail)
     def update_dataset(
@@ -613,17 +696,16 @@ def datasets_router() -> APIRouter:
                 f"The dataset {slug!r} is defined in the site settings file; change it there.",
             )
         if "slug" in changes and changes["slug"] != slug:
-            raise HTTPException(422, [{"field": "slug", "message": "cannot be changed."}])
+            raise invalid_fields([("slug", "cannot be changed.")])
         if "projects" in changes:
-            raise HTTPException(
-                422, [{"field": "projects", "message": "change grants with /grants/{project}."}]
-            )
+            raise invalid_fields([("projects", "change grants with /grants/{project}.")])
         doc = {**_document(row), **changes}
         spec = _validated(request, session, doc)
         _apply(row, spec)
         _audit_change(session, identity, "update", slug, detail=f"fields={sorted(changes)}")
         session.commit()
-        return _detail(session, load_dataset(session, slug), viewer_of(session, identity))
+        _measure_later(request, row)
+        return _detail(session, row, viewer_of(session, identity), _sizes(request))
 
     @router.delete("/datasets/{slug}", status_code=204)
     def disable_dataset(slug: SlugPath, identity: CurrentUser, session: DbSession) -> Response:
@@ -682,35 +764,44 @@ def datasets_router() -> APIRouter:
 
     @router.get("/dataset-audit", response_model=list[AuditEntryOut])
     def audit_log(
+        request: Request,
+        response: Response,
         identity: CurrentUser,
         session: DbSession,
         query: AuditQuery,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Offset = 0,
+        before: Annotated[
+            int | None,
+            Query(
+                ge=1,
+                le=schemas.MAX_DB_INT,
+                description="Entries with a smaller id only: the next page's cursor.",
+            ),
+        ] = None,
     ) -> list[AuditEntryOut]:
-        """Access decisions about datasets, newest first (operators)."""
+        """Access decisions about datasets, newest first (operators). Page with ``before``
+        (the Link header's next page): new entries never shift it."""
         _require_operator(session, identity, "read the dataset audit log")
-        return [_audit_out(e) for e in session.scalars(query.limit(limit).offset(offset))]
+        if before is not None:
+            query = query.where(models.DatasetAuditEntry.id < before)
+        entries = [_audit_out(e) for e in session.scalars(query.limit(limit).offset(offset))]
+        link_next_page(request, response, entries, limit, before=lambda e: e.id)
+        return entries
 
     @router.get(
         "/dataset-audit.csv",
-        response_class=PlainTextResponse,
-        responses={200: {"content": {"text/csv": {}}}},
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/csv": {}}}, **schemas.FILE_ERRORS},
     )
     def audit_csv(
+        request: Request,
         identity: CurrentUser,
         session: DbSession,
         query: AuditQuery,
-    ) -> PlainTextResponse:
-        """The audit log as CSV (operators), with the same filters."""
+    ) -> StreamingResponse:
+        """The audit log as CSV (operators), with the same filters; streamed, any size."""
         _require_operator(session, identity, "export the dataset audit log")
-        entries = session.scalars(query)
-        rows = [_audit_out(e).model_dump(mode="json") for e in entries]
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        return PlainTextResponse(
-            csv_text(rows, AUDIT_COLUMNS),
-            media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="dataset-audit-{stamp}.csv"'},
-        )
+        return _audit_csv_response(request.app.state.sessions, query)
 
     return router

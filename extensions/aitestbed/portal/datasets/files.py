@@ -4,7 +4,8 @@ dataset's root.
 A requested path is data from the user. :func:`resolve_inside` refuses, before touching
 the disk, anything that is not a plain relative path (absolute paths, ``..``, control
 characters, over-long text), then resolves symlinks and refuses a result outside the root,
-so a link inside a dataset cannot lead out of it either. Previews read a bounded number of
+so a link inside a dataset cannot lead out of it either; a path out is refused the same
+way whether its target exists or not. Previews read a bounded number of
 bytes and rows whatever the file's size.
 """
 
@@ -66,19 +67,22 @@ def clean_relative(path: str) -> PurePosixPath:
 
 
 def resolve_inside(root: Path, path: str) -> tuple[Path, PurePosixPath]:
-    """The real file or folder for ``path`` under ``root``; 404 when missing, 400 outside."""
+    """The real file or folder for ``path`` under ``root``; 400 outside, 404 when missing.
+
+    Whether a path leads outside is decided before whether it exists, so a path out of the
+    dataset gets the same answer whether its target exists or not (no oracle for files
+    elsewhere on the machine).
+    """
     relative = clean_relative(path)
     real_root = root.resolve()
     try:
-        target = (real_root / relative).resolve(strict=True)
-    except (FileNotFoundError, NotADirectoryError):
-        raise FileProblem(
-            404, "not-found", f"There is no {str(relative)!r} in this dataset."
-        ) from None
+        target = (real_root / relative).resolve(strict=False)
     except (OSError, RuntimeError):  # a symlink loop, a name too long for the file system
         raise FileProblem(400, "bad-path", "The path cannot be resolved.") from None
     if target != real_root and real_root not in target.parents:
         raise FileProblem(400, "outside", "The path leads outside the dataset.")
+    if not target.exists():
+        raise FileProblem(404, "not-found", f"There is no {str(relative)!r} in this dataset.")
     return target, relative
 
 

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from aitestbed.portal import models, schemas
-from aitestbed.portal.deps import CurrentUser
+from aitestbed.portal.deps import CurrentUser, RowId
 from aitestbed.portal.jobs.gateway import JobError, JobGateway
+from aitestbed.portal.paging import DEFAULT_PAGE, MAX_PAGE, link_next_page
 
 
 def job_out(job: models.Job) -> schemas.JobOut:
@@ -40,7 +41,7 @@ def job_out(job: models.Job) -> schemas.JobOut:
     )
 
 
-def _gateway(request: Request) -> JobGateway:
+async def _gateway(request: Request) -> JobGateway:
     gateway = request.app.state.jobs
     if gateway is None:
         raise JobError(503, "Batch jobs are not configured on this portal.")
@@ -60,26 +61,22 @@ async def job_error_handler(_request: Request, error: JobError) -> JSONResponse:
 
 
 def jobs_router() -> APIRouter:
-    router = APIRouter(prefix="/api/jobs", tags=["jobs"])
-    problems = {
-        401: {"model": schemas.Problem},
-        403: {"model": schemas.JobProblem},
-        404: {"model": schemas.Problem},
-        503: {"model": schemas.Problem},
-    }
+    router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=schemas.ERRORS)
 
     @router.post(
         "",
         response_model=schemas.JobOut,
         status_code=201,
-        responses={**problems, 422: {"model": schemas.JobProblem}},
+        responses={200: {"model": schemas.JobOut, "description": "The job the key made."}},
     )
     def submit(
         body: schemas.JobSubmit,
         identity: CurrentUser,
         gateway: Gateway,
         response: Response,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", min_length=1, max_length=128)
+        ] = None,
     ) -> schemas.JobOut:
         """Submit a job. With an idempotency key (header or body), a retry with the same
         body returns the job the first request made (200) instead of making another; the
@@ -93,28 +90,42 @@ def jobs_router() -> APIRouter:
             response.status_code = 200
         return job_out(job)
 
-    @router.get("", response_model=list[schemas.JobOut], responses=problems)
+    @router.get("", response_model=list[schemas.JobOut])
     def list_jobs(
+        request: Request,
+        response: Response,
         identity: CurrentUser,
         gateway: Gateway,
         all_users: Annotated[bool, Query(alias="all")] = False,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+        before: Annotated[
+            int | None,
+            Query(
+                ge=1,
+                le=schemas.MAX_DB_INT,
+                description="Jobs with a smaller id only: the next page.",
+            ),
+        ] = None,
     ) -> list[schemas.JobOut]:
-        """Your jobs, newest first; operators may ask for everyone's with ?all=true."""
-        return [job_out(j) for j in gateway.list(identity, everyone=all_users)]
+        """Your jobs, newest first, a page at a time (the Link header has the next page);
+        operators may ask for everyone's with ?all=true."""
+        jobs = gateway.list(identity, everyone=all_users, limit=limit, before=before)
+        link_next_page(request, response, jobs, limit, before=lambda j: j.id)
+        return [job_out(j) for j in jobs]
 
-    @router.get("/{job_id}", response_model=schemas.JobOut, responses=problems)
-    def get_job(job_id: int, identity: CurrentUser, gateway: Gateway) -> schemas.JobOut:
+    @router.get("/{job_id}", response_model=schemas.JobOut)
+    def get_job(job_id: RowId, identity: CurrentUser, gateway: Gateway) -> schemas.JobOut:
         """One of your jobs (as the poller last saw it)."""
         return job_out(gateway.get(identity, job_id))
 
-    @router.post("/{job_id}/cancel", response_model=schemas.JobOut, responses=problems)
-    def cancel_job(job_id: int, identity: CurrentUser, gateway: Gateway) -> schemas.JobOut:
+    @router.post("/{job_id}/cancel", response_model=schemas.JobOut)
+    def cancel_job(job_id: RowId, identity: CurrentUser, gateway: Gateway) -> schemas.JobOut:
         """Ask the backend to stop the job; its state becomes CANCELLED when it has."""
         return job_out(gateway.cancel(identity, job_id))
 
-    @router.get("/{job_id}/logs", response_model=schemas.JobLogs, responses=problems)
+    @router.get("/{job_id}/logs", response_model=schemas.JobLogs)
     def job_logs(
-        job_id: int,
+        job_id: RowId,
         identity: CurrentUser,
         gateway: Gateway,
         tail_bytes: Annotated[int, Query(ge=1, le=1024 * 1024)] = 65536,

@@ -113,6 +113,9 @@ class JobGateway:
         self.resolve = resolve
         self.backend_calls = 0
         self._missing_since: dict[int, datetime] = {}  # record id -> first poll without it
+        # One portal process serves a database: a submission recorded before this gateway
+        # existed was interrupted by the previous process, however recent it is.
+        self.started_at = clock()
 
     # -- submit ------------------------------------------------------------------------
 
@@ -406,11 +409,21 @@ class JobGateway:
 
     # -- read, cancel, logs ------------------------------------------------------------
 
-    def list(self, identity: Identity, *, everyone: bool = False) -> list[models.Job]:
+    def list(
+        self,
+        identity: Identity,
+        *,
+        everyone: bool = False,
+        limit: int | None = None,
+        before: int | None = None,
+    ) -> list[models.Job]:
+        """Newest first; ``limit`` jobs with an id below ``before`` (a page, see paging)."""
         with self.sessions() as session:
-            query = select(models.Job).order_by(models.Job.id.desc())
+            query = select(models.Job).order_by(models.Job.id.desc()).limit(limit)
             if not (everyone and is_operator(session, identity)):
                 query = query.where(models.Job.owner == identity.name)
+            if before is not None:
+                query = query.where(models.Job.id < before)
             return list(session.scalars(query))
 
     def get(self, identity: Identity, job_id: int) -> models.Job:
@@ -431,13 +444,22 @@ class JobGateway:
             raise JobError(409, "The job is still being submitted; try again in a moment.")
         try:
             self.backend.cancel(job.backend_job_id, job.unix_user)
+            # The answer tells the job's state as the backend sees it now (a job whose
+            # runner was gone is CANCELLED at once; a running one ends a moment later).
+            observation = self.backend.poll([job.backend_job_id]).get(job.backend_job_id)
         except BackendUnavailable as error:
             raise JobError(503, str(error)) from None
         except BackendRejected as error:
             raise JobError(409, str(error)) from None
         with transaction(self.sessions) as session:
             row = session.get(models.Job, job_id)
-            row.reason = "cancel requested"
+            if observation is not None and JobState(row.state).active:
+                charges: dict[int, float] = defaultdict(float)
+                self._observe(session, row, observation, charges)
+                ledger.charge(session, charges)
+                session.refresh(row)
+            if JobState(row.state).active:
+                row.reason = "cancel requested"
         return self._load(job_id)
 
     def logs(self, identity: Identity, job_id: int, tail_bytes: int = 65536) -> dict[str, Any]:
@@ -495,47 +517,52 @@ class JobGateway:
                 job = session.get(models.Job, job_id)
                 if job is None or not JobState(job.state).active:
                     continue
-                started_at = job.started_at or observation.started_at
-                if observation.state.active:
-                    now = (observation.state.value, started_at, observation.reason)
-                    if now != (job.state, job.started_at, job.reason):
-                        # Conditional, like the end: a job another poller has ended
-                        # meanwhile is never made active (and charged) again.
-                        changed += ledger.update_active_job(
-                            session,
-                            job.id,
-                            state=now[0],
-                            started_at=now[1],
-                            reason=now[2],
-                        )
-                    continue
-                ended_at = observation.ended_at or self.clock()
-                charged = quota.elapsed_gpu_hours(
-                    job.total_gpus, _aware(started_at), _aware(ended_at)
-                )
-                ended = ledger.end_job(
-                    session,
-                    job.id,
-                    charged,
-                    state=observation.state.value,
-                    reason=observation.reason,
-                    started_at=started_at,
-                    exit_code=observation.exit_code,
-                    ended_at=ended_at,
-                )
-                if ended is None:
-                    continue  # ended by another poller meanwhile: charged there
-                charges[ended[0]] += ended[1]
-                changed += 1
-                log.info(
-                    "Job %s ended %s (exit %s), charged %.4f GPU-hours",
-                    job.id,
-                    observation.state.value,
-                    observation.exit_code,
-                    charged,
-                )
+                changed += self._observe(session, job, observation, charges)
             ledger.charge(session, charges)
         return changed
+
+    def _observe(
+        self,
+        session: Session,
+        job: models.Job,
+        observation: Observation,
+        charges: dict[int, float],
+    ) -> int:
+        """Record what the backend observed of an active job, through the ledger: a job
+        that ended is charged once (its GPU-hours added to ``charges``, by project); a
+        job another poller has ended meanwhile is never made active again. Returns 1 when
+        the record changed."""
+        started_at = job.started_at or observation.started_at
+        if observation.state.active:
+            now = (observation.state.value, started_at, observation.reason)
+            if now == (job.state, job.started_at, job.reason):
+                return 0
+            return ledger.update_active_job(
+                session, job.id, state=now[0], started_at=now[1], reason=now[2]
+            )
+        ended_at = observation.ended_at or self.clock()
+        charged = quota.elapsed_gpu_hours(job.total_gpus, _aware(started_at), _aware(ended_at))
+        ended = ledger.end_job(
+            session,
+            job.id,
+            charged,
+            state=observation.state.value,
+            reason=observation.reason,
+            started_at=started_at,
+            exit_code=observation.exit_code,
+            ended_at=ended_at,
+        )
+        if ended is None:
+            return 0  # ended by another poller meanwhile: charged there
+        charges[ended[0]] += ended[1]
+        log.info(
+            "Job %s ended %s (exit %s), charged %.4f GPU-hours",
+            job.id,
+            observation.state.value,
+            observation.exit_code,
+            charged,
+        )
+        return 1
 
     def _witnessed(
         self, active: Mapping[int, tuple[str, str]], observations: Mapping[str, Observation]
@@ -572,7 +599,9 @@ class JobGateway:
         SUBMISSION_GRACE is marked FAILED, so it neither hangs in PENDING nor holds quota.
         Nothing is ever resubmitted. ``only``: just these records (a retry's look-up)."""
         now = self.clock()
-        cutoff = now - SUBMISSION_GRACE
+        # One portal process serves a database: a submission recorded before this gateway
+        # existed was interrupted by the previous process, however recent it is.
+        cutoff = max(now - SUBMISSION_GRACE, self.started_at)
         with self.sessions() as session:
             query = select(models.Job).where(
                 models.Job.backend == self.backend.name,

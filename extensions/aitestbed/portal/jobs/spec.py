@@ -9,6 +9,7 @@ under the allowed roots after ``..`` and symlinks are resolved.
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 from collections.abc import Callable, Mapping
@@ -30,6 +31,7 @@ MAX_ARG_LENGTH = 4096
 MAX_ENV = 128
 MAX_SCRIPT_TEXT = 256 * 1024
 MAX_PATH = 1024
+MAX_PARAMETER_DEPTH = 32  # lists and mappings inside one notebook parameter
 
 Kind = Literal["command", "script", "notebook"]
 
@@ -138,7 +140,45 @@ def _parameters(value: Any) -> dict[str, Any]:
             raise JobSpecError(f"parameters.{key}", "must be a JSON value.")
         if isinstance(item, str):
             _text(f"parameters.{key}", item)
+        _plain_json(f"parameters.{key}", item)
     return dict(value)
+
+
+def json_depth(value: Any, limit: int = MAX_PARAMETER_DEPTH) -> int:
+    """How many levels of lists and mappings ``value`` nests, counted level by level and
+    stopping past ``limit``: a hostile value costs bounded work and never recurses."""
+    depth, level = 0, [value]
+    while depth <= limit:
+        level = [
+            child
+            for item in level
+            if isinstance(item, Mapping | list | tuple)
+            for child in (item.values() if isinstance(item, Mapping) else item)
+        ]
+        if not level:
+            break
+        depth += 1
+    return depth
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, Mapping):
+        return all(_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite(item) for item in value)
+    return True
+
+
+def _plain_json(name: str, value: Any) -> None:
+    """Refuse nesting deeper than ``MAX_PARAMETER_DEPTH`` and what JSON cannot carry."""
+    if json_depth(value) > MAX_PARAMETER_DEPTH:
+        raise JobSpecError(
+            name, f"nests deeper than {MAX_PARAMETER_DEPTH} levels of lists and mappings."
+        )
+    if not _finite(value):  # recursion bounded by the depth just checked
+        raise JobSpecError(name, "must hold finite numbers only (not NaN or infinity).")
 
 
 def _environment(value: Any) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """Alembic environment: runs migrations on the engine handed over by ``db.migrate``."""
 
+from aitestbed.portal.datasets.search import described_by_models
 from aitestbed.portal.db import make_engine
 from aitestbed.portal.models import Base
 from alembic import context
@@ -21,6 +22,7 @@ with engine.connect() as connection:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=sqlite,
+        include_object=described_by_models,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from aitestbed.portal import queries, schemas
 from aitestbed.portal.deps import CurrentUser, DbSession
+from aitestbed.portal.errors import FieldsProblem
 from aitestbed.portal.projects import logic
 
 SLUG = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -30,14 +31,12 @@ class MemberIn(BaseModel):
     role: Literal["member", "manager"] = "member"
 
 
-def _failed(error: logic.ProjectError) -> HTTPException:
-    return HTTPException(
-        error.status, [{"field": field, "message": message} for field, message in error.problems]
-    )
+def _failed(error: logic.ProjectError) -> FieldsProblem:
+    return FieldsProblem(error.status, error.problems)
 
 
 def projects_api_router() -> APIRouter:
-    router = APIRouter(prefix="/api/projects", tags=["projects"])
+    router = APIRouter(prefix="/api/projects", tags=["projects"], responses=schemas.ERRORS)
 
     def detail(session, identity, slug: str) -> schemas.ProjectDetail:
         session.commit()
