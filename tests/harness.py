@@ -55,6 +55,8 @@ def test_settings(
             "idle_timeout_seconds": 3600,
         }
     )
+    # The demo simulates GPUs; tests get none (NVML: this machine's) unless they ask.
+    base["site"].pop("simulated_gpus", None)
     base["site"].update(site)
     base.update(sections or {})
     base["authentication"]["demo_users"] = [

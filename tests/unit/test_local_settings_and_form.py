@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
+from html import escape
 
 import pytest
 from aitestbed.hub.local_settings import link_project_folder, local_environment, project_folder
+from aitestbed.hub.local_spawner import PortalLocalSpawner
 from aitestbed.hub.spawn_form import render_spawn_form
+from aitestbed.policy.gpus import GpuDevice
 from aitestbed.policy.options import spawn_options
 
 from tests.unit.test_policy import ACME, CPU, FLAVORS, GPU1, IMAGES, MIG, PY, TODAY, TORCH
@@ -19,8 +22,25 @@ def test_cpu_sessions_see_no_gpu(tmp_path):
     assert env["AITESTBED_PROJECT"] == "acme" and env["AITESTBED_PROJECT_DIR"] == str(
         tmp_path / "p"
     )
+    # A GPU flavor without assigned devices sees none either (never every GPU here).
     for flavor in (GPU1, MIG):
-        assert "CUDA_VISIBLE_DEVICES" not in local_environment(flavor, TORCH, "acme", tmp_path)
+        env = local_environment(flavor, TORCH, "acme", tmp_path)
+        assert env["CUDA_VISIBLE_DEVICES"] == "" and env["NVIDIA_VISIBLE_DEVICES"] == "void"
+
+
+def test_gpu_sessions_see_exactly_their_devices(tmp_path):
+    real = [GpuDevice("GPU-aaa", "NVIDIA-A100-SXM4-80GB", 0)]
+    env = local_environment(GPU1, TORCH, "acme", tmp_path, real)
+    assert env["CUDA_VISIBLE_DEVICES"] == "GPU-aaa" and env["AITESTBED_GPUS"] == "GPU-aaa"
+    assert "AITESTBED_GPU_SIMULATED" not in env
+    mig = [GpuDevice("MIG-bbb", "NVIDIA-A100-SXM4-80GB", 1, mig_profile="1g.10gb")]
+    assert local_environment(MIG, TORCH, "acme", tmp_path, mig)["CUDA_VISIBLE_DEVICES"] == (
+        "MIG-bbb"
+    )
+    fake = [GpuDevice(f"GPU-simulated-000{i}", "X", i, simulated=True) for i in (2, 3)]
+    env = local_environment(GPU1, TORCH, "acme", tmp_path, fake)
+    assert env["CUDA_VISIBLE_DEVICES"] == "GPU-simulated-0002,GPU-simulated-0003"
+    assert env["AITESTBED_GPU_SIMULATED"] == "1"
 
 
 def test_project_folder_link(tmp_path):
@@ -154,3 +174,40 @@ def test_form_says_why_the_free_capacity_is_not_shown():
         "cluster&#x27;s &lt;nodes&gt; could not be read.</p>"
     ) in html
     assert "aitb-capacity-note" not in render_spawn_form(options, {}, None)
+
+
+def test_form_shows_why_the_machine_cannot_serve_a_gpu_flavor_and_the_gpu_note():
+    options = spawn_options([ACME], list(FLAVORS.values()), list(IMAGES.values()), TODAY)
+    reason = "This machine has no MIG 1g.10gb instance, so the flavor 'a100-1g-10gb' ..."
+    html = render_spawn_form(
+        options,
+        {"a100x1": (1, 2), "a100-1g-10gb": (0, 0)},
+        capacity_note="GPUs are advice, not a limit.",
+        capacity_reasons={"a100-1g-10gb": reason},
+    )
+    assert "1 of 2 free now" in html and "0 of 0 free now" in html
+    assert escape(reason) in html
+    assert "name='flavor-acme' value='a100-1g-10gb' data-off=1 disabled" in html
+    assert "<p class='aitb-muted aitb-capacity-note'>GPUs are advice, not a limit.</p>" in html
+
+
+def test_local_spawner_counts_gpu_flavors_from_the_portals_free_devices(tmp_path):
+    spawner = PortalLocalSpawner(flavor_capacity={"cpu-small": 8, "a100x1": 0})
+    spawner.gpu_places = {
+        "a100x1": {"free": 1, "total": 2, "reason": ""},
+        "a100-1g-10gb": {"free": 0, "total": 0, "reason": "no MIG here"},
+    }
+    assert spawner.capacity({"cpu-small": 3}, []) == {
+        "cpu-small": (5, 8),
+        "a100x1": (1, 2),
+        "a100-1g-10gb": (0, 0),
+    }
+    assert spawner.capacity_reasons() == {"a100-1g-10gb": "no MIG here"}
+    spawner.gpu_devices = [
+        {"uuid": "MIG-1", "product": "P", "index": 0, "mig_profile": "1g.10gb", "simulated": True}
+    ]
+    assert spawner.assigned_gpus() == [GpuDevice("MIG-1", "P", 0, "1g.10gb", simulated=True)]
+    # A restarted hub loads them back with the server's state.
+    restarted = PortalLocalSpawner()
+    restarted.load_state(spawner.get_state())
+    assert restarted.assigned_gpus() == spawner.assigned_gpus()

@@ -180,7 +180,7 @@ def test_launcher_and_monitor_widgets(alice):
         f"Job {job.id} has ended (CANCELLED); there is nothing to cancel."
     )
     launcher.target.value = "true"
-    launcher.gpus.value = 1  # the local partition has no GPUs
+    launcher.gpus.value = 4  # the demo's local partition has 3 GPUs per node
     launcher.submit_button.click()
     assert "gpus_per_node" in launcher.message.value
 

@@ -134,6 +134,19 @@ def test_quota_panel_renders_projects(portal_url):
     assert period.value == pytest.approx(183 / 365)
 
 
+def test_quota_panel_says_what_the_sessions_gpus_are(portal_url):
+    client = PortalClient(portal_url, "good")
+    simulated = {"AITESTBED_GPUS": "GPU-simulated-0001", "AITESTBED_GPU_SIMULATED": "1"}
+    panel = QuotaPanel(client, today=date(2026, 7, 2), environ=simulated)
+    assert (
+        "<p class='aitestbed-gpus'>GPUs of this session: GPU-simulated-0001 (simulated: quota "
+        "and usage count them, but CUDA finds no device).</p>"
+    ) in panel.header.value
+    real = QuotaPanel(client, environ={"AITESTBED_GPUS": "GPU-a,GPU-b"})
+    assert "GPUs of this session: GPU-a, GPU-b (CUDA_VISIBLE_DEVICES)." in real.header.value
+    assert "aitestbed-gpus" not in QuotaPanel(client, environ={}).header.value
+
+
 def test_quota_panel_shows_errors_instead_of_raising(portal_url):
     panel = QuotaPanel(PortalClient(portal_url, "bad"))
     assert "refused" in panel.header.value and panel.body.children == ()

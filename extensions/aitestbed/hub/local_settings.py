@@ -1,5 +1,8 @@
 """What a session becomes in the embedded default: the same decisions as on Kubernetes, as
-environment and folders of a local process. No GPU is visible to a CPU flavor.
+environment and folders of a local process. No GPU is visible to a CPU flavor; a GPU flavor
+sees exactly the devices the portal assigned it (``CUDA_VISIBLE_DEVICES``, with
+``AITESTBED_GPU_SIMULATED=1`` when they are simulated). Every session runs as the hub's Unix
+user, so that is advice, not a limit (docs/gpus.md).
 
 Datasets: ``~/datasets/<slug>`` is a link to each allowed dataset's folder on this machine
 (what ``/datasets/<slug>`` is in a pod), and ``AITESTBED_DATASETS_DIR`` says where that is.
@@ -14,6 +17,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from aitestbed.policy.gpus import GpuDevice, visible_devices
 from aitestbed.policy.model import FlavorSpec, ImageSpec
 from aitestbed.policy.mounts import DatasetMount, datasets_environment
 
@@ -22,7 +26,11 @@ LOCAL_KINDS = ("local", "host_path")  # storage with a folder on this machine
 
 
 def local_environment(
-    flavor: FlavorSpec, image: ImageSpec, project: str, project_dir: Path
+    flavor: FlavorSpec,
+    image: ImageSpec,
+    project: str,
+    project_dir: Path,
+    gpus: Sequence[GpuDevice] = (),
 ) -> dict[str, str]:
     env = {
         "AITESTBED_PROJECT": project,
@@ -31,9 +39,13 @@ def local_environment(
         "AITESTBED_PROJECT_DIR": str(project_dir),
         "CPU_LIMIT": f"{flavor.cpu:g}",
     }
-    if not flavor.uses_gpu:
+    if not flavor.uses_gpu or not gpus:
+        # A GPU flavor without assigned devices (the portal does not assign them) sees
+        # none either: never every GPU of the machine.
         env["CUDA_VISIBLE_DEVICES"] = ""
         env["NVIDIA_VISIBLE_DEVICES"] = "void"
+    else:
+        env.update(visible_devices(gpus))
     return env
 
 

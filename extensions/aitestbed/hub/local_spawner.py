@@ -30,6 +30,7 @@ from aitestbed.hub.local_settings import (
     project_folder,
 )
 from aitestbed.hub.policy_spawner import PolicySpawnerMixin
+from aitestbed.policy.gpus import GpuDevice
 from aitestbed.policy.model import FlavorSpec, ImageSpec
 from aitestbed.policy.mounts import DatasetMount
 from aitestbed.policy.safezone import OUTBOX_FOLDER, SAFE_MODE_ARGS, safe_mode_environment
@@ -102,7 +103,7 @@ class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
             else list(self._server_cmd)
         )
         self.session_environment = {
-            **local_environment(flavor, image, project, folder),
+            **local_environment(flavor, image, project, folder, self.assigned_gpus()),
             **local_datasets_environment(datasets_dir, linked),
             **(safe_mode_environment(str(folder / OUTBOX_FOLDER)) if self.safe_mode else {}),
         }
@@ -114,6 +115,9 @@ class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
 
     def get_args(self):
         return [*super().get_args(), *(SAFE_MODE_ARGS if self.safe_mode else ())]
+
+    def assigned_gpus(self) -> list[GpuDevice]:
+        return [GpuDevice(**d) for d in self.gpu_devices]
 
     def get_env(self):
         env = super().get_env()

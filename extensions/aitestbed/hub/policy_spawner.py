@@ -146,6 +146,8 @@ class PolicySpawnerMixin(LoggingConfigurable):
     ).tag(config=True)
 
     session_record_id = Integer(None, allow_none=True)
+    gpu_devices = List(help="The devices the portal assigned to this session (embedded).")
+    gpu_places = Dict(help="Per GPU flavor: the portal's places from free devices.")
     session_choice = Dict()
     dataset_notes = List(help="Datasets of this start that are not mounted, and why.")
     session_materials = Dict(
@@ -186,10 +188,18 @@ class PolicySpawnerMixin(LoggingConfigurable):
         The embedded default counts from ``flavor_capacity``; the Kubernetes spawner
         overrides this (it may return an awaitable) to ask the cluster.
         """
-        return {
+        result: dict[str, tuple[float, float] | None] = {
             slug: (max(total - running.get(slug, 0), 0), total)
             for slug, total in self.flavor_capacity.items()
         }
+        # Where the portal assigns this machine's devices, GPU flavors count those.
+        for slug, place in self.gpu_places.items():
+            result[slug] = (place["free"], place["total"])
+        return result
+
+    def capacity_reasons(self) -> dict[str, str]:
+        """Why this machine cannot serve a GPU flavor, per flavor (embedded)."""
+        return {slug: p["reason"] for slug, p in self.gpu_places.items() if p.get("reason")}
 
     capacity_note = ""
     """Why the free capacity is not shown on the spawn page, when it is not (one sentence)."""
@@ -207,6 +217,7 @@ class PolicySpawnerMixin(LoggingConfigurable):
         except (PortalUnavailable, PortalRefused):
             return f"<div class='alert alert-danger'>{UNAVAILABLE}</div>"
         projects, flavors, images, running = parse_context(context)
+        self.gpu_places = context.get("gpu_places") or {}
         options = spawn_options(projects, flavors, images, date.today())
         capacity = await self.free_capacity(options, running)
         return render_spawn_form(
@@ -215,7 +226,8 @@ class PolicySpawnerMixin(LoggingConfigurable):
             self.session_choice,
             context_datasets(context, self.safe_mode_enforcement),
             access_url=self.hub.base_url.removesuffix("hub/") + ACCESS_PAGE,
-            capacity_note=self.capacity_note,
+            capacity_note=" ".join(n for n in (self.capacity_note, context.get("gpu_note")) if n),
+            capacity_reasons=self.capacity_reasons(),
             messages=context.get("messages") or {},
         )
 
@@ -232,6 +244,7 @@ class PolicySpawnerMixin(LoggingConfigurable):
         except PortalUnavailable:
             raise web.HTTPError(503, UNAVAILABLE) from None
         projects, flavors, images, running = parse_context(context)
+        self.gpu_places = context.get("gpu_places") or {}
         options = spawn_options(projects, flavors, images, date.today())
         chosen, problem = complete_request(options, chosen)
         if problem:
@@ -248,7 +261,8 @@ class PolicySpawnerMixin(LoggingConfigurable):
             raise web.HTTPError(403, decision.reason)
         capacity = (await self.free_capacity(options, running)).get(chosen["flavor"])
         if capacity is not None and capacity[0] <= 0:
-            raise web.HTTPError(409, no_capacity_reason(chosen["flavor"], capacity[1]))
+            reason = self.capacity_reasons().get(chosen["flavor"])
+            raise web.HTTPError(409, reason or no_capacity_reason(chosen["flavor"], capacity[1]))
         # The places of the flavor: what is free plus what its open sessions hold. The
         # portal counts the open sessions again under its admission lock, so concurrent
         # starts cannot all take the last place.
@@ -265,6 +279,7 @@ class PolicySpawnerMixin(LoggingConfigurable):
         self.session_record_id = record["id"]
         self.session_choice = chosen
         self.session_materials = dict((context.get("materials") or {}).get(chosen["project"]) or {})
+        self.gpu_devices = list(record.get("gpu_devices") or [])
         project = next(o for o in options if o.project.slug == chosen["project"])
         flavor = next(f.flavor for f in project.flavors if f.flavor.slug == chosen["flavor"])
         image = next(i for i in project.images if i.slug == chosen["image"])
@@ -299,6 +314,7 @@ class PolicySpawnerMixin(LoggingConfigurable):
                 error,
             )
         self.session_record_id = None
+        self.gpu_devices = []  # the portal gave them back with the record
 
     def apply_session(
         self,
@@ -420,12 +436,15 @@ class PolicySpawnerMixin(LoggingConfigurable):
             state["session_record_id"] = self.session_record_id
         if self.session_choice:
             state["session_choice"] = dict(self.session_choice)
+        if self.gpu_devices:
+            state["gpu_devices"] = list(self.gpu_devices)  # a restarted hub still knows them
         return state
 
     def load_state(self, state):
         super().load_state(state)
         self.session_record_id = state.get("session_record_id")
         self.session_choice = state.get("session_choice", {})
+        self.gpu_devices = state.get("gpu_devices", [])
 
     def clear_state(self):
         # The hub clears state before it runs the post-stop hooks: keep the record id so

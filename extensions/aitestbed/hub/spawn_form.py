@@ -124,6 +124,7 @@ def _project_block(
     selected: Mapping[str, str],
     datasets: ProjectDatasets | None = None,
     message: str = "",
+    capacity_reasons: Mapping[str, str] | None = None,
 ) -> str:
     project = options.project
     quota = (
@@ -163,7 +164,14 @@ def _project_block(
         cap = capacity.get(flavor.slug)
         full = cap is not None and cap[0] <= 0
         available = option.available and not full
-        reason = option.reason or ("No free capacity for this flavor right now." if full else "")
+        reason = option.reason or (
+            (
+                (capacity_reasons or {}).get(flavor.slug)
+                or "No free capacity for this flavor right now."
+            )
+            if full
+            else ""
+        )
         want = selected.get("flavor") == flavor.slug or ("flavor" not in selected)
         checked = available and want and not checked_one
         checked_one = checked_one or checked
@@ -212,12 +220,14 @@ def render_spawn_form(
     access_url: str = "/" + ACCESS_PAGE,
     capacity_note: str = "",
     messages: Mapping[str, str] | None = None,
+    capacity_reasons: Mapping[str, str] | None = None,
 ) -> str:
     """The form's HTML; ``capacity`` maps flavor slug to (free, total) or None if unknown;
     ``datasets`` maps a project slug to what its sessions mount; ``access_url`` is the
     portal's access page, where a user without a project asks for one; ``capacity_note``
-    says why the free capacity is not shown, when it is not; ``messages`` maps a course's
-    slug to its staff's message to the class."""
+    says why the free capacity is not shown, when it is not (and what the GPUs here are);
+    ``messages`` maps a course's slug to its staff's message to the class;
+    ``capacity_reasons`` says per flavor why this machine cannot serve it."""
     selected = selected or {}
     if not projects:
         return no_project_form(access_url)
@@ -249,6 +259,7 @@ def render_spawn_form(
             selected,
             datasets.get(o.project.slug),
             str(messages.get(o.project.slug) or ""),
+            capacity_reasons,
         )
         for o in projects
     ]

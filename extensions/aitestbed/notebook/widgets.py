@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import os
+from collections.abc import Mapping
 from datetime import date
 
 import ipywidgets as widgets
@@ -91,12 +93,32 @@ def _course_message(course: dict) -> widgets.HTML:
     )
 
 
+def session_gpu_line(environ: Mapping[str, str]) -> str:
+    """What this session's GPUs are, in one line ("" in a session without GPUs)."""
+    devices = [d for d in environ.get("AITESTBED_GPUS", "").split(",") if d]
+    if not devices:
+        return ""
+    names = ", ".join(devices)
+    if environ.get("AITESTBED_GPU_SIMULATED") == "1":
+        return (
+            f"GPUs of this session: {names} (simulated: quota and usage count them, but CUDA "
+            "finds no device)."
+        )
+    return f"GPUs of this session: {names} (CUDA_VISIBLE_DEVICES)."
+
+
 class QuotaPanel(widgets.VBox):
     """The user's projects and allocations, with a refresh button."""
 
-    def __init__(self, client: PortalClient | None = None, today: date | None = None) -> None:
+    def __init__(
+        self,
+        client: PortalClient | None = None,
+        today: date | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self._client = client
         self._today = today
+        self._environ = os.environ if environ is None else environ
         self.header = widgets.HTML()
         self.body = widgets.VBox()
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
@@ -119,6 +141,9 @@ class QuotaPanel(widgets.VBox):
         today = self._today or date.today()
         role = " (operator)" if me["operator"] else ""
         self.header.value = f"<h3>Projects of {html.escape(me['name'])}{role}</h3>"
+        gpus = session_gpu_line(self._environ)
+        if gpus:
+            self.header.value += f"<p class='aitestbed-gpus'>{html.escape(gpus)}</p>"
         if not me["projects"]:
             self.body.children = (
                 widgets.HTML("You belong to no project yet. Ask an operator for access."),

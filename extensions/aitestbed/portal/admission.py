@@ -16,6 +16,13 @@ A start with a known number of places for its flavor also locks the flavor's row
 (PostgreSQL ``SELECT ... FOR UPDATE``; on SQLite the write lock covers it), always after
 the project's, so two admissions never wait for each other in a circle.
 
+Where the portal knows this machine's GPUs (the embedded default), a GPU start or job also
+chooses its devices here: under one more lock, the machine's GPU lock (PostgreSQL: a
+transaction advisory lock; SQLite: the write lock), taken last, it reads the devices held
+(``gpu_assignments``), chooses free ones (:mod:`aitestbed.policy.gpus`) and the caller
+records them with the session or job before it commits. Devices of all projects are one
+pool, hence one lock for the machine rather than the project's.
+
 The decisions themselves are pure and live elsewhere: :func:`aitestbed.policy.admission.admit`
 and :func:`~aitestbed.policy.admission.check_capacity` for sessions,
 :func:`aitestbed.portal.quota.admit` for jobs. The caller records the admitted session or
@@ -24,14 +31,17 @@ job in the same transaction, before it commits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
+from aitestbed.policy import gpus
 from aitestbed.policy.admission import Decision, admit, check_capacity
+from aitestbed.policy.gpus import GpuDevice
 from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState, SpawnRequest
 from aitestbed.portal import models, quota
 from aitestbed.portal.courses.admission import course_decision
@@ -59,6 +69,55 @@ def lock_flavor(session: Session, slug: str) -> None:
         session.execute(
             select(models.Flavor.id).where(models.Flavor.slug == slug).with_for_update()
         ).all()
+
+
+# Any fixed number: the key of the machine's GPU lock (PostgreSQL advisory lock).
+GPU_LOCK_KEY = 7_404_113
+
+
+def lock_gpus(session: Session) -> None:
+    """Serialise the choice of devices of the whole machine (SQLite holds its write lock)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(GPU_LOCK_KEY)))
+
+
+def held_devices(session: Session) -> set[str]:
+    """UUIDs of the devices open sessions and active jobs hold."""
+    return set(session.scalars(select(models.GpuAssignment.device_uuid)))
+
+
+def assign_devices(
+    session: Session,
+    devices: Sequence[GpuDevice],
+    *,
+    record_id: int | None = None,
+    job_id: int | None = None,
+) -> None:
+    """Record that the session record or job holds ``devices`` (same transaction)."""
+    for device in devices:
+        session.add(
+            models.GpuAssignment(
+                device_uuid=device.uuid,
+                session_record_id=record_id,
+                job_id=job_id,
+                simulated=device.simulated,
+            )
+        )
+    session.flush()
+
+
+def assigned_devices(
+    session: Session, inventory: Sequence[GpuDevice], record_id: int
+) -> list[GpuDevice]:
+    """The devices a session record holds, as the inventory describes them."""
+    held = set(
+        session.scalars(
+            select(models.GpuAssignment.device_uuid).where(
+                models.GpuAssignment.session_record_id == record_id
+            )
+        )
+    )
+    return [d for d in inventory if d.uuid in held]
 
 
 # -- what a session admission decides from ------------------------------------------------
@@ -140,6 +199,7 @@ class SessionAdmission:
     decision: Decision
     project_id: int | None = None
     flavor: FlavorSpec | None = None
+    devices: tuple[GpuDevice, ...] = ()
 
 
 def admit_session(
@@ -150,10 +210,13 @@ def admit_session(
     now: datetime,
     *,
     timezone: str = "UTC",
+    inventory: Sequence[GpuDevice] | None = None,
 ) -> SessionAdmission:
     """Lock, then decide one start: the policy's checks, a course's own rules (slots, the
     student's share, the term; ``timezone`` is the site's), then the flavor's places (the
-    sessions of that flavor, of every user, open now against ``places``; None: no limit)."""
+    sessions of that flavor, of every user, open now against ``places``; None: no limit),
+    then, for a GPU flavor where the machine's ``inventory`` is known, its free devices
+    (``devices`` of the answer; the caller records them with :func:`assign_devices`)."""
     lock_project(session, request.project)
     if places is not None:
         lock_flavor(session, request.flavor)
@@ -178,10 +241,14 @@ def admit_session(
     if decision.allowed:
         open_now = open_sessions_by_flavor(session, request.flavor).get(request.flavor, 0)
         decision = check_capacity(request.flavor, open_now, places)
+    devices: tuple[GpuDevice, ...] = ()
+    if decision.allowed and inventory is not None and flavors[request.flavor].uses_gpu:
+        lock_gpus(session)
+        devices, decision = gpus.choose(flavors[request.flavor], inventory, held_devices(session))
     if not decision.allowed:
         return SessionAdmission(decision)
     project_id = next(pid for s, _, pid in states if s.slug == request.project)
-    return SessionAdmission(decision, project_id, flavors[request.flavor])
+    return SessionAdmission(decision, project_id, flavors[request.flavor], devices)
 
 
 # -- jobs ---------------------------------------------------------------------------------

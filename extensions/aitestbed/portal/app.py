@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Req
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import Engine, text
 
+from aitestbed.gpu_inventory import GpuSource
 from aitestbed.portal import errors, queries, schemas
 from aitestbed.portal.access_requests.api import access_api_router
 from aitestbed.portal.access_requests.pages import access_pages_router
@@ -221,6 +222,7 @@ def create_app(
     known_users: frozenset[str] | None = None,
     hub_users: Callable[[], Coroutine[Any, Any, list[dict]]] | None = None,
     homes_dir: pathlib.Path | None = None,
+    gpu_source: GpuSource | None = None,
 ) -> FastAPI:
     """The portal application, mounted under ``prefix`` (ends with a slash).
 
@@ -232,6 +234,8 @@ def create_app(
     their students' servers; None: the states show as unknown). ``homes_dir`` holds the
     users' homes where the portal can reach them (the embedded mode's; None: collecting a
     folder from a class is not available).
+    ``gpu_source`` is this machine's GPUs when the portal gives sessions and local jobs
+    their devices (the embedded default; None: it does not).
     """
     if not prefix.endswith("/"):
         prefix += "/"
@@ -259,6 +263,7 @@ def create_app(
     app.state.timezone = timezone  # the site's: course slots and times shown to users
     app.state.known_users = known_users  # who can log in (None: whoever the provider knows)
     app.state.site_name = site_name
+    app.state.gpu_source = gpu_source
     if dataset_roots is None:
         dataset_roots = [state_dir / "datasets"] if state_dir else []
     app.state.dataset_roots = tuple(dataset_roots)

@@ -10,6 +10,9 @@ equals the sum over the closed records (``tests/unit/test_ledger.py`` recomputes
 
 Callers that close many records add the charges up per project and apply them at the end,
 in project order, so that two such transactions lock ledger rows in the same order.
+
+A close also gives back the GPUs the record held (``gpu_assignments``), in the same
+transaction: a device is free again exactly when the work on it is closed.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -70,7 +73,12 @@ def close_session(session: Session, record_id: int, now: datetime) -> tuple[int,
         .values(stopped_at=now, gpu_hours=hours)
         .execution_options(synchronize_session=False)
     )
-    return (row.project_id, hours) if closed.rowcount == 1 else None
+    if closed.rowcount != 1:
+        return None
+    session.execute(
+        delete(models.GpuAssignment).where(models.GpuAssignment.session_record_id == record_id)
+    )
+    return (row.project_id, hours)
 
 
 def stop_session(session: Session, record_id: int, now: datetime) -> bool:
@@ -109,7 +117,10 @@ def end_job(
         .values(gpu_hours_charged=charged, **values)
         .execution_options(synchronize_session=False)
     )
-    return (project_id, charged) if ended.rowcount == 1 else None
+    if ended.rowcount != 1:
+        return None
+    session.execute(delete(models.GpuAssignment).where(models.GpuAssignment.job_id == job_id))
+    return (project_id, charged)
 
 
 def update_active_job(session: Session, job_id: int, **values: Any) -> int:

@@ -302,6 +302,30 @@ class ProjectLedger(Base):
     admissions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
+class GpuAssignment(Base):
+    """A device of this machine (a GPU or a MIG instance, by UUID) given to one open session
+    record or one active job (embedded default).
+
+    The device's UUID is the key, so a device is held by at most one record, whatever races
+    (the admission chooses under its lock, :mod:`aitestbed.portal.admission`; the key is the
+    backstop). The row is deleted in the transaction that closes its record or ends its job
+    (:mod:`aitestbed.portal.ledger`), so after a hub or portal restart the table still says
+    exactly which devices are held.
+    """
+
+    __tablename__ = "gpu_assignments"
+
+    device_uuid: Mapped[str] = mapped_column(String(96), primary_key=True)
+    session_record_id: Mapped[int | None] = mapped_column(
+        ForeignKey("session_records.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    simulated: Mapped[bool] = mapped_column(Boolean, default=False)
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class AccessRequestStatus(enum.StrEnum):
     PENDING = "pending"
     APPROVED = "approved"

@@ -102,10 +102,21 @@ def make_backend(settings: Settings):
     return LocalBackend(settings.site.state_dir / "jobs")
 
 
-def make_gateway(settings: Settings, engine: Engine):
+def make_gateway(settings: Settings, engine: Engine, gpus=None):
+    """The job gateway; ``gpus``: this machine's GPU source (local jobs get devices)."""
     from aitestbed.portal.jobs.gateway import JobGateway
 
-    return JobGateway(session_factory(engine), settings, make_backend(settings))
+    return JobGateway(session_factory(engine), settings, make_backend(settings), gpu_source=gpus)
+
+
+def gpu_source(settings: Settings):
+    """The embedded default gives devices from this machine's GPUs (simulated or NVML);
+    on Kubernetes the cluster does."""
+    if settings.site.mode != "embedded":
+        return None
+    from aitestbed.gpu_inventory import source_for
+
+    return source_for(settings.site.simulated_gpus)
 
 
 def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integration tests
@@ -131,6 +142,7 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
 
     interval = float(os.environ.get("AITESTBED_RECONCILE_SECONDS", "300"))
     sessions = session_factory(engine)
+    gpus = gpu_source(settings)  # one inventory for sessions and local jobs
     app = create_app(
         engine=engine,
         identity=CachedIdentity(
@@ -139,10 +151,11 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         ),
         prefix=prefix,
         site_name=settings.site.name,
-        jobs=make_gateway(settings, engine),
+        jobs=make_gateway(settings, engine, gpus),
         poll_interval=settings.jobs.poll_interval_seconds,
         internal_token=os.environ.get("JUPYTERHUB_API_TOKEN"),
         state_dir=settings.site.state_dir,
+        gpu_source=gpus,
         dataset_roots=settings.site.dataset_roots,
         airlock=AirlockSettings(
             project_dir_template=settings.jobs.project_dir_template,

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from aitestbed.policy import gpus
 from aitestbed.policy.datasets import session_datasets
 from aitestbed.policy.model import SpawnRequest
 from aitestbed.portal import admission, ledger, models, schemas
@@ -95,6 +96,14 @@ class ProjectDatasets(BaseModel):
     safe_mode_reason: str = ""
 
 
+class GpuPlaces(BaseModel):
+    """Sessions of one GPU flavor this machine can hold, from the devices free now."""
+
+    free: int
+    total: int
+    reason: str = Field(default="", description="Why the machine cannot serve the flavor.")
+
+
 class SpawnContext(BaseModel):
     user: str
     projects: list[ProjectStateOut]
@@ -113,6 +122,12 @@ class SpawnContext(BaseModel):
         default_factory=dict,
         description="Per course slug: the git repository and branch pulled into the home.",
     )
+    gpu_places: dict[str, GpuPlaces] = Field(
+        default_factory=dict,
+        description="Embedded default: per GPU flavor, its places from this machine's free "
+        "devices (empty where the portal does not assign devices).",
+    )
+    gpu_note: str = Field(default="", description="What the GPUs of this machine are (one line).")
 
 
 class SessionStart(BaseModel):
@@ -144,9 +159,21 @@ class DatasetMount(BaseModel):
     cluster_path: str | None = None
 
 
+class AssignedGpu(BaseModel):
+    uuid: str
+    product: str
+    index: int
+    mig_profile: str | None = None
+    simulated: bool = False
+
+
 class SessionStarted(BaseModel):
     id: int
     gpus: float
+    gpu_devices: list[AssignedGpu] = Field(
+        default_factory=list,
+        description="Embedded default: the devices this session holds alone until it stops.",
+    )
     datasets: list[DatasetMount] = Field(default_factory=list)
     refused_datasets: list[RefusedDataset] = Field(default_factory=list)
     safe_mode: bool = Field(
@@ -164,6 +191,35 @@ class SessionStopped(BaseModel):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+ADVISORY = (
+    "GPUs are given through CUDA_VISIBLE_DEVICES; sessions here all run as one Unix user, so "
+    "that is advice, not a limit."
+)
+SIMULATED = (
+    "The GPUs of this machine are simulated (AITESTBED_GPU_SIMULATED=1 in a session): flows "
+    "and quotas are real, but no CUDA device exists."
+)
+
+
+def gpu_inventory(request: Request):
+    """This machine's devices when the portal assigns them (embedded default), else None."""
+    source = getattr(request.app.state, "gpu_source", None)
+    return None if source is None else source.devices()
+
+
+def gpu_places(session: Session, inventory, flavors) -> dict[str, GpuPlaces]:
+    held = admission.held_devices(session)
+    result = {}
+    for row in flavors:
+        flavor = admission.flavor_spec(row)
+        if flavor.uses_gpu:
+            free, total = gpus.places(flavor, inventory, held)
+            result[flavor.slug] = GpuPlaces(
+                free=free, total=total, reason=gpus.unservable_reason(flavor, inventory)
+            )
+    return result
 
 
 def decide_session_datasets(
@@ -260,12 +316,13 @@ def sessions_router() -> APIRouter:
 
     @router.get("/spawn-context/{user}", response_model=SpawnContext)
     def spawn_context(
-        user: Annotated[str, Path(pattern=USERNAME)], session: DbSession
+        user: Annotated[str, Path(pattern=USERNAME)], session: DbSession, request: Request
     ) -> SpawnContext:
         """The user's projects with their usage, and the catalog, for the spawn page."""
         now = _now()
         states = user_project_states(session, user, now)
-        flavors = session.scalars(select(models.Flavor).order_by(models.Flavor.id))
+        flavors = list(session.scalars(select(models.Flavor).order_by(models.Flavor.id)))
+        inventory = gpu_inventory(request)
         images = session.scalars(select(models.Image).order_by(models.Image.id))
         viewer = dataset_access.viewer_named(session, user, now.date())
         candidates = dataset_access.candidate_datasets(session, [s.slug for s, _, _ in states])
@@ -297,6 +354,10 @@ def sessions_router() -> APIRouter:
             sessions_by_flavor=open_sessions_by_flavor(session),
             messages=course_messages(session, [s.slug for s, _, _ in states]),
             materials=course_materials(session, [s.slug for s, _, _ in states]),
+            gpu_places={} if inventory is None else gpu_places(session, inventory, flavors),
+            gpu_note=""
+            if not inventory
+            else (SIMULATED + " " if any(d.simulated for d in inventory) else "") + ADVISORY,
         )
 
     @router.post(
@@ -308,6 +369,7 @@ def sessions_router() -> APIRouter:
     def start_session(body: SessionStart, request: Request, session: DbSession) -> SessionStarted:
         """Admit a start and record it, or refuse with the reason (403 by the project's
         rules, 409 when the flavor's places are taken); see :mod:`aitestbed.portal.admission`."""
+        inventory = gpu_inventory(request)
         with session.begin():
             now = _now()
             admitted = admission.admit_session(
@@ -317,6 +379,7 @@ def sessions_router() -> APIRouter:
                 body.flavor_places,
                 now,
                 timezone=request.app.state.timezone,
+                inventory=inventory,
             )
             decision = admitted.decision
             if not decision.allowed:
@@ -334,10 +397,12 @@ def sessions_router() -> APIRouter:
             )
             session.add(record)
             session.flush()
+            admission.assign_devices(session, admitted.devices, record_id=record.id)
             mounts, refused = decide_session_datasets(session, body, record.id, now.date())
             return SessionStarted(
                 id=record.id,
                 gpus=record.gpus,
+                gpu_devices=[AssignedGpu(**vars(d)) for d in admitted.devices],
                 datasets=mounts,
                 refused_datasets=refused,
                 **session_safe_mode(session, mounts),  # safe zone: pseudonymized data mounted

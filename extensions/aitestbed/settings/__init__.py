@@ -222,6 +222,16 @@ class Authentication:
 
 
 @dataclass(frozen=True)
+class SimulatedGpus:
+    """``site.simulated_gpus``: GPUs the embedded default pretends to have (the demo)."""
+
+    count: int = 0
+    product: str = "NVIDIA-A100-SXM4-80GB"
+    mig_profile: str | None = None
+    mig_gpus: int = 0
+
+
+@dataclass(frozen=True)
 class Site:
     name: str
     state_dir: Path
@@ -241,6 +251,7 @@ class Site:
     idle_cull_users: bool = False
     session_start_timeout_seconds: int = 120
     timezone: str = "UTC"
+    simulated_gpus: SimulatedGpus | None = None
     # Folders the operator API may place local/host_path datasets under (resolved paths);
     # empty: the state folder's datasets folder.
     dataset_roots: tuple[Path, ...] = ()
@@ -720,6 +731,8 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
     if not state_dir.is_absolute():
         state_dir = (path.parent / state_dir).resolve()
     site_doc["operators"] = tuple(site_doc.get("operators", ()))
+    if site_doc.get("simulated_gpus") is not None:
+        site_doc["simulated_gpus"] = SimulatedGpus(**site_doc["simulated_gpus"])
     site_doc["dataset_roots"] = tuple(
         _folder(root, path.parent, state_dir)
         for root in site_doc.get("dataset_roots", ["{state_dir}/datasets"])

@@ -34,7 +34,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from aitestbed.gpu_inventory import GpuSource
+from aitestbed.policy import gpus
 from aitestbed.policy.cluster_accounts import check_cluster_account
+from aitestbed.policy.gpus import GpuDevice
 from aitestbed.portal import admission, ledger, models, quota
 from aitestbed.portal.auth import Identity
 from aitestbed.portal.datasets.access import audit, decide_and_audit, viewer_of
@@ -98,8 +101,12 @@ class JobGateway:
         *,
         clock: Callable[[], datetime] = _utcnow,
         resolve: Callable[[str], str] = os.path.realpath,
+        gpu_source: GpuSource | None = None,
     ) -> None:
+        """``gpu_source``: this machine's GPUs, for a backend that runs jobs here (local):
+        a GPU job then holds devices of its own, chosen in its admission."""
         self.sessions = sessions
+        self.gpu_source = gpu_source if getattr(backend, "runs_here", False) else None
         self.settings = settings
         self.jobs = settings.jobs
         self.backend = backend
@@ -144,7 +151,7 @@ class JobGateway:
         image_ref = self._image_ref(spec.image)
         binds, dataset_env = self._place_datasets(datasets, in_container=image_ref is not None)
         try:
-            job_id, account, output_path = self._record(
+            job_id, account, output_path, devices = self._record(
                 identity, spec, uid, idempotency_key, fingerprint
             )
         except IntegrityError:
@@ -172,6 +179,7 @@ class JobGateway:
                 "AITESTBED_JOB_UID": uid,
                 "AITESTBED_PROJECT": spec.project,
                 **dataset_env,
+                **self._gpu_environment(devices),
             },
             datasets=datasets,
         )
@@ -188,6 +196,9 @@ class JobGateway:
             with transaction(self.sessions) as session:
                 # Never charged (it never ran) and still active: nothing to take back from
                 # the ledger; the GPUs it held are released with the row.
+                session.execute(
+                    delete(models.GpuAssignment).where(models.GpuAssignment.job_id == job_id)
+                )
                 session.execute(
                     delete(models.Job).where(
                         models.Job.id == job_id,
@@ -282,9 +293,10 @@ class JobGateway:
         uid: str,
         idempotency_key: str | None,
         request_hash: str | None = None,
-    ) -> tuple[int, str | None, str]:
+    ) -> tuple[int, str | None, str, tuple[GpuDevice, ...]]:
         """Admit the job and record it (before the backend sees it), under the project's
-        admission lock (:mod:`aitestbed.portal.admission`)."""
+        admission lock (:mod:`aitestbed.portal.admission`); a GPU job of a backend that runs
+        here also gets its devices (under the machine's GPU lock)."""
         unix_user = self.jobs.unix_user(identity.name)
         # Outside the lock: the backend may be slow to answer, and the answer does not
         # depend on what the project uses.
@@ -302,6 +314,14 @@ class JobGateway:
             )
             if refusal is not None:
                 raise JobError(403, refusal.reason, refusal.field)
+            devices: tuple[GpuDevice, ...] = ()
+            if self.gpu_source is not None and spec.total_gpus > 0:
+                admission.lock_gpus(session)
+                devices, problem = gpus.choose_for_job(
+                    spec.total_gpus, self.gpu_source.devices(), admission.held_devices(session)
+                )
+                if problem:
+                    raise JobError(409, problem, "gpus_per_node")
             output_path = posixpath.join(spec.working_dir, f"{spec.name}-{uid}.out")
             job = models.Job(
                 uid=uid,
@@ -328,7 +348,16 @@ class JobGateway:
             )
             session.add(job)
             session.flush()
-            return job.id, job.account, output_path
+            admission.assign_devices(session, devices, job_id=job.id)
+            return job.id, job.account, output_path, devices
+
+    def _gpu_environment(self, devices: tuple[GpuDevice, ...]) -> dict[str, str]:
+        """What a job that runs here sees of the GPUs: exactly its own, none for a CPU job."""
+        if self.gpu_source is None:
+            return {}
+        if not devices:
+            return {"CUDA_VISIBLE_DEVICES": "", "NVIDIA_VISIBLE_DEVICES": "void"}
+        return gpus.visible_devices(devices)
 
     def _image_ref(self, slug: str | None) -> str | None:
         if slug is None or self.jobs.container_launcher == "none":

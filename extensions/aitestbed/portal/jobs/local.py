@@ -12,6 +12,10 @@ The job's datasets appear in its folder as ``datasets/<slug>`` (links to exactly
 datasets the gateway allowed), and ``AITESTBED_DATASETS_DIR`` points there, as
 ``~/datasets`` does in an embedded session. The same Unix user can still read any
 dataset folder directly: no isolation.
+
+GPU jobs get devices of their own from the gateway's admission (``CUDA_VISIBLE_DEVICES``,
+``AITESTBED_GPU_SIMULATED=1`` on simulated GPUs); as every job runs as the portal's user,
+that is advice, not a limit (docs/gpus.md).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class LocalBackend:
     files_owned_by_user = False
     places_datasets = True
     remembers_finished_jobs = False  # a job folder removed by hand is not a lost job here
+    runs_here = True  # on the portal's machine: the portal gives GPU jobs their devices
 
     def __init__(self, jobs_dir: Path, *, seconds_per_minute: float = 60.0) -> None:
         """``seconds_per_minute`` scales time limits (tests use a fraction of a second)."""
