@@ -600,3 +600,12 @@ def test_console_shows_what_runs_now(client, engine):
     assert re.search(r"\(a100x1\)</span></td><td class=\"num\">2</td><td class=\"num\">2</td>", row)
     assert "Batch jobs: 0 waiting, 0 running" in html
     assert "2 sessions running now." in html
+
+
+def test_the_hubs_pages_carry_the_same_top_bar():
+    """The hub's own pages (spawn, home, token) show the portal's navigation: the same
+    entries in the same order, for everyone and for operators."""
+    from tests.harness import REPO
+
+    template = (REPO / "extensions/aitestbed/hub/templates/page.html").read_text()
+    assert re.findall(r'id="nav-([a-z]+)"', template) == EVERYONE_NAV + OPERATOR_NAV
