@@ -71,11 +71,12 @@ def test_services_and_their_roles_are_least_privilege(settings):
         "delete:servers",
     ]
     assert roles["user"]["scopes"] == ["self", "access:services!service=portal"]
-    # The portal reads which servers run (to close stale usage records), nothing more.
+    # The portal reads which servers run (to close stale usage records) and stops the
+    # servers of users whose project access ended; nothing more (no admin:servers).
     assert roles["portal"] == {
         "name": "portal",
         "services": ["portal"],
-        "scopes": ["list:users", "read:servers"],
+        "scopes": ["list:users", "read:servers", "delete:servers"],
     }
 
 

@@ -109,11 +109,12 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
     ]
     roles: list[dict[str, Any]] = [
         {"name": "user", "scopes": user_scopes()},
-        # Read-only: the portal closes usage records of servers the hub no longer runs.
+        # The portal closes usage records of servers the hub no longer runs, and stops the
+        # servers of users whose project access ended (portal/revocation.py).
         {
             "name": PORTAL_SERVICE,
             "services": [PORTAL_SERVICE],
-            "scopes": ["list:users", "read:servers"],
+            "scopes": ["list:users", "read:servers", "delete:servers"],
         },
     ]
     if settings.site.idle_timeout_seconds > 0:
@@ -178,6 +179,15 @@ def _setup_project_gate(c: Any, settings: Settings, chain: HookChain) -> None:
     chain.add_pre_spawn("project-gate", gate.require_active_project)
     c.JupyterHub.default_url = gate.default_url
     c.Authenticator.post_auth_hook = gate.after_login
+
+
+def _setup_notices(c: Any, settings: Settings) -> None:
+    """The hub's pages show the portal's notices (revocation warnings, pending requests)."""
+    from aitestbed.hub.notices import NoticeBoard
+    from aitestbed.hub.portal_client import shared_client
+
+    board = NoticeBoard(shared_client(portal_internal_url(settings), portal_api_token(settings)))
+    c.JupyterHub.template_vars = {**c.JupyterHub.template_vars, "portal_notices": board}
 
 
 def _setup_local_spawner(c: Any, settings: Settings) -> None:
@@ -275,6 +285,7 @@ def setup_portal(c: Any, settings: Settings) -> None:
         )
     chain = HookChain()
     _setup_project_gate(c, settings, chain)
+    _setup_notices(c, settings)
     _setup_policy(c, settings, chain)
     chain.install(c)
     service_list, roles = services(settings)

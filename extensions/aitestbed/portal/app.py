@@ -32,6 +32,7 @@ from aitestbed.portal.jobs.gateway import JobError, JobGateway
 from aitestbed.portal.jobs.poller import poll_forever
 from aitestbed.portal.page_routes import feature_routers
 from aitestbed.portal.pages import PageUser, landing, page_user
+from aitestbed.portal.revocation import revocation_log
 from aitestbed.portal.sessions import sessions_router
 from aitestbed.portal.usage import usage_csv
 
@@ -127,6 +128,23 @@ def api_router() -> APIRouter:
     def usage(identity: CurrentUser, session: DbSession) -> list[schemas.ProjectUsageOut]:
         """Allocation, GPU-hours used and running sessions of your projects (operators: all)."""
         return queries.project_usage(session, identity, datetime.now(UTC))
+
+    @router.get(
+        "/session-revocations",
+        response_model=list[schemas.SessionRevocationOut],
+        responses=problems,
+        tags=["usage"],
+    )
+    def session_revocations(
+        identity: CurrentUser, session: DbSession
+    ) -> list[schemas.SessionRevocationOut]:
+        """The audit log of revocations: sessions whose project access ended, when the user
+        was warned and when the server was stopped (newest first, the last 500). Operators
+        see everyone's; a user sees their own."""
+        rows = revocation_log(
+            session, None if queries.is_operator(session, identity) else identity.name
+        )
+        return [schemas.SessionRevocationOut.model_validate(r, from_attributes=True) for r in rows]
 
     @router.get(
         "/usage.csv",

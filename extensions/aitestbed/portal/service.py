@@ -59,6 +59,7 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/portal/")
     engine = prepare_database(settings)
     from aitestbed.portal.reconcile import reconcile_forever
+    from aitestbed.portal.revocation import HubServers, revoke_forever
 
     interval = float(os.environ.get("AITESTBED_RECONCILE_SECONDS", "300"))
     sessions = session_factory(engine)
@@ -77,7 +78,12 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
                 os.environ["JUPYTERHUB_API_URL"],
                 os.environ["JUPYTERHUB_API_TOKEN"],
                 interval,
-            )
+            ),
+            lambda: revoke_forever(
+                sessions,
+                HubServers(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]),
+                settings.site.revocation_grace_seconds,
+            ),
         ],
     )
     log.info("Portal service listening on %s%s", service_url.netloc, prefix)

@@ -218,6 +218,8 @@ class Site:
     operators: tuple[str, ...] = ()
     idle_timeout_seconds: int = 3600
     session_start_timeout_seconds: int = 120
+    # Revocation that takes effect (docs/sso.md): warning, then stop after this grace.
+    revocation_grace_seconds: int = 300
 
 
 @dataclass(frozen=True)
