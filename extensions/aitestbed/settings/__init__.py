@@ -190,6 +190,8 @@ class Oidc:
     login_service: str = "single sign-on"
     auto_login: bool = False
     refresh_age_seconds: int = 300
+    # Provider outages (docs/sso.md): how long signed-in users keep their sessions.
+    provider_outage_grace_seconds: int = 1800
     end_provider_session: bool = True
     validate_server_cert: bool = True
     refused_message: str = DEFAULT_REFUSED_MESSAGE
