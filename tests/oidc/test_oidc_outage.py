@@ -48,6 +48,8 @@ def sso(tmp_path_factory):
             refresh_age_seconds=1,
             provider_outage_grace_seconds=GRACE,
         )
+        # On purpose: anyone the provider authenticates may log in (allow-all).
+        authentication["oidc"]["mapping"]["allowed"] = []
         with running_portal(
             workdir / "portal", {}, bind_url=hub_url, sections={"authentication": authentication}
         ) as portal:
@@ -61,6 +63,18 @@ def provider_back(sso):
     _portal, provider = sso
     if provider.process is None:
         provider.start()
+
+
+def test_allow_all_on_purpose_and_no_demo_left_on_the_login_page(sso):
+    portal, _provider = sso
+    log = portal.log()
+    assert "No allow config found" not in log
+    assert "anyone the provider authenticates may log in (oidc.mapping.allowed is empty)" in log
+    page = requests.get(f"{portal.url}/hub/login", timeout=30)
+    assert page.status_code == 200
+    assert "Sign in with Test SSO" in page.text
+    assert 'name="password"' not in page.text
+    assert "demo" not in page.text.lower()
 
 
 def _whoami(portal, session) -> int:

@@ -346,6 +346,20 @@ class PortalOIDCAuthenticator(GenericOAuthenticator):
         logout request came to.""",
     ).tag(config=True)
 
+    def check_allow_config(self):
+        """Who may log in is the mapping's ``allowed`` rules (check_allowed), which
+        JupyterHub's own check cannot see: say what they mean instead of its warning."""
+        if self.mapping.allowed:
+            self.log.info(
+                "Single sign-on: %d allowed rule(s) decide who may log in.",
+                len(self.mapping.allowed),
+            )
+        else:
+            self.log.info(
+                "Single sign-on: anyone the provider authenticates may log in "
+                "(oidc.mapping.allowed is empty); projects decide who may start servers."
+            )
+
     def _grants(self, auth_state: Mapping[str, Any]) -> Grants:
         userinfo = auth_state.get(self.user_auth_state_key) or {}
         return grants_for(userinfo, self.mapping, self.groups_claim)

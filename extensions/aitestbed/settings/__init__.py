@@ -432,6 +432,48 @@ def _semantic_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
         _duplicates(auth.get("demo_users", []), "name", "authentication.demo_users", problems)
     if auth["kind"] == "oidc":
         problems += _oidc_problems(auth.get("oidc"), {p["slug"] for p in doc.get("projects", [])})
+        problems += _demo_left_in_sso(auth, doc.get("site", {}))
+    return problems
+
+
+# --- single sign-on: a clean switch from the demo (docs/sso.md) ---------------------------
+
+
+def _demo_left_in_sso(auth: dict[str, Any], site: dict[str, Any]) -> list[tuple[str, str]]:
+    """With ``kind: oidc``, the demo's keys are errors: refused, never silently kept.
+
+    - ``demo_users`` and ``login_hint`` (the demo accounts and their passwords) would be
+      kept in the file and shown on the login page and by the launcher;
+    - ``site.operators`` would make anyone whose provider username is on that list an
+      operator, and a username is a claim many providers let users choose; operators come
+      from the provider's groups (``oidc.mapping.operators``) instead.
+    """
+    problems = []
+    if auth.get("demo_users"):
+        problems.append(
+            (
+                "authentication.demo_users",
+                "demo accounts are not used with kind: oidc; remove them (people sign in "
+                "at the identity provider).",
+            )
+        )
+    if auth.get("login_hint"):
+        problems.append(
+            (
+                "authentication.login_hint",
+                "the demo login hint is not shown with kind: oidc; remove it (the login page "
+                "names the sign-in service from oidc.login_service).",
+            )
+        )
+    if site.get("operators"):
+        problems.append(
+            (
+                "site.operators",
+                "is refused with kind: oidc, because a username is a claim users can often "
+                "choose at the provider; name the operators' group in "
+                "authentication.oidc.mapping.operators instead.",
+            )
+        )
     return problems
 
 
