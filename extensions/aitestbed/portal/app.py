@@ -30,6 +30,7 @@ from aitestbed.portal.directory_api import directory_router
 from aitestbed.portal.jobs.api import job_error_handler, jobs_router
 from aitestbed.portal.jobs.gateway import JobError, JobGateway
 from aitestbed.portal.jobs.poller import poll_forever
+from aitestbed.portal.notifications import Notifier
 from aitestbed.portal.page_routes import feature_routers
 from aitestbed.portal.pages import PageUser, landing, page_user
 from aitestbed.portal.revocation import revocation_log
@@ -235,6 +236,7 @@ def create_app(
     poll_interval: float | None = None,
     background: Sequence[BackgroundTask] = (),
     state_dir: pathlib.Path | None = None,
+    notifier: Notifier | None = None,
 ) -> FastAPI:
     """The portal application, mounted under ``prefix`` (ends with a slash).
 
@@ -265,6 +267,7 @@ def create_app(
     app.state.jobs = jobs
     app.state.state_dir = state_dir
     app.state.site_name = site_name
+    app.state.notifier = notifier  # operators told of access requests (None: nobody)
     app.add_exception_handler(JobError, job_error_handler)
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
     app.include_router(sessions_router(), prefix=prefix.rstrip("/"))

@@ -58,6 +58,7 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
     service_url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/portal/")
     engine = prepare_database(settings)
+    from aitestbed.portal.notifications import Notifier, notifications_set
     from aitestbed.portal.reconcile import reconcile_forever
     from aitestbed.portal.revocation import HubServers, revoke_forever
 
@@ -72,6 +73,7 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         poll_interval=settings.jobs.poll_interval_seconds,
         internal_token=os.environ.get("JUPYTERHUB_API_TOKEN"),
         state_dir=settings.site.state_dir,
+        notifier=Notifier(settings.notifications) if notifications_set(settings) else None,
         background=[
             lambda: reconcile_forever(
                 sessions,

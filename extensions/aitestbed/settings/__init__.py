@@ -297,6 +297,42 @@ class Jobs:
         return self.user_overrides.get(portal_name) or self.user_template.format(name=portal_name)
 
 
+# --- notifications of access requests (docs/sso.md) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Smtp:
+    host: str
+    sender: str
+    recipients: tuple[str, ...]
+    port: int = 25
+    starttls: bool = False
+    username: str | None = None
+    password_env: str = "AITESTBED_SMTP_PASSWORD"  # noqa: S105 - a variable name
+    timeout_seconds: int = 20
+
+
+@dataclass(frozen=True)
+class Webhook:
+    url: str
+    timeout_seconds: int = 10
+
+
+@dataclass(frozen=True)
+class Notifications:
+    smtp: Smtp | None = None
+    webhook: Webhook | None = None
+
+
+def _build_notifications(doc: dict[str, Any]) -> Notifications:
+    smtp = doc.get("smtp")
+    webhook = doc.get("webhook")
+    return Notifications(
+        smtp=Smtp(**{**smtp, "recipients": tuple(smtp["recipients"])}) if smtp else None,
+        webhook=Webhook(**webhook) if webhook else None,
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     path: Path
@@ -308,6 +344,7 @@ class Settings:
     kubernetes: Kubernetes = field(default_factory=Kubernetes)
     jobs: Jobs = field(default_factory=Jobs)
     datasets: tuple[Dataset, ...] = ()
+    notifications: Notifications = field(default_factory=Notifications)
 
     def flavor(self, slug: str) -> Flavor | None:
         return next((f for f in self.flavors if f.slug == slug), None)
@@ -692,6 +729,7 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
         kubernetes=Kubernetes(**kube_doc),
         jobs=_build_jobs(doc.get("jobs", {}), state_dir),
         datasets=tuple(_build_dataset(d, path.parent, state_dir) for d in doc.get("datasets", [])),
+        notifications=_build_notifications(doc.get("notifications", {})),
     )
 
 
