@@ -40,6 +40,8 @@ from traitlets import Any as AnyTrait
 from traitlets import Float, Unicode
 
 from aitestbed.hub.oidc_handlers import (
+    SIGN_IN_FAILED,
+    SIGN_IN_UNAVAILABLE,
     START_AGAIN,
     UNAVAILABLE,
     PortalCallbackHandler,
@@ -398,13 +400,14 @@ class PortalOIDCAuthenticator(GenericOAuthenticator):
         except Exception as error:
             if provider_unreachable(error):
                 self.log.warning("Sign-in: the provider does not answer: %s", error)
-                raise web.HTTPError(503, UNAVAILABLE) from None
+                raise web.HTTPError(503, UNAVAILABLE, reason=SIGN_IN_UNAVAILABLE) from None
             if isinstance(error, HTTPClientError):
                 self.log.warning("Sign-in: the provider refused the token exchange: %s", error)
                 raise web.HTTPError(
                     400,
                     "The sign-in service did not accept this sign-in (it may have expired). "
                     + START_AGAIN,
+                    reason=SIGN_IN_FAILED,
                 ) from None
             raise
         self.provider_outage.answered()

@@ -21,6 +21,9 @@ UNAVAILABLE = (
     "try again in a few minutes."
 )
 START_AGAIN = "Start the sign-in again from the login page."
+# The page's heading (JupyterHub shows the reason there, else the whole message twice).
+SIGN_IN_FAILED = "Sign-in failed"
+SIGN_IN_UNAVAILABLE = "Sign-in service unavailable"
 # OAuthenticator's own wording -> what the person can understand and do.
 CALLBACK_MESSAGES = {
     "OAuth state missing from cookies": (
@@ -46,11 +49,13 @@ def friendly_callback_error(error: web.HTTPError) -> web.HTTPError:
     """The same status with a sentence for the user instead of OAuthenticator's wording."""
     message = error.log_message or ""
     if message in CALLBACK_MESSAGES:
-        return web.HTTPError(error.status_code, CALLBACK_MESSAGES[message])
+        return web.HTTPError(error.status_code, CALLBACK_MESSAGES[message], reason=SIGN_IN_FAILED)
     if message.startswith("OAuth error: "):
         detail = message.removeprefix("OAuth error: ")[:200]
         return web.HTTPError(
-            400, f"The sign-in service did not sign you in ({detail}). " + START_AGAIN
+            400,
+            f"The sign-in service did not sign you in ({detail}). " + START_AGAIN,
+            reason=SIGN_IN_FAILED,
         )
     return error
 
@@ -62,7 +67,7 @@ class PortalLoginHandler(OAuthLoginHandler):
         probe = self.authenticator.provider_probe_url
         if probe and not await provider_reachable(probe):
             self.log.warning("Sign-in refused: the provider does not answer at %s", probe)
-            raise web.HTTPError(503, UNAVAILABLE)
+            raise web.HTTPError(503, UNAVAILABLE, reason=SIGN_IN_UNAVAILABLE)
         return super().get()
 
 
