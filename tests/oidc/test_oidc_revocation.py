@@ -154,4 +154,6 @@ def test_membership_removed_at_the_provider_warns_then_stops_the_running_session
         timeout=120,
     )
     assert again.status_code == 403
-    assert "You belong to no active project yet" in again.text
+    assert "You belong to no active project yet, so no server can start." in again.text
+    assert "<a href='/services/portal/access' class='alert-link'>Ask for access</a>" in again.text
+    assert "HTTP 403" not in again.text
