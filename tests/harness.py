@@ -192,7 +192,10 @@ def running_portal(
             + hub_config
         )
     log_path = workdir / "hub.log"
-    with log_path.open("wb") as log:
+    log_path.write_bytes(b"")
+    # Appending: processes that outlive a hub (sessions) keep writing to this file, and a
+    # restarted hub must not have its lines overwritten by them.
+    with log_path.open("ab") as log:
         process = start_hub(settings_path, cwd=workdir, stdout=log, env=env, config=config)
     portal = Portal(settings_path, process, log_path, env, config)
     try:

@@ -83,9 +83,61 @@ MATRIX: dict[str, dict[str, Any]] = {
             ]
         }
     },
+    # What Zero to JupyterHub operators reach for (issue 15), all at once.
+    "operator-features": {
+        "imagePullSecrets": ["regcred"],
+        "hub": {
+            "debug": True,
+            "extraEnv": {
+                "REQUESTS_CA_BUNDLE": "/etc/ssl/internal/ca.crt",
+                "API_KEY": {"valueFrom": {"secretKeyRef": {"name": "other", "key": "api-key"}}},
+            },
+            "extraVolumes": [{"name": "internal-ca", "configMap": {"name": "internal-ca"}}],
+            "extraVolumeMounts": [
+                {"name": "internal-ca", "mountPath": "/etc/ssl/internal", "readOnly": True}
+            ],
+            "extraFiles": {
+                "banner.txt": {"mountPath": "/etc/aitestbed/banner.txt", "stringData": "hello"}
+            },
+            "extraConfig": {"10-timeout": "c.Spawner.start_timeout = 900"},
+            "serviceAccount": {"annotations": {"iam.gke.io/gcp-service-account": "hub@p.iam"}},
+            "probes": {
+                "startup": {"periodSeconds": 10, "failureThreshold": 90},
+                "readiness": {"periodSeconds": 10, "failureThreshold": 3},
+                "liveness": {"periodSeconds": 30, "timeoutSeconds": 10, "failureThreshold": 4},
+            },
+        },
+        "proxy": {
+            "https": {"enabled": True, "secretName": "portal-tls"},
+            "service": {"type": "LoadBalancer"},
+        },
+        "httpRoute": {
+            "enabled": True,
+            "parentRefs": [{"name": "public", "namespace": "gateways"}],
+            "hostnames": ["portal.example.org"],
+        },
+        "singleuser": {
+            "cpuNodeSelector": {"pool": "cpu"},
+            "cpuTolerations": [
+                {"key": "pool", "operator": "Equal", "value": "cpu", "effect": "NoSchedule"}
+            ],
+            "cpuNodeAffinityPreferred": [
+                {
+                    "weight": 100,
+                    "preference": {
+                        "matchExpressions": [
+                            {"key": "nvidia.com/gpu.present", "operator": "DoesNotExist"}
+                        ]
+                    },
+                }
+            ],
+        },
+        "scheduling": {"placeholders": {"enabled": True}, "userScheduler": {"enabled": True}},
+        "imagePuller": {"hook": {"enabled": True, "timeoutSeconds": 900}},
+    },
     # Everything optional switched on at once, for the scanners.
     "everything": {
-        "singleuser": {"networkPolicy": {"egressCIDRs": ["0.0.0.0/0"]}},
+        "singleuser": {"networkPolicy": {"internet": True, "egressCIDRs": ["10.30.0.0/16"]}},
         "scheduling": {"placeholders": {"enabled": True, "gpu": True}},
         "metrics": {"serviceMonitor": {"enabled": True}},
         "slurm": {"enabled": True, "restdCIDRs": ["10.1.2.0/24"]},

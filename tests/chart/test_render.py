@@ -43,8 +43,8 @@ def test_every_manifest_is_valid_kubernetes_in_strict_mode(renders, name, versio
     """From the oldest Kubernetes the chart supports (Chart.yaml kubeVersion) to a recent one."""
     validated = 0
     for obj in renders[name].objects:
-        if obj["apiVersion"].startswith("monitoring.coreos.com/"):
-            continue  # a CRD of the Prometheus Operator: not in the Kubernetes schemas
+        if obj["apiVersion"].startswith(("monitoring.coreos.com/", "gateway.networking.k8s.io/")):
+            continue  # CRDs (Prometheus Operator, Gateway API): not in the Kubernetes schemas
         try:
             kubernetes_validate.validate(obj, version, strict=True)
         except kubernetes_validate.ValidationError as error:
@@ -78,7 +78,7 @@ def test_every_container_is_locked_down_with_resources_and_probes(renders, name)
 @pytest.mark.parametrize("name", MATRIX)
 def test_every_namespaced_object_is_in_the_release_namespace(renders, name):
     for obj in renders[name].objects:
-        if obj["kind"] != "PriorityClass":
+        if obj["kind"] not in ("PriorityClass", "ClusterRole", "ClusterRoleBinding"):
             assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]["name"]
 
 
@@ -238,7 +238,19 @@ def test_user_pods_talk_only_to_hub_proxy_dns_and_never_to_the_metadata_address(
     assert sorted(sources) == ["hub", "proxy"]
     assert not any("ipBlock" in str(rule) for rule in policy["egress"])  # no CIDR by default
     internet = renders["everything"].one("NetworkPolicy", f"{FULLNAME}-singleuser")["spec"]
-    assert {"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA]}} in internet["egress"][-1]["to"]
+    assert {
+        "ipBlock": {
+            "cidr": "0.0.0.0/0",
+            "except": [
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "169.254.0.0/16",
+                "100.64.0.0/10",
+            ],
+        }
+    } in internet["egress"][-2]["to"]
+    assert internet["egress"][-1] == {"to": [{"ipBlock": {"cidr": "10.30.0.0/16"}}]}
 
 
 def test_every_cidr_that_contains_the_metadata_address_excepts_it(renders):
@@ -248,15 +260,27 @@ def test_every_cidr_that_contains_the_metadata_address_excepts_it(renders):
                 for peer in rule.get("to", []):
                     block = peer.get("ipBlock")
                     if block and block["cidr"] in ("0.0.0.0/0", "169.0.0.0/8", "169.254.0.0/16"):
-                        assert block["except"] == [METADATA], (
+                        assert METADATA in block["except"] or "169.254.0.0/16" in block["except"], (
                             render.name,
                             policy["metadata"]["name"],
                         )
 
 
-def test_kubespawner_rbac_is_namespaced_and_minimal(renders):
+def test_kubespawner_rbac_is_namespaced_and_minimal(renders, helm, tmp_path):
     r = renders["defaults"]
-    assert not r.find("ClusterRole") and not r.find("ClusterRoleBinding")
+    # Cluster-wide: list nodes and pods (free capacity), nothing else.
+    capacity = f"{HUB}-{NAMESPACE}-capacity"
+    assert r.one("ClusterRole", capacity)["rules"] == [
+        {"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list"]}
+    ]
+    binding = r.one("ClusterRoleBinding", capacity)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": HUB, "namespace": NAMESPACE}]
+    values = tmp_path / "v.yaml"
+    values.write_text(yaml.safe_dump({"hub": {"rbac": {"readClusterCapacity": False}}}))
+    off = [d for d in yaml.safe_load_all(template(helm, values).stdout) if d]
+    assert not [o for o in off if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    settings = next(o for o in off if o["kind"] == "ConfigMap")["data"]["settings.yaml"]
+    assert yaml.safe_load(settings)["kubernetes"]["read_cluster_capacity"] is False
     rules = r.one("Role", HUB)["rules"]
     granted = {(res, verb) for rule in rules for res in rule["resources"] for verb in rule["verbs"]}
     assert ("pods", "create") in granted and ("persistentvolumeclaims", "create") in granted
@@ -310,3 +334,144 @@ def test_yamllint_accepts_the_chart_values_and_the_catalog():
         timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_operator_features_render_where_they_belong(renders):
+    r = renders["operator-features"]
+    pod = r.one("Deployment", HUB)["spec"]["template"]["spec"]
+    hub = pod["containers"][0]
+    assert hub["args"][-2:] == ["--JupyterHub.log_level=DEBUG", "--Spawner.debug=True"]
+    env = {e["name"]: e for e in hub["env"]}
+    assert env["REQUESTS_CA_BUNDLE"] == {
+        "name": "REQUESTS_CA_BUNDLE",
+        "value": "/etc/ssl/internal/ca.crt",
+    }
+    assert env["API_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "other", "key": "api-key"}}
+    assert env["AITESTBED_EXTRA_CONFIG_DIR"]["value"] == "/etc/aitestbed/extra-config"
+    mounts = {m["mountPath"]: m for m in hub["volumeMounts"]}
+    assert mounts["/etc/ssl/internal"]["name"] == "internal-ca"
+    assert mounts["/etc/aitestbed/banner.txt"] == {
+        "name": "extra-files",
+        "mountPath": "/etc/aitestbed/banner.txt",
+        "subPath": "banner.txt",
+        "readOnly": True,
+    }
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["internal-ca"] == {"name": "internal-ca", "configMap": {"name": "internal-ca"}}
+    assert volumes["extra-config"]["configMap"]["name"] == f"{HUB}-extra-config"
+    extra = r.one("ConfigMap", f"{HUB}-extra-config")["data"]
+    assert extra == {"10-timeout.py": "c.Spawner.start_timeout = 900"}
+    assert r.one("Secret", f"{HUB}-files")["stringData"] == {"banner.txt": "hello"}
+    assert hub["startupProbe"] == {
+        "httpGet": {"path": "/hub/health", "port": "hub"},
+        "periodSeconds": 10,
+        "failureThreshold": 90,
+    }
+    assert hub["livenessProbe"]["timeoutSeconds"] == 10
+    account = r.one("ServiceAccount", HUB)["metadata"]["annotations"]
+    assert account == {"iam.gke.io/gcp-service-account": "hub@p.iam"}
+    # Sessions: image pull secrets, CPU node pool (through the settings the hub reads).
+    settings = yaml.safe_load(r.one("ConfigMap", f"{FULLNAME}-settings")["data"]["settings.yaml"])
+    assert settings["kubernetes"]["image_pull_secrets"] == ["regcred"]
+    assert settings["kubernetes"]["cpu_node_selector"] == {"pool": "cpu"}
+    assert settings["kubernetes"]["cpu_tolerations"][0]["key"] == "pool"
+    assert settings["kubernetes"]["cpu_node_affinity_preferred"][0]["weight"] == 100
+    placeholder = r.one("Deployment", f"{FULLNAME}-placeholder")["spec"]["template"]["spec"]
+    assert placeholder["imagePullSecrets"] == [{"name": "regcred"}]
+    # HTTPS on the proxy, and an HTTPRoute.
+    proxy = r.one("Deployment", f"{FULLNAME}-proxy")["spec"]["template"]["spec"]
+    command = proxy["containers"][0]["command"]
+    assert "--port=8443" in command and "--redirect-port=8000" in command
+    assert "--ssl-cert=/etc/aitestbed/tls/tls.crt" in command and "--log-level=debug" in command
+    assert proxy["volumes"][0]["secret"]["secretName"] == "portal-tls"
+    ports = r.one("Service", f"{FULLNAME}-proxy-public")["spec"]["ports"]
+    assert [(p["port"], p["targetPort"]) for p in ports] == [(80, "http"), (443, "https")]
+    route = r.one("HTTPRoute", FULLNAME)["spec"]
+    assert route["parentRefs"] == [{"name": "public", "namespace": "gateways"}]
+    assert route["rules"][0]["backendRefs"] == [{"name": f"{FULLNAME}-proxy-public", "port": 80}]
+    assert not renders["defaults"].find("HTTPRoute")
+
+
+def test_a_changed_secret_restarts_the_hub(helm, tmp_path):
+    def checksum(secret: str) -> str:
+        values = tmp_path / "v.yaml"
+        values.write_text(
+            yaml.safe_dump(
+                {
+                    "settings": MATRIX["oidc-login"]["settings"],
+                    "oidc": {"clientSecret": secret},
+                    "hub": {"extraConfig": {"a": "pass"}},
+                }
+            )
+        )
+        rendered = [d for d in yaml.safe_load_all(template(helm, values).stdout) if d]
+        hub = next(
+            o for o in rendered if o["kind"] == "Deployment" and o["metadata"]["name"] == HUB
+        )
+        return hub["spec"]["template"]["metadata"]["annotations"]
+
+    first, second = checksum("first-secret"), checksum("rotated-secret")
+    assert checksum("first-secret") == first, "the same values restart nothing"
+    assert first["checksum/secret"] != second["checksum/secret"]
+    assert first["checksum/settings"] == second["checksum/settings"]
+    assert first["checksum/extra"] == second["checksum/extra"]
+
+
+def test_the_user_scheduler_packs_sessions_and_placeholders_onto_the_fullest_nodes(renders):
+    r = renders["operator-features"]
+    name = f"{FULLNAME}-user-scheduler"
+    config = yaml.safe_load(r.one("ConfigMap", name)["data"]["config.yaml"])
+    assert config["kind"] == "KubeSchedulerConfiguration"
+    (profile,) = config["profiles"]
+    assert profile["schedulerName"] == name
+    assert profile["plugins"]["score"]["disabled"] == [{"name": "NodeResourcesBalancedAllocation"}]
+    strategy = profile["pluginConfig"][0]["args"]["scoringStrategy"]
+    assert strategy["type"] == "MostAllocated"
+    assert {"name": "nvidia.com/gpu", "weight": 10} in strategy["resources"]
+    # Sessions (through the settings) and placeholders use it.
+    settings = yaml.safe_load(r.one("ConfigMap", f"{FULLNAME}-settings")["data"]["settings.yaml"])
+    assert settings["kubernetes"]["scheduler_name"] == name
+    placeholder = r.one("Deployment", f"{FULLNAME}-placeholder")["spec"]["template"]["spec"]
+    assert placeholder["schedulerName"] == name
+    # The cluster's own scheduler roles, for its own account only.
+    roles = sorted(
+        b["roleRef"]["name"] for b in r.find("ClusterRoleBinding") if name in b["metadata"]["name"]
+    )
+    assert roles == ["system:kube-scheduler", "system:volume-scheduler"]
+    pod = r.one("Deployment", name)["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == name and pod["automountServiceAccountToken"] is False
+    assert not renders["defaults"].find("Deployment", name)
+    default_settings = renders["defaults"].one("ConfigMap", f"{FULLNAME}-settings")["data"]
+    assert "scheduler_name" not in default_settings["settings.yaml"]
+
+
+def test_the_pre_upgrade_hook_pulls_every_image_and_waits_for_it(renders):
+    r = renders["operator-features"]
+    hooks = [o for o in r.objects if "helm.sh/hook" in o["metadata"].get("annotations", {})]
+    assert {o["metadata"]["annotations"]["helm.sh/hook"] for o in hooks} == {
+        "pre-install,pre-upgrade"
+    }
+    pullers = [o for o in hooks if o["kind"] == "DaemonSet"]
+    assert sorted(o["metadata"]["name"] for o in pullers) == [
+        f"{FULLNAME}-hook-pull-{s}" for s in ("python-cpu", "pytorch", "tensorflow")
+    ]
+    job = r.one("Job", f"{FULLNAME}-hook-awaiter")
+    # The pullers first (weight -10), then the Job that waits for them.
+    assert job["metadata"]["annotations"]["helm.sh/hook-weight"] == "0"
+    assert {o["metadata"]["annotations"]["helm.sh/hook-weight"] for o in pullers} == {"-10"}
+    assert job["spec"]["activeDeadlineSeconds"] == 900
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "aitestbed.hub.image_awaiter"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    selector = dict(term.split("=") for term in env["AITESTBED_PULLER_SELECTOR"].split(","))
+    for puller in pullers:  # the awaiter's selector finds exactly the hook pullers
+        assert selector.items() <= puller["metadata"]["labels"].items()
+    for puller in r.find("DaemonSet"):
+        if puller not in pullers:
+            assert not selector.items() <= puller["metadata"]["labels"].items()
+    # It may list DaemonSets in the namespace, nothing else.
+    role = r.one("Role", f"{FULLNAME}-hook-awaiter")
+    assert role["rules"] == [
+        {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["list"]}
+    ]
+    assert not [o for o in renders["defaults"].objects if o["kind"] == "Job"]

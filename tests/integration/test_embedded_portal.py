@@ -225,7 +225,7 @@ def test_operator_sees_every_project(portal):
     projects = requests.get(
         f"{portal.portal_url}api/projects", headers={"Authorization": f"token {token}"}, timeout=30
     ).json()
-    assert sorted(p["slug"] for p in projects) == ["acme-vision", "uni-nlp"]
+    assert sorted(p["slug"] for p in projects) == ["acme-vision", "dl-101", "uni-nlp"]
 
 
 def test_openapi_description_is_served(portal):

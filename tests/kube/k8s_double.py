@@ -14,11 +14,21 @@ root. It reports ``Running``, the pod IP and ready containers once the process i
 ``terminated`` with the exit code when it ends, records kubelet-like events, and ends a pod
 after its ``activeDeadlineSeconds``.
 
+Services: a test may give the double a Service's cluster DNS names and port with the local
+address that stands for its pods (:meth:`KubeDouble.add_service`). Pod processes then resolve
+``<name>``, ``<name>.<ns>``, ``<name>.<ns>.svc`` and ``<name>.<ns>.svc.cluster.local`` on that
+port to the local address and port (the cluster DNS and kube-proxy's translation, done by a
+``sitecustomize`` module the kubelet puts on the pod's PYTHONPATH; Python processes only).
+:meth:`KubeDouble.exec` runs a command with a pod's environment, as ``kubectl exec`` does.
+
 What it does NOT check (covered elsewhere or not at all, and so not proven by tests that
 use it): scheduling (no pod is bound to a node; node selectors, tolerations, taints,
 affinity and resource fit are not evaluated), device plugins (no GPU or MIG device is
 given to a process), image pulls (the image is never fetched; the local Python runs the
-command), RBAC and authentication (every request is allowed), network policies, PVC binding
+command), authentication (every request is taken to come from one service account), RBAC
+unless the test gives the double a service account's grants (:func:`grants_from_manifests`
+reads them from rendered Roles, ClusterRoles and their bindings; a request they do not allow
+gets the API server's 403 and is recorded in ``denied``), network policies, PVC binding
 and provisioning (claims are stored, never bound; volumes are not mounted), admission
 (no defaulting, validation webhooks or pod security admission), quantities and name rules
 (values are stored as sent; see the kubernetes-validate and checkov tests for schema and
@@ -41,6 +51,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
@@ -92,11 +103,103 @@ def status(code: int, reason: str, message: str) -> web.Response:
     return web.json_response({**body, "reason": reason, "message": message}, status=code)
 
 
+@dataclass(frozen=True)
+class Grant:
+    """One RBAC rule a service account holds: in ``namespace``, or cluster-wide (None)."""
+
+    namespace: str | None
+    api_groups: tuple[str, ...]
+    resources: tuple[str, ...]
+    verbs: tuple[str, ...]
+    resource_names: tuple[str, ...] = ()
+
+    def allows(self, verb: str, resource: str, namespace: str | None, name: str | None) -> bool:
+        if self.namespace is not None and namespace != self.namespace:
+            return False
+        if not ({"", "*"} & set(self.api_groups)):
+            return False  # the double serves the core group only
+        if not ({resource, "*"} & set(self.resources)) or not ({verb, "*"} & set(self.verbs)):
+            return False
+        return not self.resource_names or name in self.resource_names
+
+
+def grants_from_manifests(objects: list[dict], service_account: str, namespace: str):
+    """The grants of ``namespace``/``service_account`` in rendered RBAC objects: Roles bound
+    by RoleBindings (in their namespace), ClusterRoles bound by ClusterRoleBindings
+    (cluster-wide) or by RoleBindings (in the binding's namespace)."""
+    roles = {
+        (o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o
+        for o in objects
+        if o["kind"] in ("Role", "ClusterRole")
+    }
+    grants: list[Grant] = []
+    for binding in objects:
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        subject = {"kind": "ServiceAccount", "name": service_account, "namespace": namespace}
+        if subject not in binding.get("subjects", []):
+            continue
+        ref = binding["roleRef"]
+        bound_in = (
+            binding["metadata"].get("namespace") if binding["kind"] == "RoleBinding" else None
+        )
+        role_namespace = bound_in if ref["kind"] == "Role" else None
+        role = roles.get((ref["kind"], role_namespace, ref["name"]))
+        if role is None:
+            continue  # a binding to a role the chart does not create grants nothing
+        for rule in role.get("rules", []):
+            grants.append(
+                Grant(
+                    bound_in,
+                    tuple(rule.get("apiGroups", [])),
+                    tuple(rule.get("resources", [])),
+                    tuple(rule.get("verbs", [])),
+                    tuple(rule.get("resourceNames", [])),
+                )
+            )
+    return grants
+
+
+def request_verb(method: str, name: str | None, watch: bool) -> str:
+    if method == "GET":
+        return "get" if name else ("watch" if watch else "list")
+    if method == "DELETE":
+        return "delete" if name else "deletecollection"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+
+
+SERVICE_RESOLVER = '''"""The API double's cluster DNS and Service translation, for pod Python."""
+import json
+import os
+import socket
+
+_services = json.loads(os.environ.get("KUBE_DOUBLE_SERVICES", "{}"))
+_getaddrinfo = socket.getaddrinfo
+
+
+def _resolve(host, port, *args, **kwargs):
+    name = host.decode() if isinstance(host, bytes) else host
+    found = _services.get(f"{name}:{port}")
+    if found:
+        return _getaddrinfo(found[0], found[1], *args, **kwargs)
+    return _getaddrinfo(host, port, *args, **kwargs)
+
+
+socket.getaddrinfo = _resolve
+'''
+
+
 class KubeDouble:
     """The API double with its fake kubelet; use :func:`running_double` from sync tests."""
 
     def __init__(self, workdir: Path, namespaces: tuple[str, ...] = ("default",)) -> None:
         self.workdir = workdir
+        # RBAC: None lets every request through; a list of grants allows those only.
+        self.grants: list[Grant] | None = None
+        self.subject = "system:serviceaccount:default:default"
+        self.denied: list[tuple[str, str]] = []
+        self.services: dict[str, list] = {}  # "host:port" -> [local ip, local port]
+        self.environments: dict[tuple[str, str], tuple[dict[str, str], Path]] = {}
         self.objects: dict[str, dict[tuple[str | None, str], dict]] = {
             kind: {} for kind in (*NAMESPACED, *CLUSTER)
         }
@@ -182,6 +285,27 @@ class KubeDouble:
             },
         )
 
+    def add_service(self, name: str, namespace: str, port: int, ip: str, target_port: int):
+        """Pods reach Service ``name`` on ``port`` at ``ip``:``target_port`` (see above)."""
+        for host in (name, f"{name}.{namespace}", f"{name}.{namespace}.svc"):
+            for full in (host, f"{host}.cluster.local") if host.endswith(".svc") else (host,):
+                self.services[f"{full}:{port}"] = [ip, target_port]
+
+    async def exec(self, name: str, argv: list[str], namespace: str | None = None, timeout=60):
+        """``kubectl exec``: run ``argv`` with the environment of running pod ``name``;
+        returns (exit code, stdout, stderr)."""
+        key = next(k for k in self.environments if k[1] == name and namespace in (None, k[0]))
+        env, home = self.environments[key]
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            env=env,
+            cwd=home,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=timeout)
+        return process.returncode, out.decode(), err.decode()
+
     # -- HTTP -------------------------------------------------------------------------
 
     async def start(self) -> str:
@@ -211,6 +335,19 @@ class KubeDouble:
         if parts[0] == "namespaces" and len(parts) >= 3:
             namespace, parts = parts[1], parts[2:]
         kind, name = parts[0], (parts[1] if len(parts) > 1 else None)
+        resource = "/".join([kind, *parts[2:3]])  # pods/log, pods/exec: subresources
+        if self.grants is not None:
+            watch = request.query.get("watch", "").lower() in ("true", "1")
+            verb = request_verb(request.method, name, watch)
+            if not any(g.allows(verb, resource, namespace, name) for g in self.grants):
+                self.denied.append((request.method, request.path_qs))
+                where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+                return status(
+                    403,
+                    "Forbidden",
+                    f'{kind} is forbidden: User "{self.subject}" cannot {verb} resource '
+                    f'"{resource}" in API group "" {where}',
+                )
         if kind not in self.objects:
             return status(404, "NotFound", f"the double does not serve {kind!r}")
         if request.method == "GET" and name is None:
@@ -356,6 +493,15 @@ class KubeDouble:
         env = {k: os.environ[k] for k in ("LANG",) if k in os.environ} | {"PATH": path}
         env |= {e["name"]: e.get("value", "") for e in container.get("env", []) if "value" in e}
         env |= {"HOME": str(home), "JUPYTER_RUNTIME_DIR": str(runtime)}
+        if self.services:
+            shim = home / ".kube-double"
+            shim.mkdir(exist_ok=True)
+            (shim / "sitecustomize.py").write_text(SERVICE_RESOLVER)
+            inherited = os.environ.get("PYTHONPATH")
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shim), inherited]))
+            env["KUBE_DOUBLE_SERVICES"] = json.dumps(self.services)
+        elif os.environ.get("PYTHONPATH"):
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         if "JUPYTERHUB_SERVICE_URL" in env:
             url = urlparse(env["JUPYTERHUB_SERVICE_URL"])
             env["JUPYTERHUB_SERVICE_URL"] = urlunparse(url._replace(netloc=f"{ip}:{url.port}"))
@@ -370,6 +516,7 @@ class KubeDouble:
                 start_new_session=True,
             )
         self.processes[uid] = process
+        self.environments[key] = (env, home)
         self.record_event(
             pod, "Started", f"Started container {container['name']} as process {process.pid}"
         )

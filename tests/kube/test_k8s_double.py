@@ -107,3 +107,70 @@ async def test_a_deleted_pods_process_does_not_touch_its_successor(double):
     assert new["metadata"]["uid"] != old["metadata"]["uid"]
     assert "running" in new["status"]["containerStatuses"][0]["state"]
     assert len(double.processes) == 1
+
+
+ROLE_OBJECTS = [
+    {
+        "kind": "Role",
+        "metadata": {"name": "hub", "namespace": "aitestbed"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create"]}],
+    },
+    {
+        "kind": "RoleBinding",
+        "metadata": {"name": "hub", "namespace": "aitestbed"},
+        "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": "aitestbed"}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"},
+    },
+    {
+        "kind": "ClusterRole",
+        "metadata": {"name": "capacity"},
+        "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}],
+    },
+    {
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "capacity"},
+        "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": "aitestbed"}],
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "capacity",
+        },
+    },
+    {  # another account's binding grants the hub nothing
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "other"},
+        "subjects": [{"kind": "ServiceAccount", "name": "other", "namespace": "aitestbed"}],
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "capacity",
+        },
+    },
+]
+
+
+async def test_rbac_allows_what_the_bound_roles_grant_and_nothing_else(double):
+    from tests.kube.k8s_double import grants_from_manifests
+
+    double.grants = grants_from_manifests(ROLE_OBJECTS, "hub", "aitestbed")
+    double.subject = "system:serviceaccount:aitestbed:hub"
+    async with aiohttp.ClientSession(double.url) as http:
+        assert (await http.get(f"{NS}/pods")).status == 200
+        assert (await http.get("/api/v1/nodes")).status == 200
+        for method, path in [
+            ("GET", f"{NS}/pods?watch=true"),  # watch is not granted
+            ("GET", "/api/v1/pods"),  # all namespaces: only a ClusterRole could grant it
+            ("GET", "/api/v1/namespaces/default/pods"),  # another namespace
+            ("DELETE", f"{NS}/pods/x"),
+            ("GET", f"{NS}/persistentvolumeclaims"),
+            ("GET", "/api/v1/nodes/n1"),  # get, not list
+        ]:
+            response = await http.request(method, path)
+            assert response.status == 403, (method, path)
+            body = await response.json()
+            assert body["reason"] == "Forbidden"
+        assert body["message"] == (
+            'nodes is forbidden: User "system:serviceaccount:aitestbed:hub" cannot get '
+            'resource "nodes" in API group "" at the cluster scope'
+        )
+    assert len(double.denied) == 6

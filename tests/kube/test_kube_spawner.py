@@ -160,3 +160,32 @@ async def test_progress_shows_kubernetes_events(tmp_path, double):
     await asyncio.wait_for(collect(), timeout=30)
     assert messages[0] == "Starting your session ..."
     assert any("[Normal] Pulling image" in m for m in messages)
+
+
+async def test_capacity_says_why_it_is_not_shown(tmp_path, double):
+    """Without the chart's ClusterRole the API answers 403; with the setting off the hub
+    does not ask at all. Either way the spawn page gets one sentence saying why."""
+    from aitestbed.hub.kube_spawner import CAPACITY_FORBIDDEN, CAPACITY_OFF
+
+    from tests.kube.k8s_double import Grant
+
+    settings = production_settings(tmp_path)
+    flavors, _ = catalog(settings)
+    double.add_node("a100-1", A100, {"nvidia.com/gpu": "8"})
+    spawner = make_spawner(settings, double.url)
+    PortalKubeSpawner._cluster_cache.clear()
+    # The namespaced Role only (as the chart with hub.rbac.readClusterCapacity: false).
+    double.grants = [Grant("aitestbed", ("",), ("pods", "events"), ("get", "list", "watch"))]
+    assert await spawner.capacity({}, [flavors["a100x1"]]) == {}
+    assert spawner.capacity_note == CAPACITY_FORBIDDEN
+    assert double.denied == [("GET", "/api/v1/nodes")]
+
+    double.grants = None
+    assert (await spawner.capacity({}, [flavors["a100x1"]]))["a100x1"] == (8, 8)
+    assert spawner.capacity_note == ""
+
+    spawner.read_cluster_capacity = False
+    reads = len(double.requests)
+    assert await spawner.capacity({}, [flavors["a100x1"]]) == {}
+    assert spawner.capacity_note == CAPACITY_OFF
+    assert len(double.requests) == reads, "no read when the setting is off"

@@ -9,6 +9,7 @@ GPU resource exists, admission policies); kubernetes-validate checks structure o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -101,3 +102,55 @@ async def test_checkov_finds_nothing_but_the_justified_exceptions(manifests, tmp
     stale = sorted(set(skips) - {cid for cid, _ in failed})
     assert not stale, f"exceptions that no longer match a finding (remove them): {stale}"
     assert report["summary"]["passed"] > 0
+
+
+@pytest.mark.parametrize(
+    "storage",
+    [
+        {"home_storage_type": "none", "project_volume": False},
+        {
+            "home_storage_type": "static",
+            "home_static_claim": "homes",
+            "extra_volumes": ({"name": "sw", "nfs": {"server": "nfs.example.org", "path": "/sw"}},),
+            "extra_volume_mounts": ({"name": "sw", "mountPath": "/opt/sw", "readOnly": True},),
+        },
+        {
+            "home_storage_type": "dynamic",
+            "cpu_node_affinity_preferred": (
+                {
+                    "weight": 100,
+                    "preference": {
+                        "matchExpressions": [
+                            {"key": "nvidia.com/gpu.present", "operator": "DoesNotExist"}
+                        ]
+                    },
+                },
+            ),
+        },
+    ],
+    ids=["none", "static", "cpu-affinity"],
+)
+async def test_storage_modes_give_valid_pods(tmp_path, double, storage):
+    settings = production_settings(tmp_path / "state")
+    settings = dataclasses.replace(
+        settings, kubernetes=dataclasses.replace(settings.kubernetes, **storage)
+    )
+    spawner = make_spawner(settings, NOWHERE)
+    spawner.namespace = settings.kubernetes.namespace
+    flavor, image = settings.flavors[0], settings.images[0]
+    spawner.apply_session(flavor_spec(flavor), image_spec(image), "acme-vision")
+    pod = ApiClient().sanitize_for_serialization(await spawner.get_pod_manifest())
+    kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=True)
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    mounts = {m["name"]: m for m in pod["spec"]["containers"][0]["volumeMounts"]}
+    if "cpu_node_affinity_preferred" in storage:
+        preferred = pod["spec"]["affinity"]["nodeAffinity"]
+        terms = preferred["preferredDuringSchedulingIgnoredDuringExecution"]
+        assert terms == list(storage["cpu_node_affinity_preferred"])
+        assert volumes["home"]["persistentVolumeClaim"] == {"claimName": "claim-alice"}
+    elif storage["home_storage_type"] == "none":
+        assert "home" not in volumes and "project" not in volumes
+    else:
+        assert volumes["home"]["persistentVolumeClaim"] == {"claimName": "homes"}
+        assert mounts["home"]["subPath"] == "home/alice"  # {username} expanded
+        assert volumes["sw"]["nfs"]["path"] == "/sw"

@@ -337,3 +337,21 @@ def test_the_client_secret_never_reaches_the_logs(sso):
     assert CLIENT_SECRET not in json.dumps(
         requests.get(f"{portal.portal_url}api/openapi.json", timeout=30).json()
     )
+
+
+def test_a_name_that_maps_to_a_system_account_is_refused_at_login(sso):
+    """'munge' at the provider maps to the cluster account munge (template {name}): the
+    login is refused with a sentence naming the account, and no hub user is made."""
+    import html
+
+    portal, provider = sso
+    operator = _operator(portal, provider)
+    provider.set_user("munge", "munge-pw", ["aitestbed-users", "acme-vision-users"])
+    session, response = provider_login(portal.url, "munge", "munge-pw")
+    assert response.status_code == 403
+    assert (
+        "The cluster account 'munge' is a system account that portal jobs may not use; ask "
+        "the operators to map you to a personal account." in html.unescape(response.text)
+    )
+    assert _hub_user(portal, operator, "munge").status_code == 404
+    assert session.get(f"{portal.url}/hub/api/user", timeout=30).status_code == 403

@@ -17,7 +17,11 @@ UNIX_USERS = {"alice": "aitb-alice", "bob": "aitb-bob"}
 @pytest.fixture(scope="session")
 def slurm_cluster():
     if os.geteuid() != 0:
-        pytest.skip("a real Slurm node needs root (slurmd starts jobs as their users)")
+        # A failure, not a skip: a skipped Slurm suite would let Slurm defects through.
+        pytest.fail(
+            "The Slurm tests need root (slurmd starts jobs as their users, slurmrestd and "
+            "munged run as their own accounts): run them as root, as CI does."
+        )
     cluster = new_cluster()
     try:
         cluster.start()

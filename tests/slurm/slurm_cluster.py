@@ -17,6 +17,7 @@ By hand::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import secrets
@@ -41,13 +42,14 @@ NODE_LINE = (
 MIN_JOB_AGE = 4  # seconds a finished job stays visible in slurmctld
 
 
-def ensure_user(name: str) -> pwd.struct_passwd:
-    """Create a Unix user (no password, no login) unless it exists; idempotent."""
+def ensure_user(name: str, *, system: bool = False) -> pwd.struct_passwd:
+    """Create a Unix user (no password, no login; ``system``: a UID below 1000) unless it
+    exists; idempotent."""
     try:
         return pwd.getpwnam(name)
     except KeyError:
         subprocess.run(
-            ["useradd", "--no-create-home", "--shell", "/bin/bash", name],
+            ["useradd", *(["--system"] * system), "--no-create-home", "--shell", "/bin/bash", name],
             check=False,
             capture_output=True,
             timeout=60,
@@ -223,19 +225,9 @@ PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=60 State=UP
         self._start_munge()
         # slurmctld first: a slurmd started before it backs off and ignores SIGTERM.
         self._spawn("slurmctld", ["slurmctld", "-D", "-f", str(self.conf)])
-
-        def controller_up() -> bool:
-            self._check("slurmctld")
-            return "UP" in self._run("scontrol", "ping")
-
-        wait_until(controller_up, timeout=60, what="slurmctld")
+        self.wait_controller()
         self._spawn("slurmd", ["slurmd", "-D", "-N", NODE, "-f", str(self.conf)])
-
-        def node_idle() -> bool:
-            self._check("slurmd")
-            return self._run("sinfo", "-h", "-n", NODE, "-o", "%T").startswith("idle")
-
-        wait_until(node_idle, timeout=60, what="slurmd idle")
+        self.wait_node()
         rest = pwd.getpwnam(REST_USER)
         self._spawn(
             "slurmrestd",
@@ -255,6 +247,40 @@ PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=60 State=UP
         )
         self.wait_rest()
         return self
+
+    def wait_controller(self) -> None:
+        def controller_up() -> bool:
+            self._check("slurmctld")
+            return "UP" in self._run("scontrol", "ping")
+
+        wait_until(controller_up, timeout=60, what="slurmctld")
+
+    def wait_node(self) -> None:
+        """Until the node takes jobs (idle, or busy with the jobs it already runs)."""
+
+        def node_up() -> bool:
+            self._check("slurmd")
+            state = self._run("sinfo", "-h", "-n", NODE, "-o", "%T")
+            return state.startswith(("idle", "mixed", "allocated"))
+
+        wait_until(node_up, timeout=60, what="slurmd up")
+
+    def kill(self, name: str) -> None:
+        """``kill -9`` a daemon (its whole process group), as a crash would."""
+        process = self.processes[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def restart(self, name: str) -> None:
+        """Start a stopped or killed daemon again, as before, and wait until it serves."""
+        if name == "slurmrestd":
+            self.start_rest()
+            return
+        self._spawn(name, self.processes[name].args)
+        if name == "slurmctld":
+            self.wait_controller()
+            self.wait_node()
 
     def wait_rest(self) -> None:
         import requests

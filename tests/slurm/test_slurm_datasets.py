@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 
 from tests.datasets_support import dataset_section, write_dataset_folders
 from tests.jobs_support import JobsClient, make_app, wait_for_state, write_settings
-from tests.slurm.test_slurm_jobs import FINAL, NAMES, job_python, settings_path  # noqa: F401
+from tests.slurm.portal_support import job_python
+from tests.slurm.test_slurm_jobs import FINAL, NAMES, settings_path  # noqa: F401
 
 pytestmark = pytest.mark.slurm
 

@@ -10,30 +10,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import sysconfig
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
 from aitestbed.portal.jobs.backend import BackendRejected
 from aitestbed.portal.jobs.slurm import SlurmBackend
 from aitestbed.settings import load_settings
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
 
-from tests.conftest import EXAMPLE_SETTINGS
-from tests.jobs_support import (
-    JobsClient,
-    make_app,
-    python_notebook,
-    wait_for_state,
-    write_settings,
-)
+from tests.jobs_support import JobsClient, make_app, python_notebook, wait_for_state
 from tests.slurm.conftest import UNIX_USERS
-from tests.slurm.slurm_cluster import PARTITION
+from tests.slurm.portal_support import count_jobs, portal_settings, squeue_ids
 
 pytestmark = pytest.mark.slurm
 
@@ -41,67 +30,16 @@ FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
 NAMES = ["alice", "bob", "carol"]
 
 
-def job_python() -> list[str]:
-    """A Python with papermill that the test users can run.
-
-    This venv's interpreter may live where they cannot go (pyenv under /root): then the
-    system Python of the same version runs with this venv's packages on its path.
-    """
-
-    def reachable(path: str) -> bool:
-        path = os.path.abspath(path)
-        while path != "/":
-            if not os.stat(path).st_mode & 0o001:
-                return False
-            path = os.path.dirname(path)
-        return True
-
-    if reachable(sys.executable) and reachable(os.path.realpath(sys.executable)):
-        return [sys.executable]
-    system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
-    if not os.path.exists(system):
-        pytest.fail(f"the test users cannot run {sys.executable} and there is no {system}")
-    return ["/usr/bin/env", f"PYTHONPATH={sysconfig.get_paths()['purelib']}", system]
-
-
 @pytest.fixture(scope="module")
 def settings_path(slurm_cluster, cluster_users, tmp_path_factory):
-    doc = yaml.safe_load(EXAMPLE_SETTINGS.read_text())
-    state = tmp_path_factory.mktemp("slurm-portal")
-    doc["site"]["state_dir"] = str(state)
-    doc["jobs"] = {
-        "backend": "slurm",
-        "poll_interval_seconds": 0.5,
-        "partitions": [
-            {
-                "name": PARTITION,
-                "default": True,
-                "gpu_type": "fake",
-                "gpus_per_node": 2,
-                "cpus_per_node": 4,
-                "memory_per_node_mb": 1000,
-                "max_time_minutes": 60,
-            }
-        ],
-        "home_template": str(cluster_users["homes"] / "{user}"),
-        "project_dir_template": str(cluster_users["projects"] / "{project}"),
-        "user_mapping": {
-            "template": "aitb-{name}",
-            "overrides": {"carol": "aitb-nosuchuser"},
-        },
-        "papermill": [*job_python(), "-m", "papermill"],
-        "slurm": {
-            "rest_url": slurm_cluster.rest_url,
-            "jwt_key_file": str(slurm_cluster.jwt_key),
-            "token_lifetime_seconds": 120,
-            "poll_user": "slurm",
-            "job_completion_file": str(slurm_cluster.jobcomp_file),
-            "request_timeout_seconds": 10,
-        },
-    }
     # carol needs a project to get as far as the cluster-account check
-    doc["projects"][0]["members"].append({"user": "carol"})
-    return write_settings(state / "settings.yaml", doc)
+    return portal_settings(
+        slurm_cluster,
+        cluster_users,
+        tmp_path_factory.mktemp("slurm-portal"),
+        overrides={"carol": "aitb-nosuchuser"},
+        members=("carol",),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -117,23 +55,6 @@ def portal(settings_path):
             **{name: JobsClient(client, f"t-{name}") for name in NAMES},
         }
     engine.dispose()
-
-
-def squeue_ids(cluster, user: str, name: str | None = None) -> list[str]:
-    argv = ["squeue", "-h", "-u", user, "-o", "%i"]
-    if name:
-        argv += ["-n", name]
-    result = subprocess.run(
-        argv, env=cluster.env(), capture_output=True, text=True, timeout=30, check=True
-    )
-    return result.stdout.split()
-
-
-def count_jobs(engine) -> int:
-    from aitestbed.portal import models
-
-    with engine.connect() as connection:
-        return connection.execute(select(func.count()).select_from(models.Job)).scalar_one()
 
 
 def logs_text(api, job_id) -> str:

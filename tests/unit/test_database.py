@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 from aitestbed.portal import models
+from aitestbed.portal.datasets.search import described_by_models
 from aitestbed.portal.db import (
     alembic_config,
     make_engine,
@@ -41,7 +42,10 @@ def _settings(doc, tmp_path):
 
 def test_migrations_match_the_models(engine):
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), models.Base.metadata)
+        context = MigrationContext.configure(
+            connection, opts={"include_object": described_by_models}
+        )
+        diff = compare_metadata(context, models.Base.metadata)
     assert diff == []
     assert {"projects", "memberships", "users", "flavors", "images"} <= set(
         inspect(engine).get_table_names()
@@ -64,16 +68,25 @@ def test_seed_from_settings_is_idempotent(engine, settings_doc, tmp_path):
             sync_settings(session, settings)
     with sessions() as session:
         projects = session.scalars(select(models.Project).order_by(models.Project.slug)).all()
-        assert [p.slug for p in projects] == ["acme-vision", "uni-nlp"]
+        assert [(p.slug, p.kind) for p in projects] == [
+            ("acme-vision", "project"),
+            ("dl-101", "course"),
+            ("uni-nlp", "project"),
+        ]
+        assert projects[1].course.flavor == "cpu-small"
+        assert {(m.user.name, m.role.value, m.course_role) for m in projects[1].memberships} == {
+            ("ingrid", "manager", "instructor"),
+            ("sam", "member", "student"),
+        }
         acme = projects[0]
         assert acme.gpu_hours_budget == 2000
         assert acme.valid_until == date(2027, 2, 28)
         assert acme.allowed_flavors is None
-        assert projects[1].allowed_images == ["python-cpu"]
+        assert projects[2].allowed_images == ["python-cpu"]
         roles = {(m.user.name, m.role) for m in acme.memberships}
         assert roles == {("alice", models.Role.MANAGER), ("bob", models.Role.MEMBER)}
         assert session.scalar(select(models.User).where(models.User.name == "olivia")).is_operator
-        assert len(session.scalars(select(models.Membership)).all()) == 3
+        assert len(session.scalars(select(models.Membership)).all()) == 3 + 2  # and the course
 
 
 def test_settings_changes_update_but_never_delete(engine, settings_doc, tmp_path):

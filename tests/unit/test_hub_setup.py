@@ -33,7 +33,14 @@ def test_hub_configuration_from_settings(settings, tmp_path):
     setup_portal(c, settings)
     assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
     assert c.JupyterHub.authenticator_class == "aitestbed.hub.demo_auth.DemoAuthenticator"
-    assert set(c.DemoAuthenticator.password_hashes) == {"alice", "bob", "carol", "olivia"}
+    assert set(c.DemoAuthenticator.password_hashes) == {
+        "alice",
+        "bob",
+        "carol",
+        "olivia",
+        "ingrid",
+        "sam",
+    }
     assert c.Authenticator.admin_users == {"olivia"}
     assert c.JupyterHub.spawner_class == "aitestbed.hub.local_spawner.PortalLocalSpawner"
     assert c.JupyterHub.concurrent_spawn_limit == 0  # the start queue holds a class instead
@@ -71,12 +78,32 @@ def test_services_and_their_roles_are_least_privilege(settings):
         "delete:servers",
     ]
     assert roles["user"]["scopes"] == ["self", "access:services!service=portal"]
-    # The portal reads which servers run (to close stale usage records) and stops the
-    # servers of users whose project access ended; nothing more (no admin:servers).
+    # The portal reads which servers run (to close stale usage records), stops the servers
+    # of users whose project access ended, and keeps the members of the course groups in
+    # line; nothing more (no admin:servers).
     assert roles["portal"] == {
         "name": "portal",
         "services": ["portal"],
-        "scopes": ["list:users", "read:servers", "delete:servers"],
+        "scopes": [
+            "list:users",
+            "read:servers",
+            "delete:servers",
+            "groups!group=course.dl-101",
+            "groups!group=staff.dl-101",
+        ],
+    }
+    # The staff of a course act on its students' servers only, through a group role.
+    assert roles["course-staff-dl-101"]["groups"] == ["staff.dl-101"]
+    assert set(roles["course-staff-dl-101"]["scopes"]) == {
+        "list:users!group=course.dl-101",
+        "read:users!group=course.dl-101",
+        "admin:servers!group=course.dl-101",
+        "access:servers!group=course.dl-101",
+        "read:groups!group=course.dl-101",
+    }
+    assert c.JupyterHub.load_groups == {
+        "course.dl-101": {"users": ["ingrid", "sam"]},
+        "staff.dl-101": {"users": ["ingrid"]},
     }
 
 
@@ -110,6 +137,71 @@ def test_kubernetes_mode_configures_the_kube_spawner(tmp_path):
     assert c.Spawner.environment["AITESTBED_PORTAL_URL"] == kube.session_portal_url
     assert "--allow-root" not in c.Spawner.get("args", [])
     assert c.Spawner.pre_spawn_hook is not None
+
+
+def _kube_settings(tmp_path, **kube):
+    settings = load_settings(PRODUCTION_SETTINGS)
+    return dataclasses.replace(
+        settings,
+        site=dataclasses.replace(
+            settings.site, state_dir=tmp_path / "state", bind_url="http://0.0.0.0:8000"
+        ),
+        authentication=dataclasses.replace(settings.authentication, kind="demo"),
+        kubernetes=dataclasses.replace(settings.kubernetes, **kube),
+    )
+
+
+def test_sessions_reach_the_portal_through_its_service_never_a_listen_address(
+    tmp_path, monkeypatch
+):
+    monkeypatch.delenv("AITESTBED_PORTAL_SERVICE_URL", raising=False)
+    settings = _kube_settings(tmp_path, session_portal_url="")
+    with pytest.raises(SettingsError) as refused:
+        setup_portal(Config(), settings)
+    assert "sessions cannot reach the portal at site.bind_url http://0.0.0.0:8000" in str(
+        refused.value
+    )
+    assert "set kubernetes.session_portal_url" in str(refused.value)
+
+    monkeypatch.setenv("AITESTBED_PORTAL_SERVICE_URL", "http://portal-aitestbed-portal:8090")
+    c = Config()
+    setup_portal(c, settings)
+    assert c.Spawner.environment == {
+        "AITESTBED_PORTAL_URL": "http://portal-aitestbed-portal:8090/services/portal/"
+    }
+    # The portal service the proxy routes to is the same Service.
+    portal = next(s for s in c.JupyterHub.services if s["name"] == "portal")
+    assert portal["url"] == "http://portal-aitestbed-portal:8090"
+
+    explicit = _kube_settings(tmp_path, session_portal_url="http://other:9/services/portal/")
+    c = Config()
+    setup_portal(c, explicit)
+    assert c.Spawner.environment["AITESTBED_PORTAL_URL"] == "http://other:9/services/portal/"
+
+
+def test_capacity_reading_follows_the_setting(tmp_path):
+    for value in (True, False):
+        c = Config()
+        setup_portal(c, _kube_settings(tmp_path, read_cluster_capacity=value))
+        assert c.PortalKubeSpawner.read_cluster_capacity is value
+
+
+def test_the_metrics_token_may_read_metrics_and_nothing_else(settings, monkeypatch):
+    monkeypatch.delenv("AITESTBED_METRICS_API_TOKEN", raising=False)
+    c = Config()
+    setup_portal(c, settings)
+    assert "metrics" not in [s["name"] for s in c.JupyterHub.services]
+    assert "metrics" not in [r["name"] for r in c.JupyterHub.load_roles]
+
+    monkeypatch.setenv("AITESTBED_METRICS_API_TOKEN", "a" * 64)
+    c = Config()
+    setup_portal(c, settings)
+    assert {"name": "metrics", "api_token": "a" * 64} in c.JupyterHub.services
+    assert {
+        "name": "metrics",
+        "services": ["metrics"],
+        "scopes": ["read:metrics"],
+    } in c.JupyterHub.load_roles
 
 
 def _with_oidc(settings, **oidc):
@@ -205,3 +297,96 @@ def test_kubernetes_mode_takes_the_charts_deployment_facts(tmp_path, monkeypatch
     portal = next(s for s in c.JupyterHub.services if s["name"] == "portal")
     assert portal["url"] == "http://aitestbed-hub:8090"
     assert portal["environment"]["AITESTBED_PORTAL_BIND_HOST"] == "0.0.0.0"
+
+
+def test_extra_config_runs_after_the_portal_in_name_order(settings, tmp_path, monkeypatch):
+    from aitestbed.hub.setup import run_extra_config
+
+    folder = tmp_path / "extra"
+    folder.mkdir()
+    (folder / "20-second.py").write_text("c.Spawner.start_timeout = c.Spawner.start_timeout * 2\n")
+    (folder / "10-first.py").write_text("c.Spawner.start_timeout = 450\n")
+    (folder / "notes.txt").write_text("not python")
+    c = Config()
+    setup_portal(c, settings)
+    monkeypatch.delenv("AITESTBED_EXTRA_CONFIG_DIR", raising=False)
+    assert run_extra_config(c) == []
+    monkeypatch.setenv("AITESTBED_EXTRA_CONFIG_DIR", str(folder))
+    assert run_extra_config(c) == ["10-first.py", "20-second.py"]
+    assert c.Spawner.start_timeout == 900
+
+
+def test_session_scheduling_choices_reach_the_kube_spawner(tmp_path):
+    settings = _kube_settings(
+        tmp_path,
+        scheduler_name="portal-aitestbed-user-scheduler",
+        image_pull_secrets=("regcred",),
+        cpu_node_selector={"pool": "cpu"},
+        cpu_tolerations=({"key": "pool", "operator": "Exists"},),
+    )
+    c = Config()
+    setup_portal(c, settings)
+    assert c.KubeSpawner.scheduler_name == "portal-aitestbed-user-scheduler"
+    assert c.KubeSpawner.image_pull_secrets == ["regcred"]
+    assert c.PortalKubeSpawner.kube_site["cpu_node_selector"] == {"pool": "cpu"}
+    assert c.PortalKubeSpawner.kube_site["cpu_tolerations"] == [
+        {"key": "pool", "operator": "Exists"}
+    ]
+
+
+def test_culler_settings_reach_the_culler(settings):
+    from aitestbed.hub.setup import culler_command
+
+    assert culler_command(settings)[3:] == ["--timeout=3600", "--concurrency=10"]
+    site = dataclasses.replace(
+        settings.site, idle_cull_every_seconds=120, idle_cull_concurrency=4, idle_cull_users=True
+    )
+    tuned = dataclasses.replace(settings, site=site)
+    assert culler_command(tuned)[3:] == [
+        "--timeout=3600",
+        "--concurrency=4",
+        "--cull-every=120",
+        "--cull-users=True",
+    ]
+    c = Config()
+    setup_portal(c, tuned)
+    role = next(r for r in c.JupyterHub.load_roles if r["name"] == "idle-culler")
+    assert role["scopes"][-1] == "admin:users"
+    c = Config()
+    setup_portal(c, settings)
+    role = next(r for r in c.JupyterHub.load_roles if r["name"] == "idle-culler")
+    assert "admin:users" not in role["scopes"]
+
+
+def test_culler_settings_load_from_the_file(tmp_path):
+    import yaml
+
+    doc = yaml.safe_load(EXAMPLE_SETTINGS.read_text())
+    doc["site"] |= {"idle_cull_every_seconds": 300, "idle_cull_users": True}
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    loaded = load_settings(path)
+    assert (loaded.site.idle_cull_every_seconds, loaded.site.idle_cull_users) == (300, True)
+
+
+def test_sessions_get_the_sites_extra_environment_but_never_the_portals_own(tmp_path):
+    settings = _kube_settings(tmp_path, extra_environment={"PIP_INDEX_URL": "https://pypi.example"})
+    c = Config()
+    setup_portal(c, settings)
+    assert c.Spawner.environment == {
+        "PIP_INDEX_URL": "https://pypi.example",
+        "AITESTBED_PORTAL_URL": settings.kubernetes.session_portal_url,
+    }
+
+
+@pytest.mark.parametrize("name", ["AITESTBED_PORTAL_URL", "JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"])
+def test_the_portals_own_variables_cannot_be_set_for_sessions(tmp_path, name):
+    import yaml
+
+    doc = yaml.safe_load(PRODUCTION_SETTINGS.read_text())
+    doc["kubernetes"]["extra_environment"] = {name: "x"}
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SettingsError) as refused:
+        load_settings(path)
+    assert "kubernetes.extra_environment" in str(refused.value)

@@ -169,6 +169,7 @@ class RecordingBackend:
     name = "slurm"
     files_owned_by_user = True
     places_datasets = False
+    remembers_finished_jobs = False
 
     def __init__(self) -> None:
         self.submissions = []
@@ -188,6 +189,9 @@ class RecordingBackend:
 
     def user_exists(self, unix_user):
         return True
+
+    def account_uid(self, unix_user):
+        return None
 
 
 @pytest.fixture

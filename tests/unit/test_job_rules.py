@@ -299,3 +299,46 @@ def test_the_jwt_key_and_tokens_never_reach_logs_or_reprs(tmp_path, caplog):
     key_file.unlink()
     with pytest.raises(BackendUnavailable, match="JWT key file is unreadable"):
         backend.poll(["1"])
+
+
+def test_only_a_connection_never_made_proves_a_request_was_not_sent():
+    """Refused connection: surely not sent. Dropped after sending, or no answer in time:
+    maybe sent (the gateway then looks the job up instead of forgetting it)."""
+    import socket
+    import threading
+
+    import requests
+    from aitestbed.portal.jobs.slurm import may_have_been_sent
+
+    from tests.harness import free_port
+
+    def error_of(url, timeout=2.0):
+        try:
+            requests.post(url, json={"a": 1}, timeout=timeout)
+        except requests.RequestException as error:
+            return error
+        raise AssertionError("the request did not fail")
+
+    assert not may_have_been_sent(error_of(f"http://127.0.0.1:{free_port()}/"))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    behaviour = {"mode": "drop"}
+
+    def serve():
+        for _ in range(2):
+            connection, _ = listener.accept()
+            connection.recv(65536)
+            if behaviour["mode"] == "drop":
+                connection.close()  # read the request, then hang up without an answer
+            else:
+                threading.Event().wait(1.5)  # read it and answer nothing until the timeout
+                connection.close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    assert may_have_been_sent(error_of(f"http://127.0.0.1:{port}/"))
+    behaviour["mode"] = "hold"
+    timed_out = error_of(f"http://127.0.0.1:{port}/", timeout=0.5)
+    assert isinstance(timed_out, requests.ReadTimeout) and may_have_been_sent(timed_out)
+    server.join(timeout=5)
+    listener.close()

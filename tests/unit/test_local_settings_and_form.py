@@ -143,3 +143,14 @@ def test_form_shows_each_projects_datasets_and_why_others_are_not_mounted():
     empty = render_spawn_form(options, {}, None, {ACME.slug: ProjectDatasets()})
     assert "No datasets are mounted in this project's sessions." in empty
     assert "aitb-datasets" not in render_spawn_form(options, {}, None)  # portal said nothing
+
+
+def test_form_says_why_the_free_capacity_is_not_shown():
+    options = spawn_options([ACME], list(FLAVORS.values()), list(IMAGES.values()), TODAY)
+    note = "Free GPU capacity is not shown: the cluster's <nodes> could not be read."
+    html = render_spawn_form(options, {}, None, None, capacity_note=note)
+    assert (
+        "<p class='aitb-muted aitb-capacity-note'>Free GPU capacity is not shown: the "
+        "cluster&#x27;s &lt;nodes&gt; could not be read.</p>"
+    ) in html
+    assert "aitb-capacity-note" not in render_spawn_form(options, {}, None)

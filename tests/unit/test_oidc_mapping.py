@@ -4,6 +4,8 @@ tests/oidc/)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from aitestbed.hub.oidc import (
     GRANTS_KEY,
@@ -200,3 +202,40 @@ def test_public_url_for_callback_and_logout():
     assert public_base_url(behind_proxy, "http://0.0.0.0:8000") == "https://portal.example.org"
     odd = Oidc(client_id="c", callback_url="https://portal.example.org/sso/cb")
     assert public_base_url(odd, "http://127.0.0.1:8000") is None
+
+
+async def test_login_is_refused_for_a_system_cluster_account():
+    from aitestbed.settings import Jobs, SlurmSettings
+    from tornado import web
+
+    slurm = SlurmSettings(rest_url="http://127.0.0.1:1", jwt_key_file=Path("/nonexistent"))
+    jobs = Jobs(
+        backend="slurm",
+        slurm=slurm,
+        user_overrides={"ops-bot": "bin"},
+        denied_accounts=frozenset({"root", "slurm"}),
+    )
+    auth = PortalOIDCAuthenticator(mapping=MAPPING, admin_users={"root"}, jobs_settings=jobs)
+    member = {"groups": ["aitestbed-users"]}
+    dana = await auth.update_auth_model(_auth_model("dana", member, auth))
+    assert await auth.check_allowed("dana", dana)  # no such account here: names only
+    for name, reason in (
+        ("root", "The cluster account 'root' is a system account that portal jobs may not use"),
+        ("slurm", "The cluster account 'slurm' is a system account that portal jobs may not"),
+        ("ops-bot", "The cluster account 'bin' has UID 2, below the smallest UID portal jobs"),
+    ):
+        model = await auth.update_auth_model(_auth_model(name, member, auth))
+        with pytest.raises(web.HTTPError) as refused:
+            await auth.check_allowed(name, model)  # site operators too: root stays root
+        assert refused.value.status_code == 403
+        message = refused.value.log_message % refused.value.args
+        assert message.startswith(reason) and message.endswith(
+            "; ask the operators to map you to a personal account."
+        )
+    # another template maps the same provider name to a personal account
+    templated = PortalOIDCAuthenticator(
+        mapping=MAPPING,
+        jobs_settings=Jobs(backend="slurm", slurm=slurm, user_template="hpc-{name}"),
+    )
+    root = await templated.update_auth_model(_auth_model("root", member, templated))
+    assert await templated.check_allowed("root", root)

@@ -103,3 +103,71 @@ def test_memory_quantities_in_bytes(text, expected):
 def test_bad_quantity_is_refused():
     with pytest.raises(ValueError, match="not a memory quantity"):
         quantity_bytes("lots")
+
+
+NO_GPU = {
+    "weight": 100,
+    "preference": {
+        "matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "DoesNotExist"}]
+    },
+}
+
+
+def test_cpu_sessions_go_to_the_cpu_nodes_gpu_sessions_keep_theirs():
+    cpu_pool = {"key": "pool", "operator": "Equal", "value": "cpu", "effect": "NoSchedule"}
+    site = KubeSite(
+        extra_node_selector={"zone": "a"},
+        cpu_node_selector={"pool": "cpu"},
+        cpu_tolerations=(cpu_pool,),
+        cpu_node_affinity_preferred=(NO_GPU,),
+    )
+    image = ImageSpec("python-cpu", "Python", "registry.example.org/cpu:1")
+    cpu = pod_settings(CPU, image, "acme", site)
+    assert cpu["node_selector"] == {"zone": "a", "pool": "cpu"}
+    assert cpu["node_affinity_preferred"] == [NO_GPU]
+    assert cpu["tolerations"] == [cpu_pool]
+    gpu = pod_settings(GPU4, image, "acme", site)
+    assert gpu["node_selector"] == {"zone": "a", "nvidia.com/gpu.product": GPU4.gpu_product}
+    assert gpu["node_affinity_preferred"] == []
+    assert gpu["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+
+
+def test_storage_modes_dynamic_static_none_and_an_optional_project_volume():
+    image = ImageSpec("python-cpu", "Python", "registry.example.org/cpu:1")
+    dynamic = pod_settings(CPU, image, "acme", KubeSite())
+    assert dynamic["storage_pvc_ensure"] is True
+    assert [v["name"] for v in dynamic["volumes"]][:2] == ["home", "project"]
+
+    shared = {"name": "software", "nfs": {"server": "nfs.example.org", "path": "/sw"}}
+    static = pod_settings(
+        CPU,
+        image,
+        "acme",
+        KubeSite(
+            home_storage_type="static",
+            home_static_claim="homes",
+            home_static_sub_path="home/{username}",
+            project_volume=False,
+            extra_volumes=(shared,),
+            extra_volume_mounts=({"name": "software", "mountPath": "/opt/sw", "readOnly": True},),
+        ),
+    )
+    assert static["storage_pvc_ensure"] is False
+    volumes = {v["name"]: v for v in static["volumes"]}
+    assert volumes["home"] == {"name": "home", "persistentVolumeClaim": {"claimName": "homes"}}
+    assert "project" not in volumes
+    assert volumes["software"] == shared
+    mounts = {m["name"]: m for m in static["volume_mounts"]}
+    assert mounts["home"] == {
+        "name": "home",
+        "mountPath": "/home/jovyan",
+        "subPath": "home/{username}",
+    }
+    assert mounts["software"]["mountPath"] == "/opt/sw"
+
+    none = pod_settings(CPU, image, "acme", KubeSite(home_storage_type="none"))
+    assert none["storage_pvc_ensure"] is False
+    assert "home" not in [v["name"] for v in none["volumes"]]
+    assert "project" in [v["name"] for v in none["volumes"]]

@@ -149,3 +149,26 @@ def test_complete_request_fills_only_what_is_missing():
     assert (
         complete_request([], {})[1] == "You have no active project, so no session can be started."
     )
+
+
+def test_cluster_accounts_refused_by_name_or_uid_with_one_sentence():
+    from aitestbed.policy.cluster_accounts import DEFAULT_DENIED_ACCOUNTS, check_cluster_account
+
+    rules = {"min_uid": 1000, "denied": DEFAULT_DENIED_ACCOUNTS}
+    assert check_cluster_account("alice", 1001, **rules).allowed
+    assert check_cluster_account("alice", None, **rules).allowed  # unknown UID: names only
+    assert check_cluster_account("alice", 1000, **rules).allowed
+    for account in ("root", "slurm", "munge", "nobody", "daemon"):
+        decision = check_cluster_account(account, 65534, **rules)
+        assert (decision.allowed, decision.code) == (False, "denied-account")
+        assert decision.reason == (
+            f"The cluster account {account!r} is a system account that portal jobs may not "
+            "use; ask the operators to map you to a personal account."
+        )
+    low = check_cluster_account("backupsvc", 999, **rules)
+    assert (low.allowed, low.code) == (False, "system-uid")
+    assert low.reason == (
+        "The cluster account 'backupsvc' has UID 999, below the smallest UID portal jobs may "
+        "use (1000); ask the operators to map you to a personal account."
+    )
+    assert check_cluster_account("root", 0, min_uid=0, denied=()).allowed  # rules are settings

@@ -87,8 +87,9 @@ def test_user_without_project(client):
         ("t-alice", ["acme-vision"]),
         ("t-bob", ["acme-vision", "uni-nlp"]),
         ("t-carol", []),
-        ("t-olivia", ["acme-vision", "uni-nlp"]),
-        ("t-admin", ["acme-vision", "uni-nlp"]),
+        # Operators see every project, courses included (a course is a project).
+        ("t-olivia", ["acme-vision", "dl-101", "uni-nlp"]),
+        ("t-admin", ["acme-vision", "dl-101", "uni-nlp"]),
     ],
 )
 def test_project_list_and_detail_visibility(client, token, visible):
@@ -178,4 +179,11 @@ def test_openapi_documents_every_api_route(client):
         "api/datasets/{slug}/grants/{project}",
         "api/dataset-audit",
         "api/dataset-audit.csv",
+        "api/courses",
+        "api/courses/join",
+        "api/courses/{slug}",
+        "api/courses/{slug}/roster",
+        "api/courses/{slug}/members/{user}",
+        "api/courses/{slug}/join-codes",
+        "api/courses/{slug}/join-codes/{code_id}",
     }

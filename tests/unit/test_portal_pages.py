@@ -28,7 +28,7 @@ from tests.unit.test_portal_api import PREFIX, TableIdentity
 
 USER_PAGES = ["usage", "jobs", "datasets", "access"]
 OPERATOR_PAGES = ["console", "requests", "projects", "projects/acme-vision", "catalog", "audit"]
-EVERYONE_NAV = ["home", "sessions", "jobs", "datasets", "usage"]
+EVERYONE_NAV = ["home", "sessions", "jobs", "datasets", "usage", "courses"]
 OPERATOR_NAV = ["console", "requests", "projects", "catalog", "audit"]
 # Hostile text an operator or a user can type: markup, script, right-to-left override,
 # emoji, and long runs without a space.

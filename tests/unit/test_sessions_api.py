@@ -144,7 +144,7 @@ def test_usage_api_and_csv(portal):
     exported = client.get(PREFIX + "api/usage.csv", headers={"Authorization": "token t-olivia"})
     assert exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
-    assert [r["project"] for r in rows] == ["acme-vision", "uni-nlp"]
+    assert [r["project"] for r in rows] == ["acme-vision", "dl-101", "uni-nlp"]
     assert rows[0]["gpus_in_use"] == "1.0" and rows[0]["gpu_hours_budget"] == "2000.0"
 
 

@@ -336,3 +336,22 @@ def test_oidc_needs_its_section_and_endpoints(settings_doc, tmp_path):
         "oidc": {"client_id": "p", "authorize_url": "https://idp/auth"},
     }
     assert "give the issuer (discovery) or all of authorize_url" in _check(settings_doc, tmp_path)
+
+
+def test_cluster_account_rules_default_to_the_policy_and_can_be_set(tmp_path):
+    from aitestbed.policy.cluster_accounts import DEFAULT_DENIED_ACCOUNTS, DEFAULT_MIN_UID
+    from aitestbed.settings import schema
+
+    mapping = schema()["properties"]["jobs"]["properties"]["user_mapping"]["properties"]
+    assert mapping["denied_accounts"]["default"] == list(DEFAULT_DENIED_ACCOUNTS)
+    assert mapping["min_uid"]["default"] == DEFAULT_MIN_UID
+    doc = yaml.safe_load((REPO / "hub_config" / "settings.yaml").read_text())
+    doc["jobs"]["user_mapping"] = {"min_uid": 5000, "denied_accounts": ["ops"]}
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    jobs = load_settings(path).jobs
+    assert (jobs.account_min_uid, jobs.denied_accounts) == (5000, frozenset({"ops"}))
+    doc["jobs"]["user_mapping"] = {"min_uid": 0}
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SettingsError, match=r"jobs\.user_mapping\.min_uid"):
+        load_settings(path)

@@ -19,8 +19,9 @@ import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from kubernetes_asyncio.client.exceptions import ApiException
 from kubespawner import KubeSpawner
-from traitlets import Dict, Float
+from traitlets import Bool, Dict, Float
 
 from aitestbed.hub.capacity import free_capacity
 from aitestbed.hub.pod_settings import (
@@ -35,6 +36,19 @@ from aitestbed.policy.model import FlavorSpec, ImageSpec
 from aitestbed.policy.mounts import DatasetMount
 
 LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+CAPACITY_OFF = (
+    "Free GPU capacity is not shown: this site does not let the portal read the cluster's "
+    "nodes (kubernetes.read_cluster_capacity is off); a start that does not fit waits for room."
+)
+CAPACITY_FORBIDDEN = (
+    "Free GPU capacity is not shown: the portal may not read the cluster's nodes and pods "
+    "(ask the operators to grant it, see docs/kubernetes.md); a start that does not fit waits "
+    "for room."
+)
+CAPACITY_UNREADABLE = (
+    "Free GPU capacity is not shown: the cluster's nodes and pods could not be read just now; "
+    "a start that does not fit waits for room."
+)
 
 
 class PortalKubeSpawner(PolicySpawnerMixin, KubeSpawner):
@@ -52,6 +66,12 @@ class PortalKubeSpawner(PolicySpawnerMixin, KubeSpawner):
         "cost one read).",
     ).tag(config=True)
 
+    read_cluster_capacity = Bool(
+        True,
+        help="Read the cluster's nodes and pods (cluster-wide list permission) for the free "
+        "capacity per flavor. False: no capacity is shown, and the spawn page says why.",
+    ).tag(config=True)
+
     session_deadline = Float(None, allow_none=True)
     _configured_environment: dict[str, Any] | None = None
 
@@ -60,8 +80,15 @@ class PortalKubeSpawner(PolicySpawnerMixin, KubeSpawner):
     @property
     def site(self) -> KubeSite:
         fields = dict(self.kube_site)
-        if "gpu_tolerations" in fields:
-            fields["gpu_tolerations"] = tuple(fields["gpu_tolerations"])
+        for key in (
+            "gpu_tolerations",
+            "cpu_tolerations",
+            "cpu_node_affinity_preferred",
+            "extra_volumes",
+            "extra_volume_mounts",
+        ):
+            if key in fields:
+                fields[key] = tuple(fields[key])
         return KubeSite(**fields)
 
     def apply_session(
@@ -101,6 +128,9 @@ class PortalKubeSpawner(PolicySpawnerMixin, KubeSpawner):
 
     async def _read_list(self, call, **kwargs) -> list[dict[str, Any]]:
         response = await call(_preload_content=False, **kwargs)
+        if not 200 <= response.status <= 299:
+            # Unread content is not checked by the client: a 403 must not pass as a list.
+            raise ApiException(status=response.status, reason=response.reason)
         return json.loads(await response.read())["items"]
 
     async def cluster_state(self) -> tuple[list[dict], list[dict]]:
@@ -115,12 +145,18 @@ class PortalKubeSpawner(PolicySpawnerMixin, KubeSpawner):
         return nodes, pods
 
     async def capacity(self, running: dict[str, int], flavors: list[FlavorSpec]):
+        if not self.read_cluster_capacity:
+            self.capacity_note = CAPACITY_OFF
+            return {}
         try:
             nodes, pods = await self.cluster_state()
         except Exception as error:
             # Without the numbers the scheduler still decides; do not block every start.
             self.log.warning("Cannot read nodes and pods for the free capacity: %s", error)
+            forbidden = getattr(error, "status", None) == 403
+            self.capacity_note = CAPACITY_FORBIDDEN if forbidden else CAPACITY_UNREADABLE
             return {}
+        self.capacity_note = ""
         return free_capacity(nodes, pods, [flavor_demand(f, self.site) for f in flavors])
 
     # -- lifetime ---------------------------------------------------------------------

@@ -10,6 +10,8 @@ mode for that).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -46,6 +48,15 @@ class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
         help="Folder holding one shared folder per project (the embedded /project)."
     ).tag(config=True)
     session_environment = Dict(help="Environment of the admitted session (set per start).")
+    start_state_dir = Unicode(
+        "",
+        help="""Folder where a starting server's state (process id, address, usage record)
+        is written the moment its process exists, before the hub's database has it. A hub
+        killed in between finds the process from this file when it restarts, and adopts
+        it (it answers) or stops it (closing its usage record), instead of leaving it
+        running unknown. Empty: no file.""",
+    ).tag(config=True)
+    _recovered_url = ""
 
     def apply_session(
         self,
@@ -83,3 +94,75 @@ class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
         # activating that environment.
         env["PATH"] = session_path(Path(sys.executable).parent, env.get("PATH"))
         return env
+
+    # -- a start the hub did not live to save ----------------------------------------------
+
+    def _start_state_file(self) -> Path | None:
+        if not self.start_state_dir or getattr(self, "orm_spawner", None) is None:
+            return None
+        return Path(self.start_state_dir) / f"spawner-{self.orm_spawner.id}.json"
+
+    def save_started_process(self, url: str) -> None:
+        path = self._start_state_file()
+        if path is not None:
+            # A plain file first: it is written in microseconds, the database commit after
+            # it can take long on a loaded machine.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps({"state": self.get_state(), "url": url}))
+            temporary.replace(path)
+        super().save_started_process(url)
+
+    def clear_state(self):
+        super().clear_state()
+        self._recovered_url = ""
+        path = self._start_state_file()
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    async def poll(self):
+        if self.proc is None and not self.pid:
+            self._recover_started_process()
+        return await super().poll()
+
+    async def get_url(self):
+        if self._recovered_url:
+            return f"{self._recovered_url.rstrip('/')}{self.server.base_url}"
+        return await super().get_url()
+
+    def _recover_started_process(self) -> None:
+        path = self._start_state_file()
+        try:
+            saved = json.loads(path.read_text()) if path is not None else None
+        except (OSError, ValueError):
+            saved = None
+        if not saved:
+            return
+        pid = saved.get("state", {}).get("pid")
+        if not pid or not _serves(pid, self.user.name, self.name):
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return
+        self.load_state(saved["state"])
+        self._recovered_url = saved.get("url", "")
+        self.log.warning(
+            "%s: found its server process %s, started just before the hub stopped",
+            self._log_name,
+            pid,
+        )
+
+
+def _serves(pid: int, user: str, server_name: str) -> bool:
+    """Whether process ``pid`` is alive and the single-user server of ``user``'s
+    ``server_name`` (its environment says so), not a process that reused the id."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            variables = set(environ.read().split(b"\0"))
+    except OSError:
+        return False
+    wanted = {f"JUPYTERHUB_USER={user}", f"JUPYTERHUB_SERVER_NAME={server_name}"}
+    return {item.encode() for item in wanted} <= variables and os.getpid() != pid

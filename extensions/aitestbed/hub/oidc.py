@@ -9,7 +9,9 @@ Flow of one login:
    using the settings' ``oidc.mapping`` rules: a pure function, tested alone;
 3. the grants decide whether the user may log in (refused users see
    ``oidc.refused_message``), whether they are an operator (JupyterHub admin) and which
-   JupyterHub groups they are in (``manage_groups``: replaced at every login);
+   JupyterHub groups they are in (``manage_groups``: replaced at every login); a user whose
+   cluster account (``jobs.user_mapping``) is a system account (denied name, UID below
+   ``min_uid``) is refused with a sentence naming the account;
 4. after the login is allowed, the project memberships and the instructor flag go to the
    portal over its internal API (``PUT api/internal/users/<name>/sso-grants``, through
    :class:`aitestbed.hub.portal_client.HubPortalClient`); what the provider no longer
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -49,7 +52,8 @@ from aitestbed.hub.oidc_handlers import (
 )
 from aitestbed.hub.portal_client import PortalRefused, PortalUnavailable, shared_client
 from aitestbed.hub.provider_outage import ProviderOutage, provider_reachable, provider_unreachable
-from aitestbed.settings import Oidc, OidcMapping, OidcMatch, Settings, SettingsError
+from aitestbed.policy.cluster_accounts import check_cluster_account
+from aitestbed.settings import Jobs, Oidc, OidcMapping, OidcMatch, Settings, SettingsError
 
 GRANTS_KEY = "aitestbed_grants"
 PORTAL_UNAVAILABLE = (
@@ -245,6 +249,16 @@ def read_client_secret(oidc: Oidc) -> str:
     return secret
 
 
+def cluster_account_uid(jobs: Jobs, account: str) -> int | None:
+    """The account's UID when this host resolves cluster users (Slurm, user_check: passwd)."""
+    if jobs.backend != "slurm" or jobs.slurm is None or jobs.slurm.user_check != "passwd":
+        return None
+    try:
+        return pwd.getpwnam(account).pw_uid
+    except KeyError:
+        return None  # not created yet: the portal refuses its jobs until it exists
+
+
 # --- the authenticator --------------------------------------------------------------------
 
 
@@ -334,6 +348,14 @@ class PortalOIDCAuthenticator(GenericOAuthenticator):
         "", help="The portal service's API token (the hub's credential for its internal API)."
     ).tag(config=True)
 
+    jobs_settings = AnyTrait(
+        None,
+        help="""The settings' ``jobs`` section (an ``aitestbed.settings.Jobs``): the user
+        mapping to cluster accounts and its rules (``min_uid``, ``denied_accounts``). A user
+        whose account breaks them is refused at login. None: no check (unit tests).
+        """,
+    ).tag(config=True)
+
     end_session_url = Unicode(
         "",
         help="""The provider's end-session endpoint. When set, logout redirects there (with
@@ -362,6 +384,27 @@ class PortalOIDCAuthenticator(GenericOAuthenticator):
                 "(oidc.mapping.allowed is empty); projects decide who may start servers."
             )
 
+    def _check_cluster_account(self, username: str) -> None:
+        """Refuse the login of a user whose cluster account (the jobs' user mapping) is a
+        system account; the portal checks again at every submission."""
+        if self.jobs_settings is None:
+            return
+        account = self.jobs_settings.unix_user(username)
+        decision = check_cluster_account(
+            account,
+            cluster_account_uid(self.jobs_settings, account),
+            min_uid=self.jobs_settings.account_min_uid,
+            denied=self.jobs_settings.denied_accounts,
+        )
+        if not decision.allowed:
+            self.log.warning(
+                "Single sign-on: %s maps to the cluster account %r (%s); refused.",
+                username,
+                account,
+                decision.code,
+            )
+            raise web.HTTPError(403, "%s", decision.reason)
+
     def _grants(self, auth_state: Mapping[str, Any]) -> Grants:
         userinfo = auth_state.get(self.user_auth_state_key) or {}
         return grants_for(userinfo, self.mapping, self.groups_claim)
@@ -379,6 +422,7 @@ class PortalOIDCAuthenticator(GenericOAuthenticator):
     async def check_allowed(self, username, auth_model):
         if auth_model is None:
             return True
+        self._check_cluster_account(username)
         if username in self.admin_users:
             return True
         grants = Grants.from_json(auth_model["auth_state"][GRANTS_KEY])
@@ -498,6 +542,7 @@ def configure_oidc(c: Any, settings: Settings) -> None:
     auth.groups_claim = oidc.groups_claim
     auth.portal_url = portal_internal_url(settings)
     auth.portal_token = portal_api_token(settings)
+    auth.jobs_settings = settings.jobs
     if oidc.end_provider_session and endpoints.end_session_url:
         auth.end_session_url = endpoints.end_session_url
         auth.post_logout_redirect_url = f"{public}/hub/login" if public else ""

@@ -36,6 +36,15 @@ class KubeSite:
     )
     image_pull_policy: str = "IfNotPresent"
     extra_node_selector: dict[str, str] = field(default_factory=dict)
+    cpu_node_selector: dict[str, str] = field(default_factory=dict)
+    cpu_tolerations: tuple[dict[str, str], ...] = ()
+    cpu_node_affinity_preferred: tuple[dict[str, Any], ...] = ()
+    home_storage_type: str = "dynamic"
+    home_static_claim: str = ""
+    home_static_sub_path: str = "home/{username}"
+    project_volume: bool = True
+    extra_volumes: tuple[dict[str, Any], ...] = ()
+    extra_volume_mounts: tuple[dict[str, Any], ...] = ()
 
 
 _QUANTITY = re.compile(r"^(?P<number>[0-9]+(\.[0-9]+)?)(?P<suffix>Ki|Mi|Gi|Ti|k|M|G|T)?$")
@@ -69,9 +78,12 @@ def gpu_limits(flavor: FlavorSpec) -> dict[str, str]:
 
 
 def node_selector(flavor: FlavorSpec, site: KubeSite) -> dict[str, str]:
-    """The site's node labels, plus the GPU product label for GPU flavors."""
+    """The site's node labels, plus the GPU product label for GPU flavors or the CPU nodes'
+    labels for CPU flavors."""
     selector = dict(site.extra_node_selector)
-    if flavor.uses_gpu and flavor.gpu_product:
+    if not flavor.uses_gpu:
+        selector.update(site.cpu_node_selector)
+    elif flavor.gpu_product:
         selector[GPU_PRODUCT_LABEL] = flavor.gpu_product
     return selector
 
@@ -108,16 +120,26 @@ def shm_volume(flavor: FlavorSpec) -> tuple[list[dict[str, Any]], list[dict[str,
 
 
 def storage_volumes(project: str, site: KubeSite) -> tuple[list[dict], list[dict]]:
-    """The user's home (its own PVC) and the project's shared folder at /project."""
-    claim = site.project_claim_template.format(project=project)
-    volumes = [
-        {"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}},
-        {"name": "project", "persistentVolumeClaim": {"claimName": claim}},
-    ]
-    mounts = [
-        {"name": "home", "mountPath": "/home/jovyan"},
-        {"name": "project", "mountPath": "/project"},
-    ]
+    """The user's home (``home_storage_type``: its own PVC, a folder of one shared claim, or
+    none), the project's shared folder at /project (``project_volume``) and the site's extra
+    volumes."""
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    if site.home_storage_type == "dynamic":
+        volumes.append({"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}})
+        mounts.append({"name": "home", "mountPath": "/home/jovyan"})
+    elif site.home_storage_type == "static":
+        claim = {"claimName": site.home_static_claim}
+        volumes.append({"name": "home", "persistentVolumeClaim": claim})
+        mounts.append(
+            {"name": "home", "mountPath": "/home/jovyan", "subPath": site.home_static_sub_path}
+        )
+    if site.project_volume:
+        claim = site.project_claim_template.format(project=project)
+        volumes.append({"name": "project", "persistentVolumeClaim": {"claimName": claim}})
+        mounts.append({"name": "project", "mountPath": "/project"})
+    volumes += [dict(v) for v in site.extra_volumes]
+    mounts += [dict(m) for m in site.extra_volume_mounts]
     return volumes, mounts
 
 
@@ -241,10 +263,15 @@ def pod_settings(
         "extra_resource_guarantees": dict(limits),
         "extra_resource_limits": dict(limits),
         "node_selector": node_selector(flavor, site),
-        "tolerations": [dict(t) for t in site.gpu_tolerations] if flavor.uses_gpu else [],
+        "tolerations": [
+            dict(t) for t in (site.gpu_tolerations if flavor.uses_gpu else site.cpu_tolerations)
+        ],
+        "node_affinity_preferred": (
+            [] if flavor.uses_gpu else [dict(t) for t in site.cpu_node_affinity_preferred]
+        ),
         "volumes": store_volumes + shm_volumes + data_volumes,
         "volume_mounts": store_mounts + shm_mounts + data_mounts,
-        "storage_pvc_ensure": True,
+        "storage_pvc_ensure": site.home_storage_type == "dynamic",
         "storage_capacity": site.home_storage,
         "storage_class": site.home_storage_class,
         "environment": environment,

@@ -14,7 +14,9 @@ import inspect
 import os
 from datetime import date
 from typing import Any, ClassVar
+from urllib.parse import urlparse
 
+from sqlalchemy import inspect as inspect_orm
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Dict, Float, Integer, List, Unicode, default
@@ -33,7 +35,7 @@ from aitestbed.hub.spawn_form import (
     render_spawn_form,
 )
 from aitestbed.hub.start_queue import StartQueue
-from aitestbed.policy.admission import admit
+from aitestbed.policy.admission import admit, no_capacity_reason
 from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState, SpawnRequest
 from aitestbed.policy.mounts import DatasetMount, parse_mounts, refusal_messages
 from aitestbed.policy.options import ProjectOptions, complete_request, spawn_options
@@ -99,18 +101,6 @@ def clean_user_options(raw: dict[str, Any]) -> dict[str, str]:
             raise web.HTTPError(400, f"The session option {key!r} is too long.")
         cleaned[key] = value.strip()
     return cleaned
-
-
-def no_capacity_reason(flavor: str, total: float) -> str:
-    if total <= 0:
-        return (
-            f"No node in service offers what the flavor {flavor!r} needs (its GPU type or "
-            "MIG slice); choose another flavor or ask the operators."
-        )
-    return (
-        f"All {total:g} places for the flavor {flavor!r} are in use right now; choose "
-        "another flavor or try again later."
-    )
 
 
 class PolicySpawnerMixin(LoggingConfigurable):
@@ -188,6 +178,9 @@ class PolicySpawnerMixin(LoggingConfigurable):
             for slug, total in self.flavor_capacity.items()
         }
 
+    capacity_note = ""
+    """Why the free capacity is not shown on the spawn page, when it is not (one sentence)."""
+
     async def free_capacity(
         self, options: list[ProjectOptions], running: dict[str, int]
     ) -> dict[str, tuple[float, float] | None]:
@@ -209,6 +202,7 @@ class PolicySpawnerMixin(LoggingConfigurable):
             self.session_choice,
             context_datasets(context),
             access_url=self.hub.base_url.removesuffix("hub/") + ACCESS_PAGE,
+            capacity_note=self.capacity_note,
         )
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
@@ -241,16 +235,19 @@ class PolicySpawnerMixin(LoggingConfigurable):
         capacity = (await self.free_capacity(options, running)).get(chosen["flavor"])
         if capacity is not None and capacity[0] <= 0:
             raise web.HTTPError(409, no_capacity_reason(chosen["flavor"], capacity[1]))
+        # The places of the flavor: what is free plus what its open sessions hold. The
+        # portal counts the open sessions again under its admission lock, so concurrent
+        # starts cannot all take the last place.
+        places = None if capacity is None else int(capacity[0] + running.get(chosen["flavor"], 0))
         try:
             record = await self.portal().start_session(
-                user=self.user.name, server_name=self.name, **chosen
+                user=self.user.name, server_name=self.name, flavor_places=places, **chosen
             )
         except PortalUnavailable:
             raise web.HTTPError(503, UNAVAILABLE) from None
         except PortalRefused as refusal:
-            raise web.HTTPError(
-                403 if refusal.status in (403, 404) else 400, refusal.message
-            ) from None
+            status = 409 if refusal.status == 409 else 403 if refusal.status in (403, 404) else 400
+            raise web.HTTPError(status, refusal.message) from None
         self.session_record_id = record["id"]
         self.session_choice = chosen
         project = next(o for o in options if o.project.slug == chosen["project"])
@@ -325,9 +322,27 @@ class PolicySpawnerMixin(LoggingConfigurable):
     async def _start_and_wait(self):
         result = await super().start()
         url = result if isinstance(result, str) else f"http://{result[0]}:{result[1]}"
+        self.save_started_process(url)
         # Hold the slot until the server answers: that is where a start spends its CPU.
         await self.wait_until_serving(f"{url.rstrip('/')}{self.server.base_url}api")
         return result
+
+    def save_started_process(self, url: str) -> None:
+        """Save the spawner's state (its process, its usage record) and the server's
+        address in the hub's database as soon as the process exists, not only once it
+        answers: a hub killed meanwhile then finds the process when it restarts and adopts
+        or stops it (closing the record), instead of leaving it running unknown."""
+        orm_spawner = getattr(self, "orm_spawner", None)
+        mapped = inspect_orm(orm_spawner, raiseerr=False) if orm_spawner is not None else None
+        db = mapped.session if mapped is not None else None
+        if db is None:  # a spawner outside a hub (tests)
+            return
+        orm_spawner.state = self.get_state()
+        address = urlparse(url)
+        if self.server is not None and address.hostname and address.port:
+            self.server.ip = address.hostname
+            self.server.port = address.port
+        db.commit()
 
     async def wait_until_serving(self, api_url: str) -> None:
         """Wait until *this* server answers 200 on its own API URL.

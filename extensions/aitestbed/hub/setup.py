@@ -13,8 +13,11 @@ import shutil
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
+from aitestbed.hub.course_rbac import course_groups, course_roles, portal_group_scopes
 from aitestbed.hub.hooks import HookChain
+from aitestbed.lifetime import PARENT_PID_ENV
 from aitestbed.settings import (
     DATABASE_URL_ENV,
     SETTINGS_ENV,
@@ -27,6 +30,8 @@ PORTAL_SERVICE = "portal"
 CULLER_SERVICE = "idle-culler"
 PORTAL_URL_ENV = "AITESTBED_PORTAL_URL"
 SESSION_SHELL = shutil.which("bash") or "/bin/sh"
+METRICS_SERVICE = "metrics"
+METRICS_TOKEN_ENV = "AITESTBED_METRICS_API_TOKEN"  # noqa: S105 - a variable name
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -85,10 +90,27 @@ def server_token_scopes() -> list[str]:
     ]
 
 
+def tied_to_hub(command: list[str]) -> list[str]:
+    """``command`` run so that it ends when the hub ends, even a hub killed with ``kill -9``
+    (``aitestbed.lifetime``; the hub's pid travels in ``AITESTBED_PARENT_PID``)."""
+    return [sys.executable, "-m", "aitestbed.lifetime", "--", *command]
+
+
 def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The hub-managed services and the roles they hold."""
-    env = {SETTINGS_ENV: str(settings.path)}
-    for name in (DATABASE_URL_ENV, "AITESTBED_RECONCILE_SECONDS"):
+    """The hub-managed services and the roles they hold.
+
+    Both end with the hub (``tied_to_hub``): a restarted hub starts them afresh, and no
+    orphan keeps the portal's port or runs a second culler.
+    """
+    # This runs inside the hub process, which loads its configuration itself.
+    hub_pid = {PARENT_PID_ENV: str(os.getpid())}
+    env = {SETTINGS_ENV: str(settings.path), **hub_pid}
+    for name in (
+        DATABASE_URL_ENV,
+        "AITESTBED_RECONCILE_SECONDS",
+        "AITESTBED_COURSE_SYNC_SECONDS",
+        "AITESTBED_TOKEN_CACHE_SECONDS",
+    ):
         if os.environ.get(name):
             env[name] = os.environ[name]
     if os.environ.get("AITESTBED_PORTAL_SERVICE_URL"):
@@ -99,7 +121,7 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
             "name": PORTAL_SERVICE,
             "display": True,
             "url": portal_public_service_url(settings),
-            "command": [sys.executable, "-m", "aitestbed.portal", "serve"],
+            "command": tied_to_hub([sys.executable, "-m", "aitestbed.portal", "serve"]),
             "environment": env,
             "oauth_no_confirm": True,
             "api_token": portal_api_token(settings),
@@ -109,34 +131,51 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
     ]
     roles: list[dict[str, Any]] = [
         {"name": "user", "scopes": user_scopes()},
-        # The portal closes usage records of servers the hub no longer runs, and stops the
-        # servers of users whose project access ended (portal/revocation.py).
         {
             "name": PORTAL_SERVICE,
             "services": [PORTAL_SERVICE],
-            "scopes": ["list:users", "read:servers", "delete:servers"],
+            # list:users, read:servers: it closes usage records of servers the hub no longer
+            # runs; delete:servers: it stops the servers of users whose project access ended
+            # (portal/revocation.py); groups of the courses only: it keeps their members in line.
+            "scopes": [
+                "list:users",
+                "read:servers",
+                "delete:servers",
+                *portal_group_scopes(settings.courses),
+            ],
         },
+        *course_roles(settings.courses),
     ]
     if settings.site.idle_timeout_seconds > 0:
         service_list.append(
             {
                 "name": CULLER_SERVICE,
-                "command": [
-                    sys.executable,
-                    "-m",
-                    "jupyterhub_idle_culler",
-                    f"--timeout={settings.site.idle_timeout_seconds}",
-                ],
+                "command": tied_to_hub(culler_command(settings)),
+                "environment": hub_pid,
             }
         )
-        roles.append(
-            {
-                "name": CULLER_SERVICE,
-                "services": [CULLER_SERVICE],
-                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
-            }
-        )
+        scopes = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+        if settings.site.idle_cull_users:
+            scopes.append("admin:users")  # deleting a user needs it
+        roles.append({"name": CULLER_SERVICE, "services": [CULLER_SERVICE], "scopes": scopes})
     return service_list, roles
+
+
+def culler_command(settings: Settings) -> list[str]:
+    """jupyterhub-idle-culler as the settings ask (site.idle_*)."""
+    site = settings.site
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterhub_idle_culler",
+        f"--timeout={site.idle_timeout_seconds}",
+        f"--concurrency={site.idle_cull_concurrency}",
+    ]
+    if site.idle_cull_every_seconds:
+        command.append(f"--cull-every={site.idle_cull_every_seconds}")
+    if site.idle_cull_users:
+        command.append("--cull-users=True")  # operators (admins) are never culled
+    return command
 
 
 def _setup_authenticator(c: Any, settings: Settings) -> None:
@@ -194,6 +233,7 @@ def _setup_local_spawner(c: Any, settings: Settings) -> None:
     c.JupyterHub.spawner_class = "aitestbed.hub.local_spawner.PortalLocalSpawner"
     c.PortalLocalSpawner.home_dir_template = str(settings.site.state_dir / "homes" / "{username}")
     c.PortalLocalSpawner.projects_root = str(settings.site.state_dir / "projects")
+    c.PortalLocalSpawner.start_state_dir = str(settings.site.state_dir / "starting-servers")
     c.PortalLocalSpawner.flavor_capacity = {
         f.slug: f.capacity for f in settings.flavors if f.capacity is not None
     }
@@ -223,7 +263,54 @@ def kube_site(kube: Kubernetes) -> dict[str, Any]:
     }
     if kube.gpu_tolerations is not None:
         site["gpu_tolerations"] = [dict(t) for t in kube.gpu_tolerations]
+    if kube.cpu_node_selector:
+        site["cpu_node_selector"] = dict(kube.cpu_node_selector)
+    if kube.cpu_tolerations:
+        site["cpu_tolerations"] = [dict(t) for t in kube.cpu_tolerations]
+    if kube.cpu_node_affinity_preferred:
+        site["cpu_node_affinity_preferred"] = [dict(t) for t in kube.cpu_node_affinity_preferred]
+    site |= {
+        "home_storage_type": kube.home_storage_type,
+        "home_static_claim": kube.home_static_claim,
+        "home_static_sub_path": kube.home_static_sub_path,
+        "project_volume": kube.project_volume,
+        "extra_volumes": [dict(v) for v in kube.extra_volumes],
+        "extra_volume_mounts": [dict(m) for m in kube.extra_volume_mounts],
+    }
     return site
+
+
+def session_portal_url(settings: Settings) -> str:
+    """Where a session pod reaches the portal (its $AITESTBED_PORTAL_URL).
+
+    ``kubernetes.session_portal_url`` when set (the Helm chart sets its portal Service);
+    else the portal Service the proxy uses ($AITESTBED_PORTAL_SERVICE_URL); else the public
+    ``site.bind_url``, unless that is a wildcard address no pod can connect to.
+    """
+    suffix = f"/services/{PORTAL_SERVICE}/"
+    if settings.kubernetes.session_portal_url:
+        return settings.kubernetes.session_portal_url
+    if os.environ.get("AITESTBED_PORTAL_SERVICE_URL"):
+        return os.environ["AITESTBED_PORTAL_SERVICE_URL"].rstrip("/") + suffix
+    host = urlparse(settings.site.bind_url).hostname or ""
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - detecting, not binding
+        raise SettingsError(
+            f"{settings.path}: sessions cannot reach the portal at site.bind_url "
+            f"{settings.site.bind_url} (an address to listen on, not to connect to): set "
+            "kubernetes.session_portal_url, e.g. http://<portal service>:8090/services/portal/."
+        )
+    return settings.site.bind_url.rstrip("/") + suffix
+
+
+def metrics_service() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The monitoring system's identity: a token that may read /hub/metrics and nothing else
+    ($AITESTBED_METRICS_API_TOKEN, from the chart's Secret when its ServiceMonitor is on)."""
+    token = os.environ.get(METRICS_TOKEN_ENV)
+    if not token:
+        return [], []
+    service = {"name": METRICS_SERVICE, "api_token": token}
+    role = {"name": METRICS_SERVICE, "services": [METRICS_SERVICE], "scopes": ["read:metrics"]}
+    return [service], [role]
 
 
 def _setup_kube_spawner(c: Any, settings: Settings) -> None:
@@ -239,8 +326,12 @@ def _setup_kube_spawner(c: Any, settings: Settings) -> None:
     c.KubeSpawner.cmd = ["jupyterhub-singleuser"]
     c.Spawner.default_url = "/lab"
     c.Spawner.server_token_scopes = server_token_scopes()
-    portal_url = kube.session_portal_url or f"{settings.site.bind_url.rstrip('/')}/services/portal/"
-    c.Spawner.environment = {PORTAL_URL_ENV: portal_url}
+    c.Spawner.environment = {**kube.extra_environment, PORTAL_URL_ENV: session_portal_url(settings)}
+    c.PortalKubeSpawner.read_cluster_capacity = kube.read_cluster_capacity
+    if kube.scheduler_name:
+        c.KubeSpawner.scheduler_name = kube.scheduler_name
+    if kube.image_pull_secrets:
+        c.KubeSpawner.image_pull_secrets = list(kube.image_pull_secrets)
     if kube.hub_connect_url:
         # Pods reach the hub through its Kubernetes service, so it listens beyond loopback.
         c.JupyterHub.hub_connect_url = kube.hub_connect_url
@@ -252,6 +343,25 @@ def _setup_kube_spawner(c: Any, settings: Settings) -> None:
         c.KubeSpawner.priority_class_name = os.environ["AITESTBED_USER_PRIORITY_CLASS"]
     # The chart's NetworkPolicies select session pods by app=aitestbed.
     c.KubeSpawner.common_labels = {"app": "aitestbed", "heritage": "jupyterhub"}
+
+
+EXTRA_CONFIG_ENV = "AITESTBED_EXTRA_CONFIG_DIR"
+
+
+def run_extra_config(c: Any, directory: str | None = None) -> list[str]:
+    """Run the operator's own configuration snippets after the portal's (the Helm chart's
+    ``hub.extraConfig``): every ``*.py`` in ``directory`` (default ``$AITESTBED_EXTRA_CONFIG_DIR``)
+    in name order, with ``c`` the configuration, as in jupyterhub_config.py. Returns the
+    names run."""
+    folder = directory or os.environ.get(EXTRA_CONFIG_ENV)
+    if not folder:
+        return []
+    ran = []
+    for path in sorted(Path(folder).glob("*.py")):
+        code = compile(path.read_text(), str(path), "exec")
+        exec(code, {"c": c, "__file__": str(path), "__name__": "extra_config"})  # noqa: S102
+        ran.append(path.name)
+    return ran
 
 
 def setup_portal(c: Any, settings: Settings) -> None:
@@ -289,5 +399,7 @@ def setup_portal(c: Any, settings: Settings) -> None:
     _setup_policy(c, settings, chain)
     chain.install(c)
     service_list, roles = services(settings)
-    c.JupyterHub.services = service_list
-    c.JupyterHub.load_roles = roles
+    metrics, metrics_roles = metrics_service()
+    c.JupyterHub.services = service_list + metrics
+    c.JupyterHub.load_roles = roles + metrics_roles
+    c.JupyterHub.load_groups = course_groups(settings.courses)

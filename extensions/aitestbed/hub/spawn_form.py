@@ -188,10 +188,12 @@ def render_spawn_form(
     selected: Mapping[str, str] | None = None,
     datasets: Mapping[str, ProjectDatasets] | None = None,
     access_url: str = "/" + ACCESS_PAGE,
+    capacity_note: str = "",
 ) -> str:
     """The form's HTML; ``capacity`` maps flavor slug to (free, total) or None if unknown;
     ``datasets`` maps a project slug to what its sessions mount; ``access_url`` is the
-    portal's access page, where a user without a project asks for one."""
+    portal's access page, where a user without a project asks for one; ``capacity_note``
+    says why the free capacity is not shown, when it is not."""
     selected = selected or {}
     if not projects:
         return no_project_form(access_url)
@@ -212,6 +214,8 @@ def render_spawn_form(
             f"{escape(label)}</option>"
         )
     parts.append("</select></div>")
+    if capacity_note:
+        parts.append(f"<p class='aitb-muted aitb-capacity-note'>{escape(capacity_note)}</p>")
     datasets = datasets or {}
     parts += [_project_block(o, capacity, selected, datasets.get(o.project.slug)) for o in projects]
     parts.append(SCRIPT)

@@ -106,6 +106,31 @@ def check_quota(project: ProjectState, flavor: FlavorSpec) -> Decision:
     return ALLOW
 
 
+def no_capacity_reason(flavor: str, total: float) -> str:
+    if total <= 0:
+        return (
+            f"No node in service offers what the flavor {flavor!r} needs (its GPU type or "
+            "MIG slice); choose another flavor or ask the operators."
+        )
+    return (
+        f"All {total:g} places for the flavor {flavor!r} are in use right now; choose "
+        "another flavor or try again later."
+    )
+
+
+def check_capacity(flavor: str, open_sessions: int, places: int | None) -> Decision:
+    """A flavor with ``places`` sessions (None: no known limit) holding ``open_sessions``."""
+    if places is None or open_sessions < places:
+        return ALLOW
+    if places <= 0:
+        return Decision.refuse(
+            "no-capacity",
+            f"The flavor {flavor!r} has no free place right now; choose another flavor or "
+            "try again later.",
+        )
+    return Decision.refuse("no-capacity", no_capacity_reason(flavor, places))
+
+
 def admit(
     request: SpawnRequest,
     projects: Sequence[ProjectState],

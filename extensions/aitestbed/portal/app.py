@@ -15,14 +15,15 @@ from datetime import UTC, date, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import Engine, text
 
 from aitestbed.portal import queries, schemas
 from aitestbed.portal.access_requests.api import access_api_router
 from aitestbed.portal.access_requests.pages import access_pages_router
 from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity
+from aitestbed.portal.courses.api import courses_router, join_router
 from aitestbed.portal.datasets.api import datasets_router
 from aitestbed.portal.db import session_factory
 from aitestbed.portal.deps import CurrentUser, DbSession
@@ -33,9 +34,11 @@ from aitestbed.portal.jobs.poller import poll_forever
 from aitestbed.portal.notifications import Notifier
 from aitestbed.portal.page_routes import feature_routers
 from aitestbed.portal.pages import PageUser, landing, page_user
+from aitestbed.portal.paging import DEFAULT_PAGE, MAX_PAGE, link_next_page
+from aitestbed.portal.reports.exports import reports_router
 from aitestbed.portal.revocation import revocation_log
+from aitestbed.portal.server_errors import ServerErrorAnswer
 from aitestbed.portal.sessions import sessions_router
-from aitestbed.portal.usage import usage_csv
 
 SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
@@ -49,7 +52,12 @@ def _today() -> date:
     return date.today()
 
 
-Today = Annotated[date, Depends(_today)]
+async def _today_dependency() -> date:
+    # Async: a sync dependency costs a hop to the thread pool on every request.
+    return _today()
+
+
+Today = Annotated[date, Depends(_today_dependency)]
 
 
 def api_router() -> APIRouter:
@@ -84,12 +92,21 @@ def api_router() -> APIRouter:
         tags=["projects"],
     )
     def list_projects(
+        request: Request,
+        response: Response,
         identity: CurrentUser,
         session: DbSession,
         today: Today,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+        after: Annotated[
+            str, Query(pattern=f"{SLUG_PATTERN}|^$", description="The next page's cursor.")
+        ] = "",
     ) -> list[schemas.ProjectSummary]:
-        """Projects the caller belongs to; operators see every project."""
-        return queries.visible_projects(session, identity, today)
+        """Projects the caller belongs to, by slug; operators see every project, a page at
+        a time (the Link header has the next page)."""
+        page = queries.visible_projects(session, identity, today, limit, after)
+        link_next_page(request, response, page, limit, after=lambda p: p.slug)
+        return page
 
     @router.get(
         "/projects/{slug}",
@@ -147,26 +164,7 @@ def api_router() -> APIRouter:
         )
         return [schemas.SessionRevocationOut.model_validate(r, from_attributes=True) for r in rows]
 
-    @router.get(
-        "/usage.csv",
-        response_class=PlainTextResponse,
-        responses={**problems, 200: {"content": {"text/csv": {}}}},
-        tags=["usage"],
-    )
-    def usage_export(identity: CurrentUser, session: DbSession) -> PlainTextResponse:
-        """Every project's usage as CSV, for operators."""
-        if not queries.is_operator(session, identity):
-            raise HTTPException(403, "Only operators can export the usage of all projects.")
-        rows = [
-            {"project": u.slug, **u.model_dump()}
-            for u in queries.project_usage(session, identity, datetime.now(UTC))
-        ]
-        return PlainTextResponse(
-            usage_csv(rows),
-            media_type="text/csv",
-            headers={"Content-Disposition": 'attachment; filename="usage.csv"'},
-        )
-
+    router.include_router(reports_router())
     return router
 
 
@@ -237,6 +235,8 @@ def create_app(
     background: Sequence[BackgroundTask] = (),
     state_dir: pathlib.Path | None = None,
     notifier: Notifier | None = None,
+    timezone: str = "UTC",
+    known_users: frozenset[str] | None = None,
 ) -> FastAPI:
     """The portal application, mounted under ``prefix`` (ends with a slash).
 
@@ -266,14 +266,20 @@ def create_app(
     app.state.internal_token = internal_token
     app.state.jobs = jobs
     app.state.state_dir = state_dir
+    app.state.timezone = timezone  # the site's: course slots and times shown to users
+    app.state.known_users = known_users  # who can log in (None: whoever the provider knows)
     app.state.site_name = site_name
     app.state.notifier = notifier  # operators told of access requests (None: nobody)
     app.add_exception_handler(JobError, job_error_handler)
+    # Outermost handler of our own: an error never closes the proxy's kept-alive connection.
+    app.add_middleware(ServerErrorAnswer)
     app.include_router(api_router(), prefix=prefix.rstrip("/"))
     app.include_router(sessions_router(), prefix=prefix.rstrip("/"))
     app.include_router(directory_router(), prefix=prefix.rstrip("/"))
     app.include_router(jobs_router(), prefix=prefix.rstrip("/"))
     app.include_router(datasets_router(), prefix=prefix.rstrip("/"))
+    app.include_router(join_router(), prefix=prefix.rstrip("/"))
+    app.include_router(courses_router(), prefix=prefix.rstrip("/"))
     app.include_router(pages_router(site_name), prefix=prefix.rstrip("/"))
     app.include_router(access_api_router(), prefix=prefix.rstrip("/"))
     app.include_router(access_pages_router(), prefix=prefix.rstrip("/"))

@@ -55,7 +55,8 @@ class HubIdentity:
         self.hub_auth = hub_auth
 
     async def resolve(self, token: str) -> Identity | None:
-        model = await self.hub_auth.user_for_token(token, sync=False)
+        # No cache here: the portal's own (token_cache) bounds its size and lifetime.
+        model = await self.hub_auth.user_for_token(token, use_cache=False, sync=False)
         if not model or model.get("kind", "user") != "user":
             return None
         if not self.hub_auth.check_scopes(self.hub_auth.access_scopes, model):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,10 +11,18 @@ from sqlalchemy.orm import Session
 from aitestbed.portal.auth import Identity, identify
 
 
-def request_session(request: Request) -> Iterator[Session]:
-    """A database session for one request, from the app's session factory."""
-    with request.app.state.sessions() as session:
+async def request_session(request: Request) -> AsyncIterator[Session]:
+    """A database session for one request, from the app's session factory.
+
+    Async on purpose: making a session does no I/O (it connects on first use, in the
+    endpoint's worker thread), so a sync dependency would only add two hops to the thread
+    pool per request. Closing hands the connection back to the pool.
+    """
+    session = request.app.state.sessions()
+    try:
         yield session
+    finally:
+        session.close()
 
 
 CurrentUser = Annotated[Identity, Depends(identify)]

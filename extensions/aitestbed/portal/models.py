@@ -23,6 +23,7 @@ from sqlalchemy import (
     Enum,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -95,12 +96,18 @@ class Project(Base):
     allowed_flavors: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     allowed_images: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # "project", or "course": a course is a project with a term, slots and roles of its own
+    # (its row in ``courses``), so admission, quota, usage and dataset grants serve both.
+    kind: Mapped[str] = mapped_column(String(16), default="project", server_default="project")
     # Who owns the row: "settings" (the settings file, synced at every start; read-only in
     # the portal) or "api" (an operator in the console or the API; the sync leaves it alone).
     source: Mapped[str] = mapped_column(String(16), default="settings", server_default="settings")
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="project", cascade="all, delete-orphan"
+    )
+    course: Mapped[Course | None] = relationship(
+        back_populates="project", cascade="all, delete-orphan", uselist=False
     )
 
     def is_active(self, today: date) -> bool:
@@ -150,6 +157,9 @@ class Membership(Base):
         default=MembershipSource.SETTINGS,
         server_default=MembershipSource.SETTINGS.value,
     )
+    # In a course: instructor, assistant or student (``role`` is manager for the staff,
+    # member for students, so project rules apply unchanged). None in a plain project.
+    course_role: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     user: Mapped[User] = relationship(back_populates="memberships")
     project: Mapped[Project] = relationship(back_populates="memberships")
@@ -201,6 +211,8 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
+        # A project's active jobs (what it holds now), found without its finished history.
+        Index("ix_jobs_project_id_state", "project_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -210,6 +222,8 @@ class Job(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="RESTRICT"))
     account: Mapped[str | None] = mapped_column(String(64), nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    #: sha256 of the canonical request body: the same key with another body is refused
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     name: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
     spec: Mapped[dict] = mapped_column(JSON)
@@ -245,6 +259,11 @@ class SessionRecord(Base):
     """
 
     __tablename__ = "session_records"
+    __table_args__ = (
+        # Open records (stopped_at IS NULL) of a project, or of a flavor, without the history.
+        Index("ix_session_records_project_id_stopped_at", "project_id", "stopped_at"),
+        Index("ix_session_records_stopped_at_flavor", "stopped_at", "flavor"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -261,6 +280,26 @@ class SessionRecord(Base):
 
     user: Mapped[User] = relationship()
     project: Mapped[Project] = relationship()
+
+
+class ProjectLedger(Base):
+    """Per project: the GPU-hours of its closed work (sessions stopped, jobs ended).
+
+    A running total, added to in the same transaction that closes a record, exactly once
+    (the close is a conditional update; see :mod:`aitestbed.portal.ledger`). GPU-hours used
+    are this total plus what the project's open work has used so far, so reading them costs
+    the same after a year as on day one. The row is also the project's admission lock: every
+    admission updates ``admissions`` as its transaction's first statement
+    (:mod:`aitestbed.portal.admission`).
+    """
+
+    __tablename__ = "project_ledger"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    closed_gpu_hours: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    admissions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SessionRevocation(Base):
@@ -464,3 +503,46 @@ class DatasetAuditEntry(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     project: Mapped[str | None] = mapped_column(String(63), nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Course(Base):
+    """What makes a project a course: class slots, one environment, a per-student share,
+    materials. Term dates and the course's allocation are the project's own fields."""
+
+    __tablename__ = "courses"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    slots: Mapped[list[dict]] = mapped_column(JSON, default=list)
+    outside_slots: Mapped[str] = mapped_column(String(16), default="none")
+    image: Mapped[str] = mapped_column(String(63))
+    flavor: Mapped[str] = mapped_column(String(63))
+    cpu_flavor: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    student_gpu_hours: Mapped[float | None] = mapped_column(Float, nullable=True)
+    materials_repo: Mapped[str | None] = mapped_column(Text, nullable=True)
+    materials_branch: Mapped[str] = mapped_column(String(100), default="main")
+    source: Mapped[str] = mapped_column(String(16), default="settings")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[Project] = relationship(back_populates="course")
+
+
+class JoinCode(Base):
+    """A code that enrols whoever uses it as a student, until it expires, is used up or is
+    revoked. ``uses`` only grows through one conditional UPDATE, so a burst of joins takes
+    exactly ``max_uses`` places."""
+
+    __tablename__ = "course_join_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    max_uses: Mapped[int] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -116,6 +116,7 @@ def navigation(prefix: str, operator: bool, pending: int = 0) -> list[NavItem]:
         NavItem("jobs", "Jobs", f"{prefix}jobs"),
         NavItem("datasets", "Datasets", f"{prefix}datasets"),
         NavItem("usage", "Usage", f"{prefix}usage"),
+        NavItem("courses", "Courses", f"{prefix}courses"),
     ]
     if operator:
         items += [

@@ -35,6 +35,7 @@ def _summary(project: models.Project, role: str | None, today: date) -> schemas.
     return schemas.ProjectSummary(
         slug=project.slug,
         title=project.title,
+        kind=project.kind,
         status=project.status(today),
         role=role,
         allocation=_allocation(project),
@@ -52,27 +53,59 @@ def _memberships(session: Session, name: str) -> list[models.Membership]:
     )
 
 
+def _projects_with_roles(
+    session: Session, name: str, everyone: bool, limit: int | None = None, after: str = ""
+):
+    """(project, the user's role or None), by slug: the user's projects, or every project;
+    ``limit`` of them with a slug after ``after`` (a page)."""
+    role = (
+        select(models.Membership.project_id, models.Membership.role)
+        .join(models.User, models.User.id == models.Membership.user_id)
+        .where(models.User.name == name)
+        .subquery()
+    )
+    query = (
+        select(models.Project, role.c.role)
+        .where(models.Project.slug > after)
+        .order_by(models.Project.slug)
+        .limit(limit)
+    )
+    if everyone:
+        query = query.outerjoin(role, role.c.project_id == models.Project.id)
+    else:
+        query = query.join(role, role.c.project_id == models.Project.id)
+    return session.execute(query).all()
+
+
 def visible_projects(
-    session: Session, identity: Identity, today: date
+    session: Session,
+    identity: Identity,
+    today: date,
+    limit: int | None = None,
+    after: str = "",
 ) -> list[schemas.ProjectSummary]:
-    roles = {m.project.slug: m.role.value for m in _memberships(session, identity.name)}
-    if is_operator(session, identity):
-        projects = session.scalars(select(models.Project).order_by(models.Project.slug))
-        return [_summary(p, roles.get(p.slug), today) for p in projects]
-    memberships = sorted(_memberships(session, identity.name), key=lambda m: m.project.slug)
-    return [_summary(m.project, m.role.value, today) for m in memberships]
+    """The caller's projects with their role; operators see every project (one query for
+    the flag, one for the projects). A page: ``limit`` projects after the slug ``after``."""
+    operator = is_operator(session, identity)
+    rows = _projects_with_roles(session, identity.name, operator, limit, after)
+    return [_summary(p, role.value if role else None, today) for p, role in rows]
 
 
 def me(session: Session, identity: Identity, today: date) -> schemas.Me:
-    memberships = sorted(_memberships(session, identity.name), key=lambda m: m.project.slug)
-    instructor = session.scalar(
-        select(models.User.is_instructor).where(models.User.name == identity.name)
-    )
+    """The caller's flags and projects in two queries (the cheapest authenticated call:
+    every page and the notebook side ask for it)."""
+    flags = session.execute(
+        select(models.User.is_operator, models.User.is_instructor).where(
+            models.User.name == identity.name
+        )
+    ).first()
+    operator, instructor = flags if flags else (False, False)
+    memberships = _projects_with_roles(session, identity.name, everyone=False)
     return schemas.Me(
         name=identity.name,
-        operator=is_operator(session, identity),
+        operator=identity.hub_admin or bool(operator),
         instructor=bool(instructor),
-        projects=[_summary(m.project, m.role.value, today) for m in memberships],
+        projects=[_summary(project, role.value, today) for project, role in memberships],
     )
 
 

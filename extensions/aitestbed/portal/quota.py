@@ -23,7 +23,7 @@ class Usage:
 
     charged_gpu_hours: float = 0.0  # finished work, really used
     reserved_gpu_hours: float = 0.0  # active work, at most its time limit
-    gpus_in_use: int = 0  # active jobs and GPU sessions
+    gpus_in_use: float = 0  # active jobs and GPU sessions (a MIG slice is a share of one)
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,23 @@ def requested_gpu_hours(gpus: int, time_limit_minutes: float) -> float:
 
 
 def admit(allocation: Allocation, usage: Usage, gpus: int, time_limit_minutes: float):
-    """None when the request fits, else a :class:`Refusal` that says what to change."""
-    if gpus <= 0:
+    """None when the request fits, else a :class:`Refusal` that says what to change.
+
+    A negative count is refused here too, whatever the schema and the spec let through:
+    admitted, it would lower the GPUs the project holds and let a later job past the cap.
+    """
+    if gpus < 0:
+        return Refusal(
+            "gpus_per_node",
+            f"a job cannot ask for a negative number of GPUs ({gpus}); ask for 0 or more.",
+        )
+    if gpus == 0:
         return None
-    if usage.gpus_in_use + gpus > allocation.max_concurrent_gpus:
+    if usage.gpus_in_use + gpus > allocation.max_concurrent_gpus + 1e-9:
         return Refusal(
             "gpus_per_node",
             f"the project may use {allocation.max_concurrent_gpus} GPUs at a time and holds "
-            f"{usage.gpus_in_use}; ask for fewer GPUs or wait for a job to end.",
+            f"{usage.gpus_in_use:g}; ask for fewer GPUs or wait for a job to end.",
         )
     left = allocation.gpu_hours_budget - usage.charged_gpu_hours - usage.reserved_gpu_hours
     wanted = requested_gpu_hours(gpus, time_limit_minutes)

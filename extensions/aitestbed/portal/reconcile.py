@@ -18,9 +18,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aitestbed.portal import models
+from aitestbed.portal import ledger, models
 from aitestbed.portal.db import transaction
-from aitestbed.portal.usage import session_gpu_hours
 
 log = logging.getLogger("aitestbed.portal.reconcile")
 
@@ -44,12 +43,8 @@ def close_stale(session: Session, running: set[tuple[str, str]], now: datetime) 
         .where(models.SessionRecord.stopped_at.is_(None))
     ).all()
     stale = stale_records(((r[0], r[1], r[2]) for r in rows), running)
-    for record in session.scalars(
-        select(models.SessionRecord).where(models.SessionRecord.id.in_(stale))
-    ):
-        record.stopped_at = now
-        record.gpu_hours = session_gpu_hours(record, now)
-    return stale
+    # Through the ledger: a record the hub closed meanwhile is not charged twice.
+    return ledger.close_sessions(session, stale, now)
 
 
 PAGE_LIMIT = 200  # the hub's default page size; the hub caps it at its own maximum

@@ -24,9 +24,8 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from aitestbed.policy.revocation import OpenSession, Revocation, plan_revocations
-from aitestbed.portal import models
+from aitestbed.portal import ledger, models
 from aitestbed.portal.db import transaction
-from aitestbed.portal.usage import session_gpu_hours
 
 log = logging.getLogger("aitestbed.portal.revocation")
 # Notices of the last day stay on the user's pages (after the stop they say why).
@@ -121,11 +120,9 @@ def rescind(session: Session, record_ids: tuple[int, ...], now: datetime) -> Non
 
 
 def close_revoked(session: Session, record_id: int, now: datetime) -> None:
-    """Close the usage record (charged up to now) and mark the revocation carried out."""
-    record = session.get(models.SessionRecord, record_id)
-    if record is not None and record.stopped_at is None:
-        record.stopped_at = now
-        record.gpu_hours = session_gpu_hours(record, now)
+    """Close the usage record (charged up to now, through the ledger, exactly once: the
+    hub's own post-stop close may race this one) and mark the revocation carried out."""
+    ledger.stop_session(session, record_id, now)
     notice = session.scalar(
         select(models.SessionRevocation).where(models.SessionRevocation.session_id == record_id)
     )

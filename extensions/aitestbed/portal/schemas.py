@@ -28,6 +28,9 @@ class Allocation(BaseModel):
 class ProjectSummary(BaseModel):
     slug: str
     title: str
+    kind: Literal["project", "course"] = Field(
+        default="project", description="A course is a project with a term, slots and roles."
+    )
     status: ProjectStatus
     role: Literal["member", "manager"] | None = Field(
         description="The caller's role in the project; null when an operator views it."

@@ -168,6 +168,10 @@ def sync_settings(session: Session, settings: site_settings.Settings) -> None:
     _sync_catalog(session, models.Image, settings.images, IMAGE_FIELDS)
     for project in settings.projects:
         _sync_project(session, project)
+    from aitestbed.portal.courses.store import save_course  # it builds on this module
+
+    for course in settings.courses:
+        save_course(session, course, timezone=settings.site.timezone, source="settings")
     session.flush()
     _sync_datasets(session, settings.datasets)
     operators = set(settings.site.operators)

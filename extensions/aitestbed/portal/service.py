@@ -2,18 +2,74 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 from urllib.parse import urlparse
 
 from sqlalchemy import Engine
 
+from aitestbed.lifetime import expected_parent, stop_self, watch_parent
 from aitestbed.portal.datasets.demo import ensure_demo_datasets
 from aitestbed.portal.db import make_engine, migrate, session_factory, transaction
 from aitestbed.portal.seed import sync_settings
 from aitestbed.settings import Settings
 
 log = logging.getLogger("aitestbed.portal")
+
+#: exit status of a portal that cannot listen on its port (the message is in the log)
+EXIT_PORT_IN_USE = 3
+
+
+class PortInUse(RuntimeError):
+    """The portal's port is taken; the message says by what, probably, and what to do."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The portal's listening socket, bound before anything else is done, so that a port
+    taken by another process is reported at once and in words."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        if error.errno != errno.EADDRINUSE:
+            raise
+        raise PortInUse(
+            f"The portal cannot listen on {host}:{port}: the port is in use, probably by a "
+            "portal left running by an earlier hub; stop that process (`ss -ltnp "
+            f"'sport = :{port}'` shows it) and the hub starts the portal again."
+        ) from None
+    sock.listen(2048)
+    return sock
+
+
+def run(app, sock: socket.socket) -> None:  # pragma: no cover - exercised by integration tests
+    """Serve ``app`` on ``sock`` with uvicorn (behind the hub's proxy)."""
+    import uvicorn
+
+    config = uvicorn.Config(app, log_level="info", access_log=False, proxy_headers=True)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def exit_with_hub() -> None:
+    """The fallback to the kernel's parent-death signal (``aitestbed.lifetime``): stop when
+    the hub that started this portal is gone."""
+    parent = expected_parent()
+    if parent is None:
+        return
+    if os.getppid() != parent:
+        log.error("The hub that started the portal (pid %s) is gone; the portal stops.", parent)
+        raise SystemExit(1)
+
+    def gone() -> None:
+        log.warning("The hub that started the portal (pid %s) is gone; the portal stops.", parent)
+        stop_self()
+
+    watch_parent(parent, gone)
 
 
 def prepare_database(settings: Settings) -> Engine:
@@ -49,15 +105,23 @@ def make_gateway(settings: Settings, engine: Engine):
 
 def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integration tests
     """Run as a JupyterHub-managed service (reads the JUPYTERHUB_SERVICE_* environment)."""
-    import uvicorn
     from jupyterhub.services.auth import HubOAuth
 
     from aitestbed.portal.app import create_app
     from aitestbed.portal.auth import HubIdentity
+    from aitestbed.portal.token_cache import DEFAULT_TTL_SECONDS, CachedIdentity
 
     service_url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/portal/")
+    host = os.environ.get("AITESTBED_PORTAL_BIND_HOST") or service_url.hostname or "127.0.0.1"
+    exit_with_hub()
+    try:
+        sock = listen(host, service_url.port or 80)
+    except PortInUse as error:
+        log.error("%s", error)
+        raise SystemExit(EXIT_PORT_IN_USE) from None
     engine = prepare_database(settings)
+    from aitestbed.portal.courses.hub_groups import sync_forever
     from aitestbed.portal.notifications import Notifier, notifications_set
     from aitestbed.portal.reconcile import reconcile_forever
     from aitestbed.portal.revocation import HubServers, revoke_forever
@@ -66,7 +130,10 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
     sessions = session_factory(engine)
     app = create_app(
         engine=engine,
-        identity=HubIdentity(HubOAuth(cache_max_age=60)),
+        identity=CachedIdentity(
+            HubIdentity(HubOAuth()),
+            ttl=float(os.environ.get("AITESTBED_TOKEN_CACHE_SECONDS", DEFAULT_TTL_SECONDS)),
+        ),
         prefix=prefix,
         site_name=settings.site.name,
         jobs=make_gateway(settings, engine),
@@ -74,6 +141,10 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         internal_token=os.environ.get("JUPYTERHUB_API_TOKEN"),
         state_dir=settings.site.state_dir,
         notifier=Notifier(settings.notifications) if notifications_set(settings) else None,
+        timezone=settings.site.timezone,
+        known_users=frozenset(u.name for u in settings.authentication.demo_users)
+        if settings.authentication.kind == "demo"
+        else None,
         background=[
             lambda: reconcile_forever(
                 sessions,
@@ -86,14 +157,13 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
                 HubServers(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]),
                 settings.site.revocation_grace_seconds,
             ),
+            lambda: sync_forever(
+                sessions,
+                os.environ["JUPYTERHUB_API_URL"],
+                os.environ["JUPYTERHUB_API_TOKEN"],
+                float(os.environ.get("AITESTBED_COURSE_SYNC_SECONDS", "60")),
+            ),
         ],
     )
     log.info("Portal service listening on %s%s", service_url.netloc, prefix)
-    uvicorn.run(
-        app,
-        host=os.environ.get("AITESTBED_PORTAL_BIND_HOST") or service_url.hostname or "127.0.0.1",
-        port=service_url.port or 80,
-        log_level="info",
-        access_log=False,
-        proxy_headers=True,
-    )
+    run(app, sock)

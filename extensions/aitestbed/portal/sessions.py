@@ -8,29 +8,25 @@ must not be able to record or close sessions.
 from __future__ import annotations
 
 import hmac
-import threading
 from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from aitestbed.policy.admission import admit
 from aitestbed.policy.datasets import session_datasets
-from aitestbed.policy.model import FlavorSpec, ImageSpec, ProjectState, SpawnRequest
-from aitestbed.portal import models
+from aitestbed.policy.model import SpawnRequest
+from aitestbed.portal import admission, ledger, models
+from aitestbed.portal.admission import user_project_states
 from aitestbed.portal.auth import token_from_header
 from aitestbed.portal.datasets import access as dataset_access
 from aitestbed.portal.deps import DbSession
-from aitestbed.portal.usage import ProjectUsage, session_gpu_hours, usage_by_project
+from aitestbed.portal.usage import open_sessions_by_flavor
 
 USERNAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 SLUG = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
-# One admission at a time in this process: the check and the record are one step, so two
-# starts cannot both take the last GPU (PostgreSQL additionally locks the project row).
-_ADMISSION_LOCK = threading.Lock()
 
 
 def require_hub(request: Request) -> None:
@@ -115,6 +111,15 @@ class SessionStart(BaseModel):
     project: str = Field(pattern=SLUG, max_length=63)
     flavor: str = Field(pattern=SLUG, max_length=63)
     image: str = Field(pattern=SLUG, max_length=63)
+    flavor_places: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="Sessions of this flavor the site can hold (the hub's count: "
+        "flavor_capacity, or on Kubernetes the free places it read plus the open sessions). "
+        "The start is refused (409) when that many sessions of the flavor are open. "
+        "None: no known limit.",
+    )
 
 
 class DatasetMount(BaseModel):
@@ -143,82 +148,6 @@ class SessionStopped(BaseModel):
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def flavor_spec(row: models.Flavor) -> FlavorSpec:
-    return FlavorSpec(
-        slug=row.slug,
-        display_name=row.display_name,
-        description=row.description,
-        cpu=row.cpu,
-        memory=row.memory,
-        gpus=row.gpus,
-        mig_profile=row.mig_profile,
-        gpu_product=row.gpu_product,
-        shm=row.shm,
-        max_lifetime_hours=row.max_lifetime_hours,
-        enabled=row.enabled,
-    )
-
-
-def image_spec(row: models.Image) -> ImageSpec:
-    return ImageSpec(
-        slug=row.slug,
-        display_name=row.display_name,
-        description=row.description,
-        image=row.image,
-        frameworks=tuple(row.frameworks or ()),
-        cuda=row.cuda,
-        gpu_capable=row.gpu_capable,
-        enabled=row.enabled,
-    )
-
-
-def project_state(membership: models.Membership, usage: ProjectUsage) -> tuple[ProjectState, int]:
-    project = membership.project
-    state = ProjectState(
-        slug=project.slug,
-        title=project.title,
-        role=membership.role.value,
-        valid_from=project.valid_from,
-        valid_until=project.valid_until,
-        gpu_hours_budget=project.gpu_hours_budget,
-        gpu_hours_used=usage.gpu_hours_used,
-        max_concurrent_gpus=project.max_concurrent_gpus,
-        gpus_in_use=usage.gpus_in_use,
-        allowed_flavors=tuple(project.allowed_flavors)
-        if project.allowed_flavors is not None
-        else None,
-        allowed_images=tuple(project.allowed_images)
-        if project.allowed_images is not None
-        else None,
-    )
-    return state, usage.running_sessions
-
-
-def user_project_states(
-    session: Session, user: str, now: datetime, *, lock: bool = False
-) -> list[tuple[ProjectState, int, int]]:
-    """The user's projects with usage: (state, running sessions, project id)."""
-    memberships = list(
-        session.scalars(
-            select(models.Membership)
-            .join(models.User)
-            .where(models.User.name == user)
-            .options(selectinload(models.Membership.project))
-        )
-    )
-    if lock and memberships and session.bind.dialect.name == "postgresql":
-        ids = [m.project_id for m in memberships]
-        session.execute(
-            select(models.Project.id).where(models.Project.id.in_(ids)).with_for_update()
-        )
-    usage = usage_by_project(session, [m.project_id for m in memberships], now)
-    result = []
-    for membership in sorted(memberships, key=lambda m: m.project.slug):
-        state, running = project_state(membership, usage[membership.project_id])
-        result.append((state, running, membership.project_id))
-    return result
 
 
 def decide_session_datasets(
@@ -305,41 +234,40 @@ def sessions_router() -> APIRouter:
             ],
             flavors=[FlavorState.model_validate(f, from_attributes=True) for f in flavors],
             images=[ImageState.model_validate(i, from_attributes=True) for i in images],
-            sessions_by_flavor=dict(
-                session.execute(
-                    select(models.SessionRecord.flavor, func.count())
-                    .where(models.SessionRecord.stopped_at.is_(None))
-                    .group_by(models.SessionRecord.flavor)
-                ).all()
-            ),
+            sessions_by_flavor=open_sessions_by_flavor(session),
         )
 
-    @router.post("/sessions", response_model=SessionStarted, status_code=201)
-    def start_session(body: SessionStart, session: DbSession) -> SessionStarted:
-        """Admit a start and record it, or refuse with the reason (403)."""
-        with _ADMISSION_LOCK, session.begin():
+    @router.post(
+        "/sessions",
+        response_model=SessionStarted,
+        status_code=201,
+        responses={403: {"description": "Refused by policy"}, 409: {"description": "No place"}},
+    )
+    def start_session(body: SessionStart, request: Request, session: DbSession) -> SessionStarted:
+        """Admit a start and record it, or refuse with the reason (403 by the project's
+        rules, 409 when the flavor's places are taken); see :mod:`aitestbed.portal.admission`."""
+        with session.begin():
             now = _now()
-            states = user_project_states(session, body.user, now, lock=True)
-            flavors = {f.slug: flavor_spec(f) for f in session.scalars(select(models.Flavor))}
-            images = {i.slug: image_spec(i) for i in session.scalars(select(models.Image))}
-            decision = admit(
+            admitted = admission.admit_session(
+                session,
                 SpawnRequest(body.project, body.flavor, body.image),
-                [s for s, _, _ in states],
-                flavors,
-                images,
-                now.date(),
+                body.user,
+                body.flavor_places,
+                now,
+                timezone=request.app.state.timezone,
             )
+            decision = admitted.decision
             if not decision.allowed:
-                raise HTTPException(403, {"code": decision.code, "message": decision.reason})
-            project_id = next(pid for s, _, pid in states if s.slug == body.project)
+                status = 409 if decision.code == "no-capacity" else 403
+                raise HTTPException(status, {"code": decision.code, "message": decision.reason})
             user_id = session.scalar(select(models.User.id).where(models.User.name == body.user))
             record = models.SessionRecord(
                 user_id=user_id,
-                project_id=project_id,
+                project_id=admitted.project_id,
                 server_name=body.server_name,
                 flavor=body.flavor,
                 image=body.image,
-                gpus=flavors[body.flavor].gpu_equivalent,
+                gpus=admitted.flavor.gpu_equivalent,
                 started_at=now,
             )
             session.add(record)
@@ -351,14 +279,14 @@ def sessions_router() -> APIRouter:
 
     @router.post("/sessions/{record_id}/stop", response_model=SessionStopped)
     def stop_session(record_id: int, session: DbSession) -> SessionStopped:
-        """Close a session record and charge its GPU-hours (idempotent)."""
+        """Close a session record and charge its GPU-hours, exactly once (idempotent)."""
         with session.begin():
-            record = session.get(models.SessionRecord, record_id)
-            if record is None:
+            if session.get(models.SessionRecord, record_id) is None:
                 raise HTTPException(404, f"No session record {record_id}.")
-            if record.stopped_at is None:
-                record.stopped_at = _now()
-                record.gpu_hours = session_gpu_hours(record, record.stopped_at)
-            return SessionStopped(id=record.id, gpu_hours=record.gpu_hours or 0.0)
+            ledger.stop_session(session, record_id, _now())
+            hours = session.scalar(
+                select(models.SessionRecord.gpu_hours).where(models.SessionRecord.id == record_id)
+            )
+            return SessionStopped(id=record_id, gpu_hours=hours or 0.0)
 
     return router

@@ -25,6 +25,9 @@ from typing import Any
 import jsonschema
 import yaml
 
+from aitestbed.policy.cluster_accounts import DEFAULT_DENIED_ACCOUNTS, DEFAULT_MIN_UID
+from aitestbed.settings.courses import Course, build_course, course_problems, timezone_problem
+
 SETTINGS_ENV = "AITESTBED_SETTINGS"
 DATABASE_URL_ENV = "AITESTBED_DATABASE_URL"
 MAX_REPORTED_PROBLEMS = 10
@@ -219,7 +222,11 @@ class Site:
     hub_database_url: str = ""
     operators: tuple[str, ...] = ()
     idle_timeout_seconds: int = 3600
+    idle_cull_every_seconds: int = 0
+    idle_cull_concurrency: int = 10
+    idle_cull_users: bool = False
     session_start_timeout_seconds: int = 120
+    timezone: str = "UTC"
     # Revocation that takes effect (docs/sso.md): warning, then stop after this grace.
     revocation_grace_seconds: int = 300
 
@@ -238,6 +245,19 @@ class Kubernetes:
     image_pull_policy: str = "IfNotPresent"
     node_selector: dict[str, str] = field(default_factory=dict)
     gpu_tolerations: tuple[dict[str, str], ...] | None = None
+    read_cluster_capacity: bool = True
+    cpu_node_selector: dict[str, str] = field(default_factory=dict)
+    cpu_tolerations: tuple[dict[str, str], ...] = ()
+    cpu_node_affinity_preferred: tuple[dict[str, Any], ...] = ()
+    image_pull_secrets: tuple[str, ...] = ()
+    scheduler_name: str = ""
+    extra_environment: dict[str, str] = field(default_factory=dict)
+    home_storage_type: str = "dynamic"
+    home_static_claim: str = ""
+    home_static_sub_path: str = "home/{username}"
+    project_volume: bool = True
+    extra_volumes: tuple[dict[str, Any], ...] = ()
+    extra_volume_mounts: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -280,6 +300,9 @@ class Jobs:
     project_dir_template: str = "/projects/{project}"
     user_template: str = "{name}"
     user_overrides: dict[str, str] = field(default_factory=dict)
+    #: accounts below this UID, or named in ``denied_accounts``, never run portal jobs
+    account_min_uid: int = DEFAULT_MIN_UID
+    denied_accounts: frozenset[str] = frozenset(DEFAULT_DENIED_ACCOUNTS)
     container_launcher: str = "none"
     image_prefix: str = ""
     datasets_dir: str = "/datasets"
@@ -344,6 +367,7 @@ class Settings:
     kubernetes: Kubernetes = field(default_factory=Kubernetes)
     jobs: Jobs = field(default_factory=Jobs)
     datasets: tuple[Dataset, ...] = ()
+    courses: tuple[Course, ...] = ()
     notifications: Notifications = field(default_factory=Notifications)
 
     def flavor(self, slug: str) -> Flavor | None:
@@ -457,9 +481,20 @@ def _semantic_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
     image_slugs = {i["slug"] for i in doc["images"]}
     for index, project in enumerate(doc.get("projects", [])):
         problems += _project_rules(project, f"projects[{index}].", flavor_slugs, image_slugs)
-    problems += _dataset_problems(
-        doc.get("datasets", []), {p["slug"] for p in doc.get("projects", [])}
+    project_slugs = {p["slug"] for p in doc.get("projects", [])}
+    course_slugs = {c["slug"] for c in doc.get("courses", [])}
+    zone_problem = timezone_problem(doc["site"].get("timezone", "UTC"))
+    if zone_problem:
+        problems.append(("site.timezone", zone_problem))
+    problems += course_problems(
+        doc.get("courses", []),
+        {f["slug"]: f for f in doc["flavors"]},
+        image_slugs,
+        project_slugs,
+        _parse_date,
     )
+    # Datasets are granted to projects and courses alike (a course is a project).
+    problems += _dataset_problems(doc.get("datasets", []), project_slugs | course_slugs)
     partitions = doc.get("jobs", {}).get("partitions", [])
     _duplicates(partitions, "name", "jobs.partitions", problems)
     if sum(1 for p in partitions if p.get("default")) > 1:
@@ -600,6 +635,35 @@ def dataset_from_document(
     return _build_dataset(doc, base or Path("/"), state_dir)
 
 
+class CourseInvalid(ValueError):
+    """A course document with problems: ``(key path, message)`` pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{where}: {message}" for where, message in problems))
+        self.problems = problems
+
+
+def course_from_document(
+    doc: Any,
+    *,
+    flavors: list[dict[str, Any]],
+    image_slugs: set[str],
+    project_slugs: set[str],
+) -> Course:
+    """One course entry, validated exactly as in the settings file (the operator API uses
+    this). ``flavors`` are the catalog's flavors as documents (slug, gpus, mig_profile);
+    ``project_slugs`` are the names already taken by other projects and courses."""
+    problems = [(w, m[:300]) for w, m in _schema_problems(doc, "course")]
+    if not problems:
+        problems = course_problems(
+            [doc], {f["slug"]: f for f in flavors}, image_slugs, project_slugs, _parse_date
+        )
+        problems = [(w.removeprefix("courses[0]."), m) for w, m in problems]
+    if problems:
+        raise CourseInvalid(problems)
+    return build_course(doc, flavors)
+
+
 def _match_problem(rule: dict[str, Any]) -> str | None:
     has_group, has_claim = "group" in rule, "claim" in rule
     if has_group == has_claim:
@@ -717,8 +781,16 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
             )
         )
     kube_doc = dict(doc.get("kubernetes", {}))
-    if "gpu_tolerations" in kube_doc:
-        kube_doc["gpu_tolerations"] = tuple(kube_doc["gpu_tolerations"])
+    for key in (
+        "gpu_tolerations",
+        "cpu_tolerations",
+        "cpu_node_affinity_preferred",
+        "image_pull_secrets",
+        "extra_volumes",
+        "extra_volume_mounts",
+    ):
+        if key in kube_doc:
+            kube_doc[key] = tuple(kube_doc[key])
     return Settings(
         path=path,
         site=site,
@@ -729,6 +801,7 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
         kubernetes=Kubernetes(**kube_doc),
         jobs=_build_jobs(doc.get("jobs", {}), state_dir),
         datasets=tuple(_build_dataset(d, path.parent, state_dir) for d in doc.get("datasets", [])),
+        courses=tuple(build_course(c, doc["flavors"]) for c in doc.get("courses", [])),
         notifications=_build_notifications(doc.get("notifications", {})),
     )
 
@@ -761,6 +834,8 @@ def _build_jobs(doc: dict[str, Any], state_dir: Path) -> Jobs:
         ),
         user_template=mapping.get("template", defaults.user_template),
         user_overrides=dict(mapping.get("overrides", {})),
+        account_min_uid=int(mapping.get("min_uid", defaults.account_min_uid)),
+        denied_accounts=frozenset(mapping.get("denied_accounts", defaults.denied_accounts)),
         container_launcher=doc.get("container_launcher", defaults.container_launcher),
         image_prefix=doc.get("image_prefix", defaults.image_prefix),
         datasets_dir=doc.get("datasets_dir", defaults.datasets_dir),

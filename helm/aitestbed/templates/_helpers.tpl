@@ -13,6 +13,11 @@
 {{- define "aitestbed.hub" -}}{{ include "aitestbed.fullname" . }}-hub{{- end -}}
 {{- define "aitestbed.proxy" -}}{{ include "aitestbed.fullname" . }}-proxy{{- end -}}
 {{- define "aitestbed.proxyPublic" -}}{{ include "aitestbed.fullname" . }}-proxy-public{{- end -}}
+{{- define "aitestbed.portal" -}}{{ include "aitestbed.fullname" . }}-portal{{- end -}}
+{{- define "aitestbed.portalPort" -}}{{ .Values.settings.site.portal_port | default 8090 }}{{- end -}}
+{{/* Where the proxy and the sessions reach the portal: its Service (hub/portal-service.yaml). */}}
+{{- define "aitestbed.portalURL" -}}http://{{ include "aitestbed.portal" . }}:{{ include "aitestbed.portalPort" . }}{{- end -}}
+{{- define "aitestbed.userScheduler" -}}{{ include "aitestbed.fullname" . }}-user-scheduler{{- end -}}
 {{- define "aitestbed.proxyApi" -}}{{ include "aitestbed.fullname" . }}-proxy-api{{- end -}}
 {{- define "aitestbed.settings" -}}{{ include "aitestbed.fullname" . }}-settings{{- end -}}
 {{- define "aitestbed.hubState" -}}{{ include "aitestbed.fullname" . }}-hub-state{{- end -}}
@@ -101,11 +106,42 @@ ipBlock:
 {{- end }}
 {{- end -}}
 
-{{/* Egress to DNS on port 53 (the cluster DNS's pod labels differ between distributions). */}}
+{{/* Egress to DNS on port 53: the cluster DNS (networkPolicy.dns) and nothing else. */}}
 {{- define "aitestbed.dnsEgress" -}}
-- ports:
+{{- $dns := .Values.networkPolicy.dns -}}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          {{- toYaml $dns.namespaceSelector | nindent 10 }}
+      {{- with $dns.podSelector }}
+      podSelector:
+        matchLabels:
+          {{- toYaml . | nindent 10 }}
+      {{- end }}
+    {{- range $dns.cidrs }}
+    - {{ include "aitestbed.ipBlock" . | nindent 6 | trim }}
+    {{- end }}
+  ports:
     - {port: 53, protocol: UDP}
     - {port: 53, protocol: TCP}
+{{- end -}}
+
+{{/*
+The public internet: every address except the private ranges (RFC 1918, link-local with the
+cloud metadata address, the shared 100.64.0.0/10 that some clusters use for pods) and the
+cluster's own CIDRs (networkPolicy.clusterCIDRs).
+*/}}
+{{- define "aitestbed.privateCIDRs" -}}
+{{- concat (list "10.0.0.0/8" "172.16.0.0/12" "192.168.0.0/16" "169.254.0.0/16" "100.64.0.0/10") .Values.networkPolicy.clusterCIDRs | uniq | toJson -}}
+{{- end -}}
+
+{{- define "aitestbed.publicIPBlock" -}}
+ipBlock:
+  cidr: 0.0.0.0/0
+  except:
+    {{- range (include "aitestbed.privateCIDRs" . | fromJsonArray) }}
+    - {{ . }}
+    {{- end }}
 {{- end -}}
 
 {{/* Egress to slurmrestd, when Slurm is connected. */}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from aitestbed.portal import queries, schemas
@@ -15,6 +15,7 @@ from aitestbed.portal.auth import Identity
 from aitestbed.portal.db import transaction
 from aitestbed.portal.deps import CurrentUser
 from aitestbed.portal.notifications import AccessRequested, Notifier
+from aitestbed.portal.paging import DEFAULT_PAGE, MAX_PAGE, link_next_page
 
 
 def run(request: Request, work: Callable[[Session], object]):
@@ -70,14 +71,27 @@ def access_api_router() -> APIRouter:
     def listing(
         identity: CurrentUser,
         request: Request,
+        response: Response,
         status: Annotated[schemas.AccessRequestStatus | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+        before: Annotated[
+            int | None, Query(ge=1, description="Requests with a smaller id only: the next page.")
+        ] = None,
     ):
-        """Your requests; operators see everyone's. Filter with ?status=pending."""
+        """Your requests, newest first; operators see everyone's. Filter with
+        ?status=pending; the Link header has the next page."""
         operator = _operator(request, identity)
-        return run(
+        page = run(
             request,
-            lambda s: [logic.to_wire(r) for r in logic.listing(s, identity.name, operator, status)],
+            lambda s: [
+                logic.to_wire(r)
+                for r in logic.listing(
+                    s, identity.name, operator, status, limit=limit, before=before
+                )
+            ],
         )
+        link_next_page(request, response, page, limit, before=lambda r: r.id)
+        return page
 
     @router.get("/{request_id}", response_model=schemas.AccessRequestOut, responses=problems)
     def one(request_id: int, identity: CurrentUser, request: Request):

@@ -71,10 +71,19 @@ def create(session: Session, name: str, request: schemas.AccessRequestIn) -> mod
 
 
 def listing(
-    session: Session, name: str, operator: bool, status: str | None = None
+    session: Session,
+    name: str,
+    operator: bool,
+    status: str | None = None,
+    *,
+    limit: int | None = None,
+    before: int | None = None,
 ) -> list[models.AccessRequest]:
-    """Operators see every request; a user sees their own. Newest first."""
-    query = _query().order_by(models.AccessRequest.id.desc())
+    """Operators see every request; a user sees their own. Newest first; ``limit``
+    requests with an id below ``before`` (a page)."""
+    query = _query().order_by(models.AccessRequest.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(models.AccessRequest.id < before)
     if not operator:
         query = query.join(models.User).where(models.User.name == name)
     if status is not None:

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Select, and_, func, select, true
 from sqlalchemy.orm import Session, selectinload
@@ -34,8 +34,16 @@ from aitestbed.portal.datasets.access import (
     usable_in,
     viewer_of,
 )
+from aitestbed.portal.datasets.search import words_match
 from aitestbed.portal.deps import CurrentUser, DbSession
-from aitestbed.portal.export import csv_text
+from aitestbed.portal.export import (
+    csv_chunks,
+    csv_response,
+    formatted,
+    iso_utc,
+    streamed_rows,
+)
+from aitestbed.portal.paging import link_next_page
 from aitestbed.portal.seed import folder_size, get_or_create_user, storage_fields
 from aitestbed.portal.usage import as_utc
 
@@ -201,8 +209,8 @@ def _with_tag(condition):
     return models.Dataset.id.in_(select(models.DatasetTag.dataset_id).where(condition))
 
 
-def _matches(words: list[str], tag: str | None):
-    conditions = [models.Dataset.search_text.contains(word, autoescape=True) for word in words]
+def _matches(session: Session, words: list[str], tag: str | None):
+    conditions = [words_match(session, words)]
     if tag:
         conditions.append(_with_tag(models.DatasetTag.tag == tag))
     return and_(true(), *conditions)
@@ -362,7 +370,7 @@ def _grant_out(grant: models.DatasetGrant) -> GrantOut:
     )
 
 
-def audit_query(
+async def audit_query(
     user: UserFilter = None,
     dataset: DatasetFilter = None,
     action: ActionFilter = None,
@@ -395,6 +403,19 @@ def _audit_out(entry: models.DatasetAuditEntry) -> AuditEntryOut:
     return out.model_copy(update={"at": as_utc(entry.at)})
 
 
+def _audit_csv_response(sessions, query: Select) -> StreamingResponse:
+    """The entries ``query`` selects as a streamed CSV: columns only, no ORM objects."""
+    entry = models.DatasetAuditEntry
+    columns = [getattr(entry, column) for column in AUDIT_COLUMNS]
+    rows = streamed_rows(sessions, query.with_only_columns(*columns))
+    at = AUDIT_COLUMNS.index("at")
+    formatters = [iso_utc if i == at else None for i in range(len(AUDIT_COLUMNS))]
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return csv_response(
+        csv_chunks(formatted(rows, *formatters), AUDIT_COLUMNS), f"dataset-audit-{stamp}.csv"
+    )
+
+
 # -- the router ----------------------------------------------------------------------------
 
 
@@ -403,6 +424,8 @@ def datasets_router() -> APIRouter:
 
     @router.get("/datasets", response_model=DatasetPage)
     def list_datasets(
+        request: Request,
+        response: Response,
         identity: CurrentUser,
         session: DbSession,
         q: Annotated[
@@ -415,18 +438,29 @@ def datasets_router() -> APIRouter:
         tag: Annotated[str | None, Query(pattern=TAG)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+        after: Annotated[
+            str | None,
+            Query(
+                pattern=DATASET_SLUG,
+                description="Datasets after this slug only: the next page (see the Link header).",
+            ),
+        ] = None,
         include_disabled: Annotated[bool, Query(description="Operators only.")] = False,
     ) -> DatasetPage:
-        """The datasets you may see, searched and filtered; the page and the tag counts."""
+        """The datasets you may see, searched and filtered, by slug; the page and the tag
+        counts of every match."""
         viewer = viewer_of(session, identity)
         words = [w for w in q.lower().split() if w][:MAX_WORDS]
-        condition = and_(_visible(viewer), _matches(words, tag))
+        condition = and_(_visible(viewer), _matches(session, words, tag))
         if not (viewer.is_operator and include_disabled):
             condition = and_(condition, models.Dataset.enabled)
         total = session.scalar(select(func.count()).select_from(models.Dataset).where(condition))
+        page_condition = (
+            condition if after is None else and_(condition, models.Dataset.slug > after)
+        )
         rows = session.scalars(
             select(models.Dataset)
-            .where(condition)
+            .where(page_condition)
             .order_by(models.Dataset.slug)
             .limit(limit)
             .offset(offset)
@@ -451,6 +485,7 @@ def datasets_router() -> APIRouter:
             detail=f"q={q[:100]!r} tag={tag!r} offset={offset} results={page.total}",
         )
         session.commit()
+        link_next_page(request, response, rows, limit, after=lambda r: r.slug)
         return page
 
     @router.get("/datasets/{slug}", response_model=DatasetDetail)
@@ -682,35 +717,40 @@ def datasets_router() -> APIRouter:
 
     @router.get("/dataset-audit", response_model=list[AuditEntryOut])
     def audit_log(
+        request: Request,
+        response: Response,
         identity: CurrentUser,
         session: DbSession,
         query: AuditQuery,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
         offset: Annotated[int, Query(ge=0)] = 0,
+        before: Annotated[
+            int | None,
+            Query(ge=1, description="Entries with a smaller id only: the next page's cursor."),
+        ] = None,
     ) -> list[AuditEntryOut]:
-        """Access decisions about datasets, newest first (operators)."""
+        """Access decisions about datasets, newest first (operators). Page with ``before``
+        (the Link header's next page): new entries never shift it."""
         _require_operator(session, identity, "read the dataset audit log")
-        return [_audit_out(e) for e in session.scalars(query.limit(limit).offset(offset))]
+        if before is not None:
+            query = query.where(models.DatasetAuditEntry.id < before)
+        entries = [_audit_out(e) for e in session.scalars(query.limit(limit).offset(offset))]
+        link_next_page(request, response, entries, limit, before=lambda e: e.id)
+        return entries
 
     @router.get(
         "/dataset-audit.csv",
-        response_class=PlainTextResponse,
+        response_class=StreamingResponse,
         responses={200: {"content": {"text/csv": {}}}},
     )
     def audit_csv(
+        request: Request,
         identity: CurrentUser,
         session: DbSession,
         query: AuditQuery,
-    ) -> PlainTextResponse:
-        """The audit log as CSV (operators), with the same filters."""
+    ) -> StreamingResponse:
+        """The audit log as CSV (operators), with the same filters; streamed, any size."""
         _require_operator(session, identity, "export the dataset audit log")
-        entries = session.scalars(query)
-        rows = [_audit_out(e).model_dump(mode="json") for e in entries]
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        return PlainTextResponse(
-            csv_text(rows, AUDIT_COLUMNS),
-            media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="dataset-audit-{stamp}.csv"'},
-        )
+        return _audit_csv_response(request.app.state.sessions, query)
 
     return router

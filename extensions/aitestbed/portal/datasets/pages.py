@@ -160,7 +160,7 @@ def datasets_pages_router() -> APIRouter:
         problems = _filter_problems(filters)
         entries, total = [], 0
         if not problems:
-            query = audit_query(
+            query = await audit_query(
                 user=user_filter or None,
                 dataset=dataset or None,
                 action=action or None,

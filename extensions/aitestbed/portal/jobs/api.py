@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from aitestbed.portal import models, schemas
 from aitestbed.portal.deps import CurrentUser
 from aitestbed.portal.jobs.gateway import JobError, JobGateway
+from aitestbed.portal.paging import DEFAULT_PAGE, MAX_PAGE, link_next_page
 
 
 def job_out(job: models.Job) -> schemas.JobOut:
@@ -40,7 +41,7 @@ def job_out(job: models.Job) -> schemas.JobOut:
     )
 
 
-def _gateway(request: Request) -> JobGateway:
+async def _gateway(request: Request) -> JobGateway:
     gateway = request.app.state.jobs
     if gateway is None:
         raise JobError(503, "Batch jobs are not configured on this portal.")
@@ -81,8 +82,10 @@ def jobs_router() -> APIRouter:
         response: Response,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     ) -> schemas.JobOut:
-        """Submit a job. With an idempotency key (header or body), a retry returns the job
-        the first request made (200) instead of making another."""
+        """Submit a job. With an idempotency key (header or body), a retry with the same
+        body returns the job the first request made (200) instead of making another; the
+        same key with a different body is refused (422). A 503 that names a job id means
+        the batch system may have received it: retry with the same key to learn its fate."""
         request = body.model_dump(exclude_none=True)
         key = idempotency_key or request.pop("idempotency_key", None)
         request.pop("idempotency_key", None)
@@ -93,12 +96,21 @@ def jobs_router() -> APIRouter:
 
     @router.get("", response_model=list[schemas.JobOut], responses=problems)
     def list_jobs(
+        request: Request,
+        response: Response,
         identity: CurrentUser,
         gateway: Gateway,
         all_users: Annotated[bool, Query(alias="all")] = False,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+        before: Annotated[
+            int | None, Query(ge=1, description="Jobs with a smaller id only: the next page.")
+        ] = None,
     ) -> list[schemas.JobOut]:
-        """Your jobs, newest first; operators may ask for everyone's with ?all=true."""
-        return [job_out(j) for j in gateway.list(identity, everyone=all_users)]
+        """Your jobs, newest first, a page at a time (the Link header has the next page);
+        operators may ask for everyone's with ?all=true."""
+        jobs = gateway.list(identity, everyone=all_users, limit=limit, before=before)
+        link_next_page(request, response, jobs, limit, before=lambda j: j.id)
+        return [job_out(j) for j in jobs]
 
     @router.get("/{job_id}", response_model=schemas.JobOut, responses=problems)
     def get_job(job_id: int, identity: CurrentUser, gateway: Gateway) -> schemas.JobOut:

@@ -21,6 +21,12 @@ class BackendUnavailable(RuntimeError):
     """The backend cannot be reached now (the API answers 503); the message says so."""
 
 
+class SubmissionUncertain(BackendUnavailable):
+    """The request was sent but its answer was lost (a timeout, a connection dropped after
+    sending, a failure with no answer from the batch system): the backend may have made the
+    job. The gateway keeps the record and finds out by looking its uid up in the backend."""
+
+
 class BackendRejected(RuntimeError):
     """The backend refused the request (the API answers 422 with its reason)."""
 
@@ -46,6 +52,9 @@ class Observation:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     reason: str = ""
+    #: the portal uid the backend holds for this job (Slurm: from its comment), when known;
+    #: the gateway ignores an observation whose uid is not the job's (a reused id)
+    uid: str | None = None
 
 
 class JobBackend(Protocol):
@@ -55,6 +64,9 @@ class JobBackend(Protocol):
     #: whether the backend makes ``Submission.datasets`` visible itself (local links);
     #: otherwise the gateway binds them through the script (Slurm)
     places_datasets: bool
+    #: whether a job the backend accepted can always be found by ``poll``, finished or not
+    #: (Slurm with a job-completion file or accounting); then a job missing there is lost
+    remembers_finished_jobs: bool
 
     def submit(self, submission: Submission) -> str:
         """Start the job; return the backend's id for it."""
@@ -70,3 +82,6 @@ class JobBackend(Protocol):
 
     def user_exists(self, unix_user: str) -> bool:
         """Whether ``unix_user`` has an account where the jobs run."""
+
+    def account_uid(self, unix_user: str) -> int | None:
+        """The UID of ``unix_user`` where the jobs run, None when it cannot be known here."""

@@ -1,31 +1,41 @@
 """The job gateway: the portal's decisions about jobs, with the backend at the edge.
 
-Submit: idempotency key -> spec validation -> project membership and datasets (each one
-decided and audited; any refusal refuses the job) -> quota admission -> user exists on the
-cluster -> record -> backend. A job is recorded before the backend sees it
-(so a retry with the same key finds it) and removed again if the backend did not take it.
+Submit: cluster account allowed (no system account) -> idempotency key (bound to the
+request's hash) -> spec validation -> project membership and datasets (each one decided and
+audited; any refusal refuses the job) -> quota admission -> user exists on the cluster ->
+record -> backend. A job is recorded before the backend sees it (so a retry with the same
+key finds it) and removed again when the backend surely did not take it (refused, or not
+reachable). When the answer was lost after the request was sent, the record stays
+"submission uncertain" and the backend is the witness: the job's uid travels with it (the
+Slurm comment) and is looked up there before anything else happens, so a job is made at
+most once and never lost.
 Reading (list, get) only touches the database; one poller per backend (``poll_once``)
 fetches every active job in one call and records states, exit codes and charges.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
 import os
 import posixpath
 import pwd
 import secrets
 import stat
-from collections.abc import Callable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from aitestbed.portal import models, quota
+from aitestbed.policy.cluster_accounts import check_cluster_account
+from aitestbed.portal import admission, ledger, models, quota
 from aitestbed.portal.auth import Identity
 from aitestbed.portal.datasets.access import decide_and_audit, viewer_of
 from aitestbed.portal.db import transaction
@@ -34,18 +44,28 @@ from aitestbed.portal.jobs.backend import (
     BackendRejected,
     BackendUnavailable,
     JobBackend,
+    Observation,
     Submission,
+    SubmissionUncertain,
 )
 from aitestbed.portal.jobs.datasets import DatasetPlacementError, JobDataset, slurm_placement
 from aitestbed.portal.jobs.spec import JobSpec, JobSpecError, validate
 from aitestbed.portal.jobs.states import ACTIVE_STATES, JobState
 from aitestbed.portal.queries import is_operator
-from aitestbed.portal.usage import usage_by_project
 from aitestbed.settings import Settings
 
 log = logging.getLogger("aitestbed.portal.jobs")
 MAX_LOG_BYTES = 1024 * 1024
 SUBMISSION_GRACE = timedelta(minutes=2)  # longer than any submit call can take
+UNCERTAIN_REASON = "submission uncertain: checking whether the batch system received it"
+LOST_REASON = (
+    "the batch system has no trace of this job any more (lost in a crash of its "
+    "controller); submit it again with a new idempotency key"
+)
+NEVER_ARRIVED_REASON = (
+    "the submission was interrupted and never reached the batch system; submit it again "
+    "(with a new idempotency key)"
+)
 
 
 class JobError(Exception):
@@ -85,6 +105,10 @@ class JobGateway:
         self.clock = clock
         self.resolve = resolve
         self.backend_calls = 0
+        self._missing_since: dict[int, datetime] = {}  # record id -> first poll without it
+        # One portal process serves a database: a submission recorded before this gateway
+        # existed was interrupted by the previous process, however recent it is.
+        self.started_at = clock()
 
     # -- submit ------------------------------------------------------------------------
 
@@ -96,11 +120,13 @@ class JobGateway:
             not 1 <= len(idempotency_key) <= 128 or not idempotency_key.isprintable()
         ):
             raise JobError(422, "1-128 printable characters.", "idempotency_key")
+        unix_user = self.jobs.unix_user(identity.name)
+        self._check_account(unix_user)
+        fingerprint = request_fingerprint(request)
         if idempotency_key:
-            existing = self._by_key(identity.name, idempotency_key)
+            existing = self._by_key(identity.name, idempotency_key, fingerprint)
             if existing is not None:
                 return existing, False
-        unix_user = self.jobs.unix_user(identity.name)
         with self.sessions() as session:
             images = {
                 row.slug: row.gpu_capable
@@ -117,9 +143,11 @@ class JobGateway:
         image_ref = self._image_ref(spec.image)
         binds, dataset_env = self._place_datasets(datasets, in_container=image_ref is not None)
         try:
-            job_id, account, output_path = self._record(identity, spec, uid, idempotency_key)
+            job_id, account, output_path = self._record(
+                identity, spec, uid, idempotency_key, fingerprint
+            )
         except IntegrityError:
-            existing = self._by_key(identity.name, idempotency_key or "")
+            existing = self._by_key(identity.name, idempotency_key or "", fingerprint)
             if existing is None:
                 raise
             return existing, False
@@ -148,9 +176,23 @@ class JobGateway:
         )
         try:
             backend_id = self.backend.submit(submission)
+        except SubmissionUncertain as error:
+            # Slurm may hold the job: keep the record (and its quota) until the uid is looked
+            # up there, by a retry with the same key or by the poller; never submit twice.
+            with transaction(self.sessions) as session:
+                session.get(models.Job, job_id).reason = UNCERTAIN_REASON
+            log.warning("Job %s (%s): submission uncertain, kept for a look-up", job_id, uid)
+            raise JobError(503, f"{error} Its job id is {job_id}.") from None
         except (BackendUnavailable, BackendRejected) as error:
             with transaction(self.sessions) as session:
-                session.delete(session.get(models.Job, job_id))
+                # Never charged (it never ran) and still active: nothing to take back from
+                # the ledger; the GPUs it held are released with the row.
+                session.execute(
+                    delete(models.Job).where(
+                        models.Job.id == job_id,
+                        models.Job.state.in_([s.value for s in ACTIVE_STATES]),
+                    )
+                )
             status = 503 if isinstance(error, BackendUnavailable) else 422
             raise JobError(status, str(error)) from None
         with transaction(self.sessions) as session:
@@ -213,26 +255,32 @@ class JobGateway:
             raise JobError(409, str(error), "datasets") from None
 
     def _record(
-        self, identity: Identity, spec: JobSpec, uid: str, idempotency_key: str | None
+        self,
+        identity: Identity,
+        spec: JobSpec,
+        uid: str,
+        idempotency_key: str | None,
+        request_hash: str | None = None,
     ) -> tuple[int, str | None, str]:
-        """Admit the job and record it (before the backend sees it)."""
+        """Admit the job and record it (before the backend sees it), under the project's
+        admission lock (:mod:`aitestbed.portal.admission`)."""
         unix_user = self.jobs.unix_user(identity.name)
+        # Outside the lock: the backend may be slow to answer, and the answer does not
+        # depend on what the project uses.
+        if not self.backend.user_exists(unix_user):
+            raise JobError(
+                403,
+                f"Your cluster account {unix_user!r} does not exist yet; ask the operators "
+                "to create it before you submit jobs.",
+            )
         with transaction(self.sessions) as session:
+            admission.lock_project(session, spec.project)
             project = self._chargeable_project(session, identity, spec.project)
-            refusal = quota.admit(
-                quota.Allocation(project.gpu_hours_budget, project.max_concurrent_gpus),
-                self._usage(session, project),
-                spec.total_gpus,
-                spec.time_limit_minutes,
+            refusal = admission.admit_job(
+                session, project, spec.total_gpus, spec.time_limit_minutes, self.clock()
             )
             if refusal is not None:
                 raise JobError(403, refusal.reason, refusal.field)
-            if not self.backend.user_exists(unix_user):
-                raise JobError(
-                    403,
-                    f"Your cluster account {unix_user!r} does not exist yet; ask the operators "
-                    "to create it before you submit jobs.",
-                )
             output_path = posixpath.join(spec.working_dir, f"{spec.name}-{uid}.out")
             job = models.Job(
                 uid=uid,
@@ -241,6 +289,7 @@ class JobGateway:
                 project_id=project.id,
                 account=project.slurm_account,
                 idempotency_key=idempotency_key,
+                request_hash=request_hash,
                 name=spec.name,
                 kind=spec.kind,
                 spec=_spec_record(spec),
@@ -266,13 +315,44 @@ class JobGateway:
         image = self.settings.image(slug)
         return self.jobs.image_prefix + image.image if image else None
 
-    def _by_key(self, owner: str, key: str) -> models.Job | None:
+    def _by_key(self, owner: str, key: str, fingerprint: str) -> models.Job | None:
+        """The job an earlier request with this key made, if any. The key is bound to that
+        request: another body with the same key is refused, never answered with the first
+        job. A job whose submission is uncertain is looked up in the backend first."""
         with self.sessions() as session:
-            return session.scalar(
+            job = session.scalar(
                 select(models.Job).where(
                     models.Job.owner == owner, models.Job.idempotency_key == key
                 )
             )
+        if job is None:
+            return None
+        if job.request_hash is not None and job.request_hash != fingerprint:
+            raise JobError(
+                422,
+                f"The Idempotency-Key {key!r} was already used for job {job.id} with a "
+                "different request; use a new key for a new job.",
+                "idempotency_key",
+            )
+        if _uncertain(job):
+            # still uncertain when the backend is down: the poller settles it later
+            with contextlib.suppress(BackendUnavailable):
+                self.settle_interrupted_submissions(only=[job.id])
+            return self._load(job.id)
+        return job
+
+    def _check_account(self, unix_user: str) -> None:
+        """Refuse system accounts (deny list, UID below the minimum) before anything else,
+        so a request for such an account never reaches the backend."""
+        decision = check_cluster_account(
+            unix_user,
+            self.backend.account_uid(unix_user),
+            min_uid=self.jobs.account_min_uid,
+            denied=self.jobs.denied_accounts,
+        )
+        if not decision.allowed:
+            log.warning("Refused a job for the cluster account %r (%s)", unix_user, decision.code)
+            raise JobError(403, decision.reason)
 
     def _load(self, job_id: int) -> models.Job:
         with self.sessions() as session:
@@ -298,30 +378,23 @@ class JobGateway:
             )
         return project
 
-    def _usage(self, session: Session, project: models.Project) -> quota.Usage:
-        """Shared with sessions: GPU-hours used and GPUs held by the project's sessions and
-        jobs (``portal.usage``), plus the time limits the active jobs reserve."""
-        shared = usage_by_project(session, [project.id], self.clock())[project.id]
-        gpus = models.Job.nodes * models.Job.gpus_per_node
-        reserved_gpu_minutes = session.scalar(
-            select(func.coalesce(func.sum(gpus * models.Job.time_limit_minutes), 0)).where(
-                models.Job.project_id == project.id,
-                models.Job.state.in_([s.value for s in ACTIVE_STATES]),
-            )
-        )
-        return quota.Usage(
-            charged_gpu_hours=shared.gpu_hours_used,
-            reserved_gpu_hours=float(reserved_gpu_minutes) / 60.0,
-            gpus_in_use=int(shared.gpus_in_use),
-        )
-
     # -- read, cancel, logs ------------------------------------------------------------
 
-    def list(self, identity: Identity, *, everyone: bool = False) -> list[models.Job]:
+    def list(
+        self,
+        identity: Identity,
+        *,
+        everyone: bool = False,
+        limit: int | None = None,
+        before: int | None = None,
+    ) -> list[models.Job]:
+        """Newest first; ``limit`` jobs with an id below ``before`` (a page, see paging)."""
         with self.sessions() as session:
-            query = select(models.Job).order_by(models.Job.id.desc())
+            query = select(models.Job).order_by(models.Job.id.desc()).limit(limit)
             if not (everyone and is_operator(session, identity)):
                 query = query.where(models.Job.owner == identity.name)
+            if before is not None:
+                query = query.where(models.Job.id < before)
             return list(session.scalars(query))
 
     def get(self, identity: Identity, job_id: int) -> models.Job:
@@ -342,13 +415,22 @@ class JobGateway:
             raise JobError(409, "The job is still being submitted; try again in a moment.")
         try:
             self.backend.cancel(job.backend_job_id, job.unix_user)
+            # The answer tells the job's state as the backend sees it now (a job whose
+            # runner was gone is CANCELLED at once; a running one ends a moment later).
+            observation = self.backend.poll([job.backend_job_id]).get(job.backend_job_id)
         except BackendUnavailable as error:
             raise JobError(503, str(error)) from None
         except BackendRejected as error:
             raise JobError(409, str(error)) from None
         with transaction(self.sessions) as session:
             row = session.get(models.Job, job_id)
-            row.reason = "cancel requested"
+            if observation is not None and JobState(row.state).active:
+                charges: dict[int, float] = defaultdict(float)
+                self._observe(session, row, observation, charges)
+                ledger.charge(session, charges)
+                session.refresh(row)
+            if JobState(row.state).active:
+                row.reason = "cancel requested"
         return self._load(job_id)
 
     def logs(self, identity: Identity, job_id: int, tail_bytes: int = 65536) -> dict[str, Any]:
@@ -385,82 +467,162 @@ class JobGateway:
         number of jobs that changed. Raises BackendUnavailable when the backend is down."""
         self.settle_interrupted_submissions()
         with self.sessions() as session:
-            active = {
-                row.backend_job_id: row.id
-                for row in session.scalars(
-                    select(models.Job).where(
-                        models.Job.backend == self.backend.name,
-                        models.Job.state.in_([s.value for s in ACTIVE_STATES]),
-                        models.Job.backend_job_id.is_not(None),
-                    )
+            rows = session.scalars(
+                select(models.Job).where(
+                    models.Job.backend == self.backend.name,
+                    models.Job.state.in_([s.value for s in ACTIVE_STATES]),
+                    models.Job.backend_job_id.is_not(None),
                 )
-            }
+            ).all()
+            # By record, not by backend id: after a crash two records may name one id.
+            active = {row.id: (row.backend_job_id, row.uid) for row in rows}
         if not active:
             return 0
         self.backend_calls += 1
-        observations = self.backend.poll(list(active))
+        backend_ids = sorted({backend_id for backend_id, _ in active.values()})
+        observations = self._witnessed(active, self.backend.poll(backend_ids))
         changed = 0
+        charges: dict[int, float] = defaultdict(float)
         with transaction(self.sessions) as session:
-            for backend_id, observation in observations.items():
-                job = session.get(models.Job, active[backend_id])
-                if job is None:
+            for job_id, observation in observations.items():
+                job = session.get(models.Job, job_id)
+                if job is None or not JobState(job.state).active:
                     continue
-                before = (job.state, job.started_at, job.reason)
-                job.state = observation.state.value
-                job.reason = observation.reason
-                if observation.started_at and job.started_at is None:
-                    job.started_at = observation.started_at
-                if not observation.state.active:
-                    job.exit_code = observation.exit_code
-                    job.ended_at = observation.ended_at or self.clock()
-                    if job.gpu_hours_charged is None:
-                        job.gpu_hours_charged = quota.elapsed_gpu_hours(
-                            job.total_gpus, _aware(job.started_at), _aware(job.ended_at)
-                        )
-                    log.info(
-                        "Job %s ended %s (exit %s), charged %.4f GPU-hours",
-                        job.id,
-                        job.state,
-                        job.exit_code,
-                        job.gpu_hours_charged,
-                    )
-                if (job.state, job.started_at, job.reason) != before:
-                    changed += 1
+                changed += self._observe(session, job, observation, charges)
+            ledger.charge(session, charges)
         return changed
 
-    def settle_interrupted_submissions(self) -> None:
-        """Jobs recorded but never confirmed by the backend (the portal stopped between the
-        two steps): adopt the backend's job if it has one with our id, else mark it FAILED,
-        so it neither hangs in PENDING nor holds quota."""
-        cutoff = self.clock() - SUBMISSION_GRACE
+    def _observe(
+        self,
+        session: Session,
+        job: models.Job,
+        observation: Observation,
+        charges: dict[int, float],
+    ) -> int:
+        """Record what the backend observed of an active job, through the ledger: a job
+        that ended is charged once (its GPU-hours added to ``charges``, by project); a
+        job another poller has ended meanwhile is never made active again. Returns 1 when
+        the record changed."""
+        started_at = job.started_at or observation.started_at
+        if observation.state.active:
+            now = (observation.state.value, started_at, observation.reason)
+            if now == (job.state, job.started_at, job.reason):
+                return 0
+            return ledger.update_active_job(
+                session, job.id, state=now[0], started_at=now[1], reason=now[2]
+            )
+        ended_at = observation.ended_at or self.clock()
+        charged = quota.elapsed_gpu_hours(job.total_gpus, _aware(started_at), _aware(ended_at))
+        ended = ledger.end_job(
+            session,
+            job.id,
+            charged,
+            state=observation.state.value,
+            reason=observation.reason,
+            started_at=started_at,
+            exit_code=observation.exit_code,
+            ended_at=ended_at,
+        )
+        if ended is None:
+            return 0  # ended by another poller meanwhile: charged there
+        charges[ended[0]] += ended[1]
+        log.info(
+            "Job %s ended %s (exit %s), charged %.4f GPU-hours",
+            job.id,
+            observation.state.value,
+            observation.exit_code,
+            charged,
+        )
+        return 1
+
+    def _witnessed(
+        self, active: Mapping[int, tuple[str, str]], observations: Mapping[str, Observation]
+    ) -> dict[int, Observation]:
+        """Per record (id -> backend id, uid): the observation that is about it, or a FAILED
+        one when the backend has lost the job. An observation naming another uid means the
+        backend reused the id of a job it lost (slurmctld killed before it saved the job):
+        it is not this record's. A job the backend has no trace of, when it keeps finished
+        jobs (job-completion file, accounting), is lost once missing for SUBMISSION_GRACE."""
+        now = self.clock()
+        kept: dict[int, Observation] = {}
+        for job_id, (backend_id, uid) in active.items():
+            observation = observations.get(backend_id)
+            if observation is not None and observation.uid not in (None, uid):
+                log.warning("Backend id %s now names another job than %s", backend_id, uid)
+                observation = None
+            if observation is not None:
+                self._missing_since.pop(job_id, None)
+                kept[job_id] = observation
+                continue
+            if not self.backend.remembers_finished_jobs:
+                continue  # finished jobs may be forgotten: missing proves nothing
+            since = self._missing_since.setdefault(job_id, now)
+            if now - since >= SUBMISSION_GRACE:
+                del self._missing_since[job_id]
+                log.warning("Job %s (%s %s) is lost", uid, self.backend.name, backend_id)
+                kept[job_id] = Observation(JobState.FAILED, reason=LOST_REASON)
+        return kept
+
+    def settle_interrupted_submissions(self, only: Sequence[int] | None = None) -> None:
+        """Jobs recorded but never confirmed by the backend: the submission's answer was
+        lost (uncertain) or the portal stopped between the two steps. The backend is the
+        witness: a job found there by its uid is adopted; one still missing after
+        SUBMISSION_GRACE is marked FAILED, so it neither hangs in PENDING nor holds quota.
+        Nothing is ever resubmitted. ``only``: just these records (a retry's look-up)."""
+        now = self.clock()
+        # One portal process serves a database: a submission recorded before this gateway
+        # existed was interrupted by the previous process, however recent it is.
+        cutoff = max(now - SUBMISSION_GRACE, self.started_at)
         with self.sessions() as session:
-            stale = {
-                row.uid: row.id
-                for row in session.scalars(
-                    select(models.Job).where(
-                        models.Job.backend == self.backend.name,
-                        models.Job.backend_job_id.is_(None),
-                        models.Job.state.in_([s.value for s in ACTIVE_STATES]),
-                    )
-                )
-                if _aware(row.submitted_at) < cutoff
+            query = select(models.Job).where(
+                models.Job.backend == self.backend.name,
+                models.Job.backend_job_id.is_(None),
+                models.Job.state.in_([s.value for s in ACTIVE_STATES]),
+            )
+            if only is not None:
+                query = query.where(models.Job.id.in_(list(only)))
+            unconfirmed = {
+                row.uid: (row.id, _aware(row.submitted_at) < cutoff)
+                for row in session.scalars(query)
+                if _uncertain(row) or _aware(row.submitted_at) < cutoff
             }
-        if not stale:
+        if not unconfirmed:
             return
         self.backend_calls += 1
-        found = self.backend.find(list(stale))
+        found = self.backend.find(list(unconfirmed))
         with transaction(self.sessions) as session:
-            for uid, job_id in stale.items():
+            for uid, (job_id, stale) in unconfirmed.items():
                 job = session.get(models.Job, job_id)
+                if job is None or job.backend_job_id is not None:
+                    continue  # confirmed meanwhile by the submission itself
                 if uid in found:
                     job.backend_job_id = found[uid]
                     job.reason = ""
-                else:
-                    job.state = JobState.FAILED.value
-                    job.reason = "the submission was interrupted and never reached the backend"
-                    job.ended_at = self.clock()
-                    job.gpu_hours_charged = 0.0
-                log.warning("Interrupted submission %s settled: %s", uid, job.reason or "adopted")
+                    log.warning("Interrupted submission %s settled: adopted", uid)
+                    continue
+                if not stale:
+                    continue  # not there yet: the answer may still be on its way
+                # Never ran: charged 0, through the ledger like every job that ends.
+                ledger.end_job(
+                    session,
+                    job_id,
+                    0.0,
+                    state=JobState.FAILED.value,
+                    reason=NEVER_ARRIVED_REASON,
+                    ended_at=now,
+                )
+                log.warning("Interrupted submission %s settled: %s", uid, NEVER_ARRIVED_REASON)
+
+
+def request_fingerprint(request: Mapping[str, Any]) -> str:
+    """A hash of the submission body in a canonical form (keys sorted, no spacing), which
+    binds an idempotency key to the request it was first used with."""
+    text = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _uncertain(job: models.Job) -> bool:
+    return job.backend_job_id is None and job.reason == UNCERTAIN_REASON
 
 
 def _uid(user: str) -> int:

@@ -3,9 +3,14 @@
 Same states, output files, cancel and time limit as on Slurm, but no isolation: every job
 runs as the portal's own user. Each job has a folder under ``jobs_dir`` with its script, its
 ``job.json`` and the ``status.json`` its runner keeps; the state lives there, so a restarted
-portal finds every job again. The job's datasets appear in its folder as ``datasets/<slug>``
-(links to exactly the datasets the gateway allowed), and ``AITESTBED_DATASETS_DIR`` points
-there, as ``~/datasets`` does in an embedded session. The same Unix user can still read any
+portal finds every job again (runners run in sessions of their own and outlive the portal).
+A runner that is gone without a final status (killed, or it could not start) is noticed by
+the next poll: the job is recorded FAILED (CANCELLED if a cancel was asked) with the reason,
+whatever is left of the job's processes is stopped, and its GPUs are free again.
+
+The job's datasets appear in its folder as ``datasets/<slug>`` (links to exactly the
+datasets the gateway allowed), and ``AITESTBED_DATASETS_DIR`` points there, as
+``~/datasets`` does in an embedded session. The same Unix user can still read any
 dataset folder directly: no isolation.
 """
 
@@ -18,19 +23,23 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aitestbed.policy.mounts import DATASETS_DIR_ENV, DATASETS_ENV
 from aitestbed.portal.jobs.backend import BackendRejected, Observation, Submission
 from aitestbed.portal.jobs.datasets import JobDataset
+from aitestbed.portal.jobs.local_runner import JOB_MARK_ENV, write_status
 from aitestbed.portal.jobs.states import JobState
+
+RUNNER_PID = "runner.pid"
 
 
 class LocalBackend:
     name = "local"
     files_owned_by_user = False
     places_datasets = True
+    remembers_finished_jobs = False  # a job folder removed by hand is not a lost job here
 
     def __init__(self, jobs_dir: Path, *, seconds_per_minute: float = 60.0) -> None:
         """``seconds_per_minute`` scales time limits (tests use a fraction of a second)."""
@@ -65,6 +74,8 @@ class LocalBackend:
             **submission.environment,
             DATASETS_DIR_ENV: str(datasets_dir),
             DATASETS_ENV: ",".join(sorted(folders)),
+            # How the backend recognises the job's processes after its runner is gone.
+            JOB_MARK_ENV: submission.uid,
         }
         job = {
             "working_dir": spec.working_dir,
@@ -73,14 +84,22 @@ class LocalBackend:
             "time_limit_seconds": spec.time_limit_minutes * self.seconds_per_minute,
         }
         (job_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
-        self._children[submission.uid] = subprocess.Popen(
-            [sys.executable, "-m", "aitestbed.portal.jobs.local_runner", str(job_dir)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=(job_dir / "runner.log").open("ab"),
-            start_new_session=True,
-        )
+        with (job_dir / "runner.log").open("ab") as runner_log:
+            child = subprocess.Popen(
+                self.runner_command(job_dir),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=runner_log,
+                start_new_session=True,
+            )
+        self._children[submission.uid] = child
+        (job_dir / RUNNER_PID).write_text(str(child.pid))
         return submission.uid
+
+    def runner_command(self, job_dir: Path) -> list[str]:
+        """The runner's command line; it names ``job_dir``, which is how a runner is told
+        apart from an unrelated process that got its pid later."""
+        return [sys.executable, "-m", "aitestbed.portal.jobs.local_runner", str(job_dir)]
 
     def poll(self, job_ids: Sequence[str]) -> dict[str, Observation]:
         for uid, child in list(self._children.items()):
@@ -91,26 +110,56 @@ class LocalBackend:
             job_dir = self._dir(job_id)
             if not job_dir.is_dir():
                 continue
-            try:
-                status = json.loads((job_dir / "status.json").read_text())
-            except (OSError, ValueError):
-                found[job_id] = Observation(JobState.PENDING)
-                continue
-            state = JobState(status["state"])
-            runner_gone = job_id not in self._children and not _alive(status.get("runner_pid"))
-            if state.active and runner_gone:
-                # The runner died without a word (machine rebooted): the job is lost.
-                found[job_id] = Observation(
-                    JobState.FAILED, reason="the local runner stopped unexpectedly"
-                )
-                continue
+            status = _read_status(job_dir)
+            state = JobState(status.get("state", JobState.PENDING))
+            if state.active and not self._runner_alive(job_id, status):
+                status = self._settle_if_lost(job_dir)
+                state = JobState(status["state"])
             found[job_id] = Observation(
                 state,
                 exit_code=status.get("exit_code"),
                 started_at=_time(status.get("started_at")),
                 ended_at=_time(status.get("ended_at")),
+                reason=status.get("reason", ""),
             )
         return found
+
+    def _runner_alive(self, job_id: str, status: dict) -> bool:
+        child = self._children.get(job_id)
+        if child is not None:
+            return child.poll() is None
+        job_dir = self._dir(job_id)
+        try:
+            pid = int((job_dir / RUNNER_PID).read_text())
+        except (OSError, ValueError):
+            pid = status.get("runner_pid")  # jobs started before runner.pid existed
+        return _alive(pid) and _names(pid, str(job_dir))
+
+    def _settle_if_lost(self, job_dir: Path) -> dict:
+        """The runner is gone: unless it wrote a final status just before it went, stop
+        what is left of the job and record the end (CANCELLED if a cancel was asked, else
+        FAILED with the reason)."""
+        status = _read_status(job_dir)
+        if not JobState(status.get("state", JobState.PENDING)).active:
+            return status
+        _stop_job_group(status.get("job_pid"), job_dir.name)
+        if (job_dir / "cancel").exists():
+            final = {"state": JobState.CANCELLED.value, "reason": ""}
+        elif status.get("state") == JobState.RUNNING:
+            final = {
+                "state": JobState.FAILED.value,
+                "reason": "the job's supervisor process stopped unexpectedly (killed, or the "
+                "machine restarted), so the job was stopped; submit it again.",
+            }
+        else:
+            final = {
+                "state": JobState.FAILED.value,
+                "reason": "the job's supervisor process stopped before the job started "
+                f"({_last_line(job_dir / 'runner.log')}); submit it again.",
+            }
+        final.update(ended_at=datetime.now(UTC).isoformat(), exit_code=None)
+        write_status(job_dir, **final)
+        return {**status, **final}
 
     def find(self, uids: Sequence[str]) -> dict[str, str]:
         return {uid: uid for uid in uids if uid.isalnum() and (self.jobs_dir / uid).is_dir()}
@@ -118,17 +167,23 @@ class LocalBackend:
     def cancel(self, job_id: str, unix_user: str) -> None:
         job_dir = self._dir(job_id)
         (job_dir / "cancel").touch()
-        try:
-            status = json.loads((job_dir / "status.json").read_text())
-        except (OSError, ValueError):
-            return  # not started: the runner sees the cancel file first
+        status = _read_status(job_dir)
+        if not JobState(status.get("state", JobState.PENDING)).active:
+            return
+        if not self._runner_alive(job_id, status):
+            # Nobody would read the cancel file: end the job here.
+            self._settle_if_lost(job_dir)
+            return
         pid = status.get("runner_pid")
-        if pid and _alive(pid):
+        if pid:  # without one the runner has not started the job and sees the cancel file
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
     def user_exists(self, unix_user: str) -> bool:
         return True
+
+    def account_uid(self, unix_user: str) -> int | None:
+        return None  # every job runs as the portal's own user: the mapped name is a label
 
 
 def _dataset_folder(dataset: JobDataset) -> Path:
@@ -145,6 +200,51 @@ def _dataset_folder(dataset: JobDataset) -> Path:
             "operators."
         )
     return Path(path)
+
+
+def _read_status(job_dir: Path) -> dict:
+    """The runner's status.json; empty before its first status."""
+    try:
+        return json.loads((job_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _last_line(path: Path) -> str:
+    """The last line the runner wrote to its log (its error), or a word when there is none."""
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        lines = []
+    return lines[-1][:300] if lines else "no error was recorded"
+
+
+def _names(pid: int, text: str) -> bool:
+    """Whether the command line of ``pid`` contains ``text``."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return text.encode() in cmdline.read()
+    except OSError:
+        return False
+
+
+def _stop_job_group(pgid: int | None, job_id: str) -> None:
+    """Kill the job's process group if it still runs; its members are recognised by the
+    job's mark in their environment, so a reused process id is never killed."""
+    if not pgid:
+        return
+    mark = f"{JOB_MARK_ENV}={job_id}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != pgid:
+                continue
+            if mark in (entry / "environ").read_bytes().split(b"\0"):
+                os.killpg(pgid, signal.SIGKILL)
+                return
+        except OSError:
+            continue
 
 
 def _time(value: str | None) -> datetime | None:

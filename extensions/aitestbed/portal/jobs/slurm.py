@@ -21,12 +21,14 @@ from typing import Any
 
 import jwt
 import requests
+import urllib3
 
 from aitestbed.portal.jobs.backend import (
     BackendRejected,
     BackendUnavailable,
     Observation,
     Submission,
+    SubmissionUncertain,
 )
 from aitestbed.portal.jobs.script import gres
 from aitestbed.portal.jobs.states import JobState, from_slurm, split_exit_code
@@ -34,12 +36,39 @@ from aitestbed.settings import SlurmSettings
 
 log = logging.getLogger("aitestbed.portal.jobs")
 
+COMMENT_PREFIX = "aitestbed:"  # + the portal's uid of the job: Slurm is the witness
 INVALID_JOB_ID = 2017
 ACCESS_DENIED = 2002
+# slurmrestd could not connect to slurmctld: the request surely never reached it.
+CONTROLLER_NOT_REACHED = frozenset({1001, 1800, 1804})
+# sent (or maybe sent) to slurmctld, but its answer never came: it may have acted.
+CONTROLLER_ANSWER_LOST = frozenset({1000, 1002, 1003, 1004, 1801, 1802, 1803, 5004, 5005})
+UNSPECIFIED = frozenset({-1, 0, None})
+CONTROLLER_DOWN = (
+    "The batch system's controller (slurmctld) cannot be reached right now and nothing was "
+    "changed; try again in a few minutes (retry a submission with the same idempotency key)."
+)
 UNAVAILABLE = (
     "The batch system (slurmrestd) cannot be reached right now; nothing was submitted. "
     "Try again in a few minutes (retry with the same idempotency key)."
 )
+
+UNCERTAIN = (
+    "The batch system did not confirm the submission (no answer in time); the portal keeps "
+    "the job and checks whether Slurm received it: retry with the same idempotency key or "
+    "look at your job list instead of submitting it again."
+)
+
+
+def may_have_been_sent(error: requests.RequestException) -> bool:
+    """Whether a failed request may have reached slurmrestd: only a connection that was
+    never made (refused, connect timeout, TLS handshake) proves that nothing was sent."""
+    if isinstance(error, requests.ConnectTimeout | requests.exceptions.SSLError):
+        return False
+    if isinstance(error, requests.ConnectionError):
+        reason = getattr(error.args[0], "reason", None) if error.args else None
+        return not isinstance(reason, urllib3.exceptions.NewConnectionError)
+    return not isinstance(error, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema)
 
 
 def mint_token(key: bytes, user: str, lifetime_seconds: int, now: float | None = None) -> str:
@@ -71,7 +100,9 @@ def observation_from_rest(job: dict[str, Any]) -> Observation:
     """One entry of ``GET /slurm/v0.0.38/jobs`` as an observation."""
     state = from_slurm(str(job.get("job_state", "")))
     final = not state.active
+    comment = str(job.get("comment") or "")
     return Observation(
+        uid=comment.removeprefix(COMMENT_PREFIX) if comment.startswith(COMMENT_PREFIX) else "",
         state=state,
         exit_code=_exit_code(job.get("exit_code")) if final else None,
         started_at=_epoch(job.get("start_time")) if state != JobState.PENDING else None,
@@ -123,7 +154,8 @@ def observation_from_slurmdb(job: dict[str, Any]) -> Observation:
 
 class SlurmError(RuntimeError):
     def __init__(self, errors: list[dict[str, Any]]) -> None:
-        self.numbers = {e.get("error_number") for e in errors}
+        # v0.0.38 names the number error_number or (for some failures) error_code
+        self.numbers = {e.get("error_number", e.get("error_code")) for e in errors}
         text = "; ".join(str(e.get("error") or e.get("description") or e) for e in errors)
         super().__init__(text)
 
@@ -138,6 +170,7 @@ class SlurmBackend:
         self.base = settings.rest_url.rstrip("/")
         self.version = settings.api_version
         self.http = http or requests.Session()
+        self.remembers_finished_jobs = bool(settings.accounting or settings.job_completion_file)
 
     def __repr__(self) -> str:  # never the key
         return f"SlurmBackend({self.base!r})"
@@ -152,7 +185,12 @@ class SlurmBackend:
                 "unreadable); tell the operators."
             ) from None
 
-    def _call(self, method: str, path: str, user: str, body: Any = None) -> dict[str, Any]:
+    def _call(
+        self, method: str, path: str, user: str, body: Any = None, *, acts: bool = False
+    ) -> dict[str, Any]:
+        """One slurmrestd call. ``acts``: the call changes something (a submission); when
+        it may have reached Slurm but no answer came back, it raises SubmissionUncertain
+        instead of BackendUnavailable."""
         token = mint_token(self._key(), user, self.settings.token_lifetime_seconds)
         headers = {"X-SLURM-USER-NAME": user, "X-SLURM-USER-TOKEN": token}
         try:
@@ -165,22 +203,37 @@ class SlurmBackend:
             )
         except requests.RequestException as error:
             log.warning("slurmrestd unreachable: %s", type(error).__name__)
+            if acts and may_have_been_sent(error):
+                raise SubmissionUncertain(UNCERTAIN) from None
             raise BackendUnavailable(UNAVAILABLE) from None
         if response.status_code in (401, 403):
             raise BackendUnavailable(
                 "The batch system refused the portal's credentials; tell the operators."
             )
+        lost = SubmissionUncertain(UNCERTAIN) if acts else None
         try:
             data = response.json()
         except ValueError:
-            raise BackendUnavailable(
+            raise lost or BackendUnavailable(
                 f"The batch system answered {response.status_code} without data; try again."
             ) from None
         errors = [e for e in data.get("errors", []) if e]
         if errors:
-            raise SlurmError(errors)
+            error = SlurmError(errors)
+            if error.numbers & CONTROLLER_NOT_REACHED:
+                raise BackendUnavailable(CONTROLLER_DOWN)
+            if error.numbers & CONTROLLER_ANSWER_LOST:
+                raise lost or BackendUnavailable(CONTROLLER_DOWN)
+            if error.numbers <= UNSPECIFIED:
+                # what slurmrestd says when slurmctld died under it ("Unable to find JobId"
+                # included): no refusal and no fact, so neither is concluded from it
+                log.warning("slurmrestd: unspecified error on %s %s: %s", method, path, error)
+                raise lost or BackendUnavailable(
+                    f"The batch system could not answer ({error}); try again in a few minutes."
+                )
+            raise error
         if response.status_code >= 500:
-            raise BackendUnavailable(f"The batch system failed ({response.status_code}).")
+            raise lost or BackendUnavailable(f"The batch system failed ({response.status_code}).")
         return data
 
     def submit(self, submission: Submission) -> str:
@@ -199,7 +252,7 @@ class SlurmBackend:
             "nodes": spec.nodes,
             "cpus_per_task": spec.cpus_per_task,
             "memory_per_node": spec.memory_mb,
-            "comment": f"aitestbed:{submission.uid}",
+            "comment": f"{COMMENT_PREFIX}{submission.uid}",
         }
         if submission.account:
             job["account"] = submission.account
@@ -212,6 +265,7 @@ class SlurmBackend:
                 f"/slurm/{self.version}/job/submit",
                 submission.unix_user,
                 {"script": submission.script, "job": job},
+                acts=True,
             )
         except SlurmError as error:
             raise BackendRejected(f"Slurm refused the job: {error}") from None
@@ -263,7 +317,7 @@ class SlurmBackend:
     def find(self, uids: Sequence[str]) -> dict[str, str]:
         """Jobs slurmctld still knows, by the ``aitestbed:<uid>`` comment the portal sets."""
         data = self._call("GET", f"/slurm/{self.version}/jobs", self.settings.poll_user)
-        wanted = {f"aitestbed:{uid}": uid for uid in uids}
+        wanted = {f"{COMMENT_PREFIX}{uid}": uid for uid in uids}
         return {
             wanted[job["comment"]]: str(job["job_id"])
             for job in data.get("jobs", [])
@@ -283,8 +337,13 @@ class SlurmBackend:
     def user_exists(self, unix_user: str) -> bool:
         if self.settings.user_check == "none":
             return True
+        return self.account_uid(unix_user) is not None
+
+    def account_uid(self, unix_user: str) -> int | None:
+        """From the directory the portal host shares with the cluster (user_check: passwd)."""
+        if self.settings.user_check == "none":
+            return None
         try:
-            pwd.getpwnam(unix_user)
+            return pwd.getpwnam(unix_user).pw_uid
         except KeyError:
-            return False
-        return True
+            return None

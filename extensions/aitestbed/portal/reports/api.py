@@ -8,15 +8,10 @@ sessions and jobs are listed by the month they started in.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import PlainTextResponse
 from sqlalchemy import select
 
-from aitestbed.portal import models, queries
-from aitestbed.portal.deps import CurrentUser, DbSession
-from aitestbed.portal.export import csv_text
+from aitestbed.portal import models
 from aitestbed.portal.usage import as_utc, session_gpu_hours
 
 COLUMNS = (
@@ -86,33 +81,3 @@ def month_rows(session, start: datetime, after: datetime, now: datetime) -> list
             }
         )
     return rows
-
-
-def reports_api_router() -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["usage"])
-
-    @router.get(
-        "/usage-records.csv",
-        response_class=PlainTextResponse,
-        responses={200: {"content": {"text/csv": {}}}},
-    )
-    def usage_records(
-        identity: CurrentUser,
-        session: DbSession,
-        month: Annotated[
-            str, Query(pattern=MONTH, description="YYYY-MM; default: this month (UTC).")
-        ] = "",
-    ) -> PlainTextResponse:
-        """One row per session and per job started in the month (operators)."""
-        if not queries.is_operator(session, identity):
-            raise HTTPException(403, "Only operators can export the usage records.")
-        now = datetime.now(UTC)
-        month = month or now.strftime("%Y-%m")
-        start, after = month_bounds(month)
-        return PlainTextResponse(
-            csv_text(month_rows(session, start, after, now), COLUMNS),
-            media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="usage-{month}.csv"'},
-        )
-
-    return router
