@@ -402,4 +402,8 @@ def setup_portal(c: Any, settings: Settings) -> None:
     metrics, metrics_roles = metrics_service()
     c.JupyterHub.services = service_list + metrics
     c.JupyterHub.load_roles = roles + metrics_roles
-    c.JupyterHub.load_groups = course_groups(settings.courses)
+    if settings.authentication.kind != "oidc":
+        # With single sign-on the authenticator manages groups (manage_groups) and JupyterHub
+        # refuses load_groups at start; course groups under SSO are an open question
+        # (see the merge note of feature/sso).
+        c.JupyterHub.load_groups = course_groups(settings.courses)
