@@ -44,8 +44,44 @@ class Provider:
         }
         self.users_file.write_text(json.dumps(users))
 
+    config_path: Path | None = None
+    process: subprocess.Popen | None = None
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def start(self) -> None:
+        """Start the provider (again, on the same port; its sessions and tokens are new)."""
+        assert self.config_path is not None
+        mark = len(self.log())
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                ["node", str(SCRIPT), str(self.config_path)],
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        process = self.process
+
+        def ready():
+            if process.poll() is not None:
+                raise RuntimeError(f"the provider exited:\n{self.log()}")
+            return "READY" in self.log()[mark:]
+
+        wait_until(ready, timeout=30, what="the OIDC provider")
+
+    def stop(self) -> None:
+        """Stop the provider (an outage): nothing listens on its port until start()."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
 
 
 def node_available() -> bool:
@@ -72,30 +108,15 @@ def running_provider(
     config_path = workdir / "provider.json"
     config_path.write_text(json.dumps(config))
     log_path = workdir / "provider.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            ["node", str(SCRIPT), str(config_path)],
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    provider = Provider(f"http://127.0.0.1:{port}", client_secret, users_file, log_path)
+    log_path.write_bytes(b"")
+    provider = Provider(
+        f"http://127.0.0.1:{port}", client_secret, users_file, log_path, config_path
+    )
     try:
-
-        def ready():
-            if process.poll() is not None:
-                raise RuntimeError(f"the provider exited:\n{provider.log()}")
-            return "READY" in provider.log()
-
-        wait_until(ready, timeout=30, what="the OIDC provider")
+        provider.start()
         yield provider
     finally:
-        process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=10)
-        if process.poll() is None:
-            process.kill()
+        provider.stop()
 
 
 def oidc_settings(provider: Provider, secret_file: Path, **oidc) -> dict:

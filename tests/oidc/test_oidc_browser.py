@@ -4,6 +4,8 @@ OpenID Connect provider and ends in JupyterLab; a refused user sees the clear pa
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +23,8 @@ pytestmark = [
 ]
 
 SECRET = "browser-test-client-secret-7c1e"
+REVOCATION_GRACE = 15
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +38,15 @@ def sso(tmp_path_factory):
         provider.set_user("frank", "frank-pw", ["acme-vision-users"])
         provider.set_user("nora", "nora-pw", ["aitestbed-users"])  # no project yet
         provider.set_user("olga", "olga-pw", ["aitestbed-users", "aitestbed-operators"])
+        provider.set_user("rosa", "rosa-pw", ["aitestbed-users", "acme-vision-users"])
+        # Short enough for a test: groups rechecked every second, a 15 s revocation grace.
+        authentication = oidc_settings(provider, secret_file, refresh_age_seconds=1)
         with running_portal(
             workdir / "portal",
             {},
             bind_url=hub_url,
-            sections={"authentication": oidc_settings(provider, secret_file)},
+            sections={"authentication": authentication},
+            revocation_grace_seconds=REVOCATION_GRACE,
         ) as portal:
             yield portal, provider
 
@@ -125,3 +133,63 @@ def test_browser_access_request_and_operator_approval(sso, browser):
     assert "member of acme-vision" in outcome.inner_text()
     assert "welcome aboard" in outcome.inner_text()
     assert "active project" in nora.locator("#status").inner_text()
+
+
+def _screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_browser_revocation_warning_then_stop(sso, page):
+    portal, provider = sso
+    _sign_in(page, portal, "rosa", "rosa-pw")
+    page.wait_for_url("**/hub/spawn", timeout=120_000)
+    page.locator("#spawn_form [type=submit]").click()
+    page.wait_for_url("**/user/rosa/lab**", timeout=120_000)
+
+    # Out of the project's group at the provider: rosa's next page rechecks her there.
+    provider.set_user("rosa", "rosa-pw", ["aitestbed-users"])
+    time.sleep(1.5)
+    page.goto(f"{portal.url}/hub/home", timeout=60_000)
+    warning = page.locator(".revocation-notice[data-project=acme-vision]")
+    for _attempt in range(30):  # the hub's page shows what the portal decided, within seconds
+        if warning.count():
+            break
+        page.wait_for_timeout(1000)
+        page.reload()
+    assert "You are no longer a member of project acme-vision" in warning.inner_text()
+    assert "save your work now" in warning.inner_text()
+    _screenshot(page, "sso-revocation-warning-hub-home")
+    page.goto(f"{portal.portal_url}access", timeout=60_000)
+    portal_warning = page.locator(".revocation-notice[data-stopped=false]")
+    assert "It stops at" in portal_warning.inner_text()
+    _screenshot(page, "sso-revocation-warning-portal")
+
+    # After the grace the server is gone and the page says why.
+    stopped = page.locator(".revocation-notice[data-stopped=true]")
+    for _attempt in range(REVOCATION_GRACE + 60):
+        if stopped.count():
+            break
+        page.wait_for_timeout(1000)
+        page.reload()
+    assert "It was stopped at" in stopped.inner_text()
+    assert "no active project" in page.locator("#status").inner_text()
+    _screenshot(page, "sso-revocation-stopped-portal")
+
+
+def test_browser_sign_in_while_the_provider_is_down_shows_the_outage_page(sso, page):
+    portal, provider = sso
+    provider.stop()
+    try:
+        page.goto(f"{portal.url}/hub/login", timeout=60_000)
+        page.get_by_text("Sign in with Test SSO").click()
+        message = page.locator("p", has_text="The sign-in service is unavailable right now")
+        message.wait_for(timeout=60_000)
+        assert "try again in a few minutes" in message.inner_text()
+        back = page.get_by_role("link", name="Back to the login page")
+        assert back.get_attribute("href") == "/hub/login"
+        _screenshot(page, "sso-provider-outage-page")
+        back.click()
+        page.get_by_text("Sign in with Test SSO").wait_for(timeout=30_000)
+    finally:
+        provider.start()

@@ -351,3 +351,19 @@ def test_config_copies_share_the_gate_and_its_client():
     assert copied["url"].__self__ is gate
     assert copied["hook"].__self__._pre_spawn[0][1].__self__ is gate
     assert copy.deepcopy(client) is client
+
+
+def test_a_start_without_a_project_is_refused_in_words_with_the_access_page_as_a_link():
+    from aitestbed.hub.project_gate import NoProject
+
+    refusal = NoProject('/x"/services/portal/access')
+    assert refusal.status_code == 403
+    assert str(refusal) == (
+        "You belong to no active project yet, so no server can start. Ask for access at "
+        '/x"/services/portal/access - you can start one once an operator approves.'
+    )
+    assert refusal.jupyterhub_html_message == (
+        "You belong to no active project yet, so no server can start. "
+        '<a href="/x&quot;/services/portal/access">Ask for access on the access page</a>; '
+        "you can start one once an operator approves."
+    )

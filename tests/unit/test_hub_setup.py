@@ -78,14 +78,16 @@ def test_services_and_their_roles_are_least_privilege(settings):
         "delete:servers",
     ]
     assert roles["user"]["scopes"] == ["self", "access:services!service=portal"]
-    # The portal reads which servers run (to close stale usage records) and keeps the
-    # members of the course groups in line, nothing more.
+    # The portal reads which servers run (to close stale usage records), stops the servers
+    # of users whose project access ended, and keeps the members of the course groups in
+    # line; nothing more (no admin:servers).
     assert roles["portal"] == {
         "name": "portal",
         "services": ["portal"],
         "scopes": [
             "list:users",
             "read:servers",
+            "delete:servers",
             "groups!group=course.dl-101",
             "groups!group=staff.dl-101",
         ],

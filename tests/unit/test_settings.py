@@ -228,6 +228,7 @@ def test_jobs_section_mistakes(settings_doc, tmp_path, jobs, where, problem):
 
 
 def _oidc_doc(settings_doc, **oidc):
+    settings_doc["site"].pop("operators", None)  # refused with kind: oidc (see below)
     settings_doc["authentication"] = {
         "kind": "oidc",
         "oidc": {"client_id": "portal", "issuer": "https://sso.example.org/realms/x", **oidc},
@@ -301,6 +302,28 @@ def test_oidc_section_is_read_with_defaults(settings_doc, tmp_path):
 def test_oidc_mistakes_are_named(settings_doc, tmp_path, oidc, where, problem):
     message = _check(_oidc_doc(settings_doc, **oidc), tmp_path)
     assert f"  - {where}: " in message and problem in message
+
+
+def test_demo_keys_and_site_operators_are_refused_with_oidc_naming_each(settings_doc, tmp_path):
+    doc = _oidc_doc(settings_doc)
+    doc["authentication"]["login_hint"] = "Demo accounts: olivia / olivia-pw"
+    doc["authentication"]["demo_users"] = [
+        {"name": "olivia", "password_hash": "pbkdf2_sha256$1000$c2FsdA==$aGFzaA=="}
+    ]
+    doc["site"]["operators"] = ["olivia"]
+    message = _check(doc, tmp_path)
+    assert (
+        "  - authentication.demo_users: demo accounts are not used with kind: oidc; remove "
+        "them (people sign in at the identity provider)." in message
+    )
+    assert "  - authentication.login_hint: the demo login hint is not shown with kind: oidc" in (
+        message
+    )
+    assert (
+        "  - site.operators: is refused with kind: oidc, because a username is a claim users "
+        "can often choose at the provider; name the operators' group in "
+        "authentication.oidc.mapping.operators instead." in message
+    )
 
 
 def test_oidc_needs_its_section_and_endpoints(settings_doc, tmp_path):

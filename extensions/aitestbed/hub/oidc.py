@@ -38,10 +38,20 @@ from urllib.parse import urlencode, urlparse
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLogoutHandler
 from tornado import web
+from tornado.httpclient import HTTPClientError
 from traitlets import Any as AnyTrait
-from traitlets import Unicode
+from traitlets import Float, Unicode
 
+from aitestbed.hub.oidc_handlers import (
+    SIGN_IN_FAILED,
+    SIGN_IN_UNAVAILABLE,
+    START_AGAIN,
+    UNAVAILABLE,
+    PortalCallbackHandler,
+    PortalLoginHandler,
+)
 from aitestbed.hub.portal_client import PortalRefused, PortalUnavailable, shared_client
+from aitestbed.hub.provider_outage import ProviderOutage, provider_reachable, provider_unreachable
 from aitestbed.policy.cluster_accounts import check_cluster_account
 from aitestbed.settings import Jobs, Oidc, OidcMapping, OidcMatch, Settings, SettingsError
 
@@ -266,6 +276,11 @@ class ProviderLogoutHandler(OAuthLogoutHandler):
 
     async def render_logout_page(self):
         auth: PortalOIDCAuthenticator = self.authenticator
+        if auth.end_session_url and not await provider_reachable(auth.end_session_url):
+            # The hub session is already over; the provider's can only end once it is back.
+            self.log.warning("Logout: the provider does not answer; ended the portal session only.")
+            self.redirect(self.settings["login_url"])
+            return
         if auth.end_session_url:
             self.redirect(
                 provider_logout_url(
@@ -283,7 +298,30 @@ class ProviderLogoutHandler(OAuthLogoutHandler):
 class PortalOIDCAuthenticator(GenericOAuthenticator):
     """GenericOAuthenticator whose access decisions come from the portal's mapping rules."""
 
+    login_handler = PortalLoginHandler
+    callback_handler = PortalCallbackHandler
     logout_handler = ProviderLogoutHandler
+
+    provider_probe_url = Unicode(
+        "",
+        help="""A URL of the provider that answers when it is up (the discovery document).
+        The sign-in checks it before sending the browser to the provider, so an outage shows
+        a page that says so. Empty: no check.""",
+    ).tag(config=True)
+
+    provider_outage_grace = Float(
+        1800.0,
+        help="""Seconds a signed-in user keeps the hub session while the provider cannot be
+        reached to recheck their tokens; afterwards they must sign in again.""",
+    ).tag(config=True)
+
+    _outage: ProviderOutage | None = None
+
+    @property
+    def provider_outage(self) -> ProviderOutage:
+        if self._outage is None:
+            self._outage = ProviderOutage(self.provider_outage_grace, logger=self.log)
+        return self._outage
 
     mapping = AnyTrait(
         OidcMapping(),
@@ -331,6 +369,20 @@ class PortalOIDCAuthenticator(GenericOAuthenticator):
         https://portal.example.org/hub/login. Empty: the hub's login page on the host the
         logout request came to.""",
     ).tag(config=True)
+
+    def check_allow_config(self):
+        """Who may log in is the mapping's ``allowed`` rules (check_allowed), which
+        JupyterHub's own check cannot see: say what they mean instead of its warning."""
+        if self.mapping.allowed:
+            self.log.info(
+                "Single sign-on: %d allowed rule(s) decide who may log in.",
+                len(self.mapping.allowed),
+            )
+        else:
+            self.log.info(
+                "Single sign-on: anyone the provider authenticates may log in "
+                "(oidc.mapping.allowed is empty); projects decide who may start servers."
+            )
 
     def _check_cluster_account(self, username: str) -> None:
         """Refuse the login of a user whose cluster account (the jobs' user mapping) is a
@@ -383,18 +435,55 @@ class PortalOIDCAuthenticator(GenericOAuthenticator):
         await self._sync_portal(auth_model)
         return await super().run_post_auth_hook(handler, auth_model)
 
+    async def authenticate(self, handler, data=None, **kwargs):
+        """The token exchange at the provider; its failures become sentences, not a 500."""
+        try:
+            auth_model = await super().authenticate(handler, data, **kwargs)
+        except web.HTTPError:
+            raise
+        except Exception as error:
+            if provider_unreachable(error):
+                self.log.warning("Sign-in: the provider does not answer: %s", error)
+                raise web.HTTPError(503, UNAVAILABLE, reason=SIGN_IN_UNAVAILABLE) from None
+            if isinstance(error, HTTPClientError):
+                self.log.warning("Sign-in: the provider refused the token exchange: %s", error)
+                raise web.HTTPError(
+                    400,
+                    "The sign-in service did not accept this sign-in (it may have expired). "
+                    + START_AGAIN,
+                    reason=SIGN_IN_FAILED,
+                ) from None
+            raise
+        self.provider_outage.answered()
+        return auth_model
+
     async def refresh_user(self, user, handler=None, **kwargs):
-        refreshed = await super().refresh_user(user, handler, **kwargs)
+        outage = self.provider_outage
+        if not outage.should_ask_provider():
+            return self._during_outage(user, handler)
+        try:
+            refreshed = await super().refresh_user(user, handler, **kwargs)
+        except Exception as error:
+            if not provider_unreachable(error):
+                raise
+            outage.failed(error)
+            return self._during_outage(user, handler)
+        outage.answered()
         if not isinstance(refreshed, dict):
             return refreshed
         if not await self.check_allowed(user.name, refreshed):
-            # JupyterHub 6.1 reads this attribute on a failed refresh of a cookie-authenticated
-            # request before it is ever set; without it the refusal surfaces as an error log.
-            if handler is not None and not hasattr(handler, "_token_authenticated"):
-                handler._token_authenticated = False
+            _mark_refusal(handler)
             return False  # log in again, and be refused there with the clear message
         await self._sync_portal(refreshed)
         return refreshed
+
+    def _during_outage(self, user, handler) -> bool:
+        """The provider is down: keep the session within the grace, then ask to sign in."""
+        if self.provider_outage.keep_session():
+            return True
+        self.log.info("Sign-in service still down: %s must sign in again.", user.name)
+        _mark_refusal(handler)
+        return False
 
     async def _sync_portal(self, auth_model) -> None:
         if not self.portal_url:
@@ -411,6 +500,13 @@ class PortalOIDCAuthenticator(GenericOAuthenticator):
             raise web.HTTPError(503, PORTAL_UNAVAILABLE) from None
         if any(changes.values()):
             self.log.info("Single sign-on: project memberships of %s: %s", name, changes)
+
+
+def _mark_refusal(handler) -> None:
+    # JupyterHub 6.1 reads this attribute on a failed refresh of a cookie-authenticated
+    # request before it is ever set; without it the refusal surfaces as an error log.
+    if handler is not None and not hasattr(handler, "_token_authenticated"):
+        handler._token_authenticated = False
 
 
 def configure_oidc(c: Any, settings: Settings) -> None:
@@ -454,6 +550,12 @@ def configure_oidc(c: Any, settings: Settings) -> None:
     auth.manage_groups = True
     auth.enable_auth_state = True
     auth.auth_refresh_age = oidc.refresh_age_seconds
+    auth.provider_outage_grace = oidc.provider_outage_grace_seconds
+    auth.provider_probe_url = (
+        oidc.issuer.rstrip("/") + "/.well-known/openid-configuration"
+        if oidc.issuer
+        else endpoints.authorize_url
+    )
     auth.refresh_pre_spawn = oidc.refresh_age_seconds > 0
     # auth_state holds the tokens: encrypted with $JUPYTERHUB_CRYPT_KEY, else a key kept in
     # the state directory (mode 600), created on first start.

@@ -169,6 +169,11 @@ class HubPortalClient:
         answer = await self._call("GET", f"api/internal/users/{quote(user, safe='')}/standing")
         return bool(answer["active_project"])
 
+    async def notices(self, user: str) -> dict[str, Any]:
+        """What the hub's pages tell ``user``: active project, revocation warnings, and
+        the pending access requests (the hub shows the count to operators only)."""
+        return await self._call("GET", f"api/internal/users/{quote(user, safe='')}/notices")
+
     async def apply_sso_grants(
         self, user: str, *, instructor: bool, projects: Iterable[tuple[str, str]]
     ) -> dict[str, list[str]]:

@@ -19,6 +19,7 @@ The portal answers the question (``GET api/internal/users/<name>/standing``):
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import time
 from collections.abc import Callable
@@ -43,6 +44,33 @@ def no_project_message(access_url: str) -> str:
         "You belong to no active project yet, so no server can start. "
         f"Ask for access at {access_url} - you can start one once an operator approves."
     )
+
+
+def no_project_html(access_url: str) -> str:
+    link = html.escape(access_url, quote=True)
+    return (
+        "You belong to no active project yet, so no server can start. "
+        f'<a href="{link}">Ask for access on the access page</a>; you can start one once an '
+        "operator approves."
+    )
+
+
+class NoProject(web.HTTPError):
+    """403 for a start without an active project, worded for the person who asked.
+
+    The hub's error page shows the HTML with the access page as a link; where text is shown
+    (the spawn form, the start's progress events) it is the sentence itself, not
+    "HTTP 403: ... (...)"."""
+
+    def __init__(self, access_url: str) -> None:
+        super().__init__(403, no_project_message(access_url), reason="No project")
+        # The spawn form shows the text (JupyterHub 6.1 passes its HTML under a name its
+        # template does not read; the form has its own link), the error page the HTML.
+        self.jupyterhub_message = no_project_message(access_url)
+        self.jupyterhub_html_message = no_project_html(access_url)
+
+    def __str__(self) -> str:
+        return self.log_message or ""
 
 
 class ProjectGate:
@@ -88,7 +116,7 @@ class ProjectGate:
             log.warning("Project gate for %s: %s", user.name, error)
             raise web.HTTPError(503, UNAVAILABLE) from None
         if not active:
-            raise web.HTTPError(403, no_project_message(self.access_url))
+            raise NoProject(self.access_url)
 
     async def after_login(self, authenticator: Any, handler: Any, auth_model: dict) -> dict:
         """``Authenticator.post_auth_hook``: learn the user's standing for the landing page."""

@@ -135,8 +135,14 @@ def services(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
             "name": PORTAL_SERVICE,
             "services": [PORTAL_SERVICE],
             # list:users, read:servers: it closes usage records of servers the hub no longer
-            # runs; groups of the courses only: it keeps their members in line.
-            "scopes": ["list:users", "read:servers", *portal_group_scopes(settings.courses)],
+            # runs; delete:servers: it stops the servers of users whose project access ended
+            # (portal/revocation.py); groups of the courses only: it keeps their members in line.
+            "scopes": [
+                "list:users",
+                "read:servers",
+                "delete:servers",
+                *portal_group_scopes(settings.courses),
+            ],
         },
         *course_roles(settings.courses),
     ]
@@ -212,6 +218,15 @@ def _setup_project_gate(c: Any, settings: Settings, chain: HookChain) -> None:
     chain.add_pre_spawn("project-gate", gate.require_active_project)
     c.JupyterHub.default_url = gate.default_url
     c.Authenticator.post_auth_hook = gate.after_login
+
+
+def _setup_notices(c: Any, settings: Settings) -> None:
+    """The hub's pages show the portal's notices (revocation warnings, pending requests)."""
+    from aitestbed.hub.notices import NoticeBoard
+    from aitestbed.hub.portal_client import shared_client
+
+    board = NoticeBoard(shared_client(portal_internal_url(settings), portal_api_token(settings)))
+    c.JupyterHub.template_vars = {**c.JupyterHub.template_vars, "portal_notices": board}
 
 
 def _setup_local_spawner(c: Any, settings: Settings) -> None:
@@ -380,10 +395,15 @@ def setup_portal(c: Any, settings: Settings) -> None:
         )
     chain = HookChain()
     _setup_project_gate(c, settings, chain)
+    _setup_notices(c, settings)
     _setup_policy(c, settings, chain)
     chain.install(c)
     service_list, roles = services(settings)
     metrics, metrics_roles = metrics_service()
     c.JupyterHub.services = service_list + metrics
     c.JupyterHub.load_roles = roles + metrics_roles
-    c.JupyterHub.load_groups = course_groups(settings.courses)
+    if settings.authentication.kind != "oidc":
+        # With single sign-on the authenticator manages groups (manage_groups) and JupyterHub
+        # refuses load_groups at start; course groups under SSO are an open question
+        # (see the merge note of feature/sso).
+        c.JupyterHub.load_groups = course_groups(settings.courses)

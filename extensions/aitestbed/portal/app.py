@@ -35,10 +35,12 @@ from aitestbed.portal.finite_json import FiniteJsonBodies
 from aitestbed.portal.jobs.api import job_error_handler, jobs_router
 from aitestbed.portal.jobs.gateway import JobError, JobGateway
 from aitestbed.portal.jobs.poller import poll_forever
+from aitestbed.portal.notifications import Notifier
 from aitestbed.portal.page_routes import feature_routers
 from aitestbed.portal.pages import PageUser, landing, page_user
 from aitestbed.portal.paging import DEFAULT_PAGE, MAX_PAGE, link_next_page
 from aitestbed.portal.reports.exports import reports_router
+from aitestbed.portal.revocation import revocation_log
 from aitestbed.portal.server_errors import ServerErrorAnswer
 from aitestbed.portal.sessions import sessions_router
 
@@ -142,6 +144,22 @@ def api_router() -> APIRouter:
         """Allocation, GPU-hours used and running sessions of your projects (operators: all)."""
         return queries.project_usage(session, identity, datetime.now(UTC))
 
+    @router.get(
+        "/session-revocations",
+        response_model=list[schemas.SessionRevocationOut],
+        tags=["usage"],
+    )
+    def session_revocations(
+        identity: CurrentUser, session: DbSession
+    ) -> list[schemas.SessionRevocationOut]:
+        """The audit log of revocations: sessions whose project access ended, when the user
+        was warned and when the server was stopped (newest first, the last 500). Operators
+        see everyone's; a user sees their own."""
+        rows = revocation_log(
+            session, None if queries.is_operator(session, identity) else identity.name
+        )
+        return [schemas.SessionRevocationOut.model_validate(r, from_attributes=True) for r in rows]
+
     router.include_router(reports_router())
     return router
 
@@ -218,6 +236,7 @@ def create_app(
     state_dir: pathlib.Path | None = None,
     dataset_roots: Sequence[pathlib.Path] | None = None,
     airlock: AirlockSettings | None = None,
+    notifier: Notifier | None = None,
     timezone: str = "UTC",
     known_users: frozenset[str] | None = None,
     hub_users: Callable[[], Coroutine[Any, Any, list[dict]]] | None = None,
@@ -273,6 +292,7 @@ def create_app(
     app.state.hub_users = hub_users
     app.state.homes_dir = homes_dir
     app.state.collect_limits = COLLECT_LIMITS
+    app.state.notifier = notifier  # operators told of access requests (None: nobody)
     app.add_exception_handler(JobError, job_error_handler)
     # Outermost handler of our own: an error never closes the proxy's kept-alive connection.
     app.add_middleware(ServerErrorAnswer)

@@ -6,6 +6,8 @@ token (the same hub-only check as admission), and the rules stay in
 
 - ``GET  api/internal/users/{user}/standing``: does the user belong to a project whose
   allocation is valid today? The hub asks before every start (and to pick the landing page).
+- ``GET  api/internal/users/{user}/notices``: what the hub's pages tell the user (active
+  project, revocation warnings of running sessions, pending access requests).
 - ``PUT  api/internal/users/{user}/sso-grants``: what single sign-on granted at this login
   (instructor flag, project memberships with roles) becomes the user's SSO memberships;
   what the provider no longer grants is removed. Idempotent: the same grants twice change
@@ -14,7 +16,7 @@ token (the same hub-only check as admission), and the rules stay in
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -24,6 +26,8 @@ from aitestbed.portal import schemas
 from aitestbed.portal.db import transaction
 from aitestbed.portal.deps import DbSession
 from aitestbed.portal.directory import apply_sso_grants, has_active_project
+from aitestbed.portal.queries import pending_requests
+from aitestbed.portal.revocation import notices_for
 from aitestbed.portal.sessions import require_hub
 
 SLUG = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -36,6 +40,23 @@ class Standing(BaseModel):
     active_project: bool = Field(
         description="Member of at least one project whose allocation is valid today."
     )
+
+
+class RevocationOut(BaseModel):
+    project: str
+    server_name: str
+    reason: str
+    stop_at: datetime
+    stopped_at: datetime | None
+
+
+class Notices(BaseModel):
+    user: str
+    active_project: bool
+    revocations: list[RevocationOut] = Field(
+        description="The user's sessions that lost their project in the last day."
+    )
+    pending_requests: int = Field(description="Access requests waiting for an operator.")
 
 
 class ProjectGrant(BaseModel):
@@ -69,6 +90,20 @@ def directory_router() -> APIRouter:
     def standing(user: UserName, session: DbSession) -> Standing:
         """Whether ``user`` belongs to a project with a valid allocation today."""
         return Standing(user=user, active_project=has_active_project(session, user, date.today()))
+
+    @router.get("/users/{user}/notices", response_model=Notices)
+    def notices(user: UserName, session: DbSession) -> Notices:
+        """What the hub's pages tell ``user`` (see ``aitestbed.hub.notices``)."""
+        now = datetime.now(UTC)
+        return Notices(
+            user=user,
+            active_project=has_active_project(session, user, now.date()),
+            revocations=[
+                RevocationOut.model_validate(row, from_attributes=True)
+                for row in notices_for(session, user, now)
+            ],
+            pending_requests=pending_requests(session),
+        )
 
     @router.put("/users/{user}/sso-grants", response_model=SsoChanges)
     def sso_grants(user: UserName, body: SsoGrants, request: Request) -> SsoChanges:

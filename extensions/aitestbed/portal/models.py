@@ -326,6 +326,32 @@ class GpuAssignment(Base):
     assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class SessionRevocation(Base):
+    """A running session whose project access ended: the warning, the stop, and why.
+
+    One row per session record, written when the user is warned; ``stopped_at`` is set when
+    the portal stopped the server, ``rescinded_at`` when access came back during the grace.
+    Names, not keys, for the user and project: this is also the audit log of revocations
+    and outlives them.
+    """
+
+    __tablename__ = "session_revocations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("session_records.id", ondelete="CASCADE"), unique=True
+    )
+    user: Mapped[str] = mapped_column(String(64), index=True)
+    project: Mapped[str] = mapped_column(String(63))
+    server_name: Mapped[str] = mapped_column(String(255), default="")
+    code: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    warned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    stop_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    rescinded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class AccessRequestStatus(enum.StrEnum):
     PENDING = "pending"
     APPROVED = "approved"

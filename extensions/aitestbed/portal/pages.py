@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -24,11 +24,12 @@ from urllib.parse import parse_qsl
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import func, select
 
 from aitestbed.portal import models, queries
 from aitestbed.portal.auth import STATE_COOKIE, TOKEN_COOKIE, HubIdentity, Identity
 from aitestbed.portal.directory import has_active_project
+from aitestbed.portal.queries import pending_requests
+from aitestbed.portal.revocation import notices_for
 
 TEMPLATES = Path(__file__).with_name("templates")
 MAX_FORM_BYTES = 16_384
@@ -63,6 +64,27 @@ class PageUser:
         return self.identity.name
 
 
+@dataclass(frozen=True)
+class RevocationNotice:
+    """A session of the user that lost its project: shown on every page of theirs."""
+
+    project: str
+    server_name: str
+    reason: str
+    stop_at: str  # "HH:MM:SS UTC"
+    stopped: bool
+
+    @classmethod
+    def of(cls, row: models.SessionRevocation) -> RevocationNotice:
+        return cls(
+            project=row.project,
+            server_name=row.server_name,
+            reason=row.reason,
+            stop_at=f"{(row.stopped_at or row.stop_at):%Y-%m-%d %H:%M:%S} UTC",
+            stopped=row.stopped_at is not None,
+        )
+
+
 def form_token(cookie_token: str) -> str:
     """The anti-forgery token of the page forms, derived from the login cookie."""
     return hmac.new(cookie_token.encode(), b"aitestbed-portal-form", hashlib.sha256).hexdigest()
@@ -83,14 +105,6 @@ def hub_links(prefix: str) -> dict[str, str]:
         "logo": f"{base}hub/logo",
         "stylesheet": f"{base}hub/static/css/style.min.css",
     }
-
-
-def pending_requests(session) -> int:
-    return session.scalar(
-        select(func.count())
-        .select_from(models.AccessRequest)
-        .where(models.AccessRequest.status == models.AccessRequestStatus.PENDING)
-    )
 
 
 def navigation(prefix: str, operator: bool, pending: int = 0) -> list[NavItem]:
@@ -204,9 +218,12 @@ def render(
     """A page in the layout: ``current`` is the key of its entry in the top bar."""
     prefix = request.app.state.prefix
     pending = 0
-    if user.operator:
-        with request.app.state.sessions() as session:
+    with request.app.state.sessions() as session:
+        if user.operator:
             pending = pending_requests(session)
+        notices = [
+            RevocationNotice.of(row) for row in notices_for(session, user.name, datetime.now(UTC))
+        ]
     html = environment.get_template(template).render(
         site_name=request.app.state.site_name,
         title=title,
@@ -215,6 +232,7 @@ def render(
         hub=hub_links(prefix),
         nav=navigation(prefix, user.operator, pending),
         user=user,
+        notices=notices,
         **context,
     )
     return HTMLResponse(html, status_code=status_code)

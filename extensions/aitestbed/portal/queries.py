@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from aitestbed.portal import models, schemas
@@ -178,3 +178,12 @@ def project_usage(
         )
         for p in projects
     ]
+
+
+def pending_requests(session: Session) -> int:
+    """Access requests waiting for an operator (the operators' top bar shows the count)."""
+    return session.scalar(
+        select(func.count())
+        .select_from(models.AccessRequest)
+        .where(models.AccessRequest.status == models.AccessRequestStatus.PENDING)
+    )

@@ -303,3 +303,17 @@ class ProjectUsageOut(BaseModel):
     running_sessions: int
     valid_from: date
     valid_until: date
+
+
+class SessionRevocationOut(BaseModel):
+    """One session whose project access ended (the audit log of revocations)."""
+
+    user: str
+    project: str
+    server_name: str
+    code: str = Field(description="membership-removed or allocation-ended")
+    reason: str
+    warned_at: UtcDateTime
+    stop_at: UtcDateTime
+    stopped_at: UtcDateTime | None
+    rescinded_at: UtcDateTime | None

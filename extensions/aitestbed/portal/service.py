@@ -138,7 +138,9 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         raise SystemExit(EXIT_PORT_IN_USE) from None
     engine = prepare_database(settings)
     from aitestbed.portal.courses.hub_groups import sync_forever
+    from aitestbed.portal.notifications import Notifier, notifications_set
     from aitestbed.portal.reconcile import fetch_hub_users, reconcile_forever
+    from aitestbed.portal.revocation import HubServers, revoke_forever
 
     interval = float(os.environ.get("AITESTBED_RECONCILE_SECONDS", "300"))
     sessions = session_factory(engine)
@@ -162,6 +164,7 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
             store=settings.site.state_dir / "airlock",
             stewards=frozenset(settings.site.data_stewards),
         ),
+        notifier=Notifier(settings.notifications) if notifications_set(settings) else None,
         timezone=settings.site.timezone,
         known_users=frozenset(u.name for u in settings.authentication.demo_users)
         if settings.authentication.kind == "demo"
@@ -176,6 +179,11 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
                 os.environ["JUPYTERHUB_API_URL"],
                 os.environ["JUPYTERHUB_API_TOKEN"],
                 interval,
+            ),
+            lambda: revoke_forever(
+                sessions,
+                HubServers(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]),
+                settings.site.revocation_grace_seconds,
             ),
             lambda: sync_forever(
                 sessions,

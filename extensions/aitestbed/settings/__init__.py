@@ -207,6 +207,8 @@ class Oidc:
     login_service: str = "single sign-on"
     auto_login: bool = False
     refresh_age_seconds: int = 300
+    # Provider outages (docs/sso.md): how long signed-in users keep their sessions.
+    provider_outage_grace_seconds: int = 1800
     end_provider_session: bool = True
     validate_server_cert: bool = True
     refused_message: str = DEFAULT_REFUSED_MESSAGE
@@ -255,6 +257,8 @@ class Site:
     # Folders the operator API may place local/host_path datasets under (resolved paths);
     # empty: the state folder's datasets folder.
     dataset_roots: tuple[Path, ...] = ()
+    # Revocation that takes effect (docs/sso.md): warning, then stop after this grace.
+    revocation_grace_seconds: int = 300
 
 
 @dataclass(frozen=True)
@@ -346,6 +350,42 @@ class Jobs:
         return self.user_overrides.get(portal_name) or self.user_template.format(name=portal_name)
 
 
+# --- notifications of access requests (docs/sso.md) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Smtp:
+    host: str
+    sender: str
+    recipients: tuple[str, ...]
+    port: int = 25
+    starttls: bool = False
+    username: str | None = None
+    password_env: str = "AITESTBED_SMTP_PASSWORD"  # noqa: S105 - a variable name
+    timeout_seconds: int = 20
+
+
+@dataclass(frozen=True)
+class Webhook:
+    url: str
+    timeout_seconds: int = 10
+
+
+@dataclass(frozen=True)
+class Notifications:
+    smtp: Smtp | None = None
+    webhook: Webhook | None = None
+
+
+def _build_notifications(doc: dict[str, Any]) -> Notifications:
+    smtp = doc.get("smtp")
+    webhook = doc.get("webhook")
+    return Notifications(
+        smtp=Smtp(**{**smtp, "recipients": tuple(smtp["recipients"])}) if smtp else None,
+        webhook=Webhook(**webhook) if webhook else None,
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     path: Path
@@ -358,6 +398,7 @@ class Settings:
     jobs: Jobs = field(default_factory=Jobs)
     datasets: tuple[Dataset, ...] = ()
     courses: tuple[Course, ...] = ()
+    notifications: Notifications = field(default_factory=Notifications)
 
     def flavor(self, slug: str) -> Flavor | None:
         return next((f for f in self.flavors if f.slug == slug), None)
@@ -493,6 +534,48 @@ def _semantic_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
         _duplicates(auth.get("demo_users", []), "name", "authentication.demo_users", problems)
     if auth["kind"] == "oidc":
         problems += _oidc_problems(auth.get("oidc"), {p["slug"] for p in doc.get("projects", [])})
+        problems += _demo_left_in_sso(auth, doc.get("site", {}))
+    return problems
+
+
+# --- single sign-on: a clean switch from the demo (docs/sso.md) ---------------------------
+
+
+def _demo_left_in_sso(auth: dict[str, Any], site: dict[str, Any]) -> list[tuple[str, str]]:
+    """With ``kind: oidc``, the demo's keys are errors: refused, never silently kept.
+
+    - ``demo_users`` and ``login_hint`` (the demo accounts and their passwords) would be
+      kept in the file and shown on the login page and by the launcher;
+    - ``site.operators`` would make anyone whose provider username is on that list an
+      operator, and a username is a claim many providers let users choose; operators come
+      from the provider's groups (``oidc.mapping.operators``) instead.
+    """
+    problems = []
+    if auth.get("demo_users"):
+        problems.append(
+            (
+                "authentication.demo_users",
+                "demo accounts are not used with kind: oidc; remove them (people sign in "
+                "at the identity provider).",
+            )
+        )
+    if auth.get("login_hint"):
+        problems.append(
+            (
+                "authentication.login_hint",
+                "the demo login hint is not shown with kind: oidc; remove it (the login page "
+                "names the sign-in service from oidc.login_service).",
+            )
+        )
+    if site.get("operators"):
+        problems.append(
+            (
+                "site.operators",
+                "is refused with kind: oidc, because a username is a claim users can often "
+                "choose at the provider; name the operators' group in "
+                "authentication.oidc.mapping.operators instead.",
+            )
+        )
     return problems
 
 
@@ -797,6 +880,7 @@ def _build(doc: dict[str, Any], path: Path) -> Settings:
         jobs=_build_jobs(doc.get("jobs", {}), state_dir),
         datasets=tuple(_build_dataset(d, path.parent, state_dir) for d in doc.get("datasets", [])),
         courses=tuple(build_course(c, doc["flavors"]) for c in doc.get("courses", [])),
+        notifications=_build_notifications(doc.get("notifications", {})),
     )
 
 

@@ -14,6 +14,7 @@ from aitestbed.portal.access_requests.logic import AccessRequestError
 from aitestbed.portal.auth import Identity
 from aitestbed.portal.db import transaction
 from aitestbed.portal.deps import CurrentUser, RowId
+from aitestbed.portal.notifications import AccessRequested, Notifier
 from aitestbed.portal.paging import DEFAULT_PAGE, MAX_PAGE, link_next_page
 
 
@@ -24,6 +25,27 @@ def run(request: Request, work: Callable[[Session], object]):
             return work(session)
     except AccessRequestError as error:
         raise HTTPException(error.status, str(error)) from None
+
+
+def create_and_notify(
+    request: Request, name: str, body: schemas.AccessRequestIn
+) -> schemas.AccessRequestOut:
+    """Store a new request, then tell the operators in the background (when configured)."""
+    created = run(request, lambda s: logic.to_wire(logic.create(s, name, body)))
+    notifier: Notifier | None = getattr(request.app.state, "notifier", None)
+    if notifier is not None:
+        base = str(request.base_url).rstrip("/")
+        notifier.access_requested(
+            AccessRequested(
+                request_id=created.id,
+                user=created.user,
+                project=created.project,
+                reason=created.reason,
+                requests_url=f"{base}{request.app.state.prefix}requests",
+                site_name=request.app.state.site_name,
+            )
+        )
+    return created
 
 
 def _operator(request: Request, identity: Identity) -> bool:
@@ -39,7 +61,7 @@ def access_api_router() -> APIRouter:
     @router.post("", status_code=201, response_model=schemas.AccessRequestOut)
     def create(body: schemas.AccessRequestIn, identity: CurrentUser, request: Request):
         """Ask for access to a project (or to get one). One pending request per user."""
-        return run(request, lambda s: logic.to_wire(logic.create(s, identity.name, body)))
+        return create_and_notify(request, identity.name, body)
 
     @router.get("", response_model=list[schemas.AccessRequestOut])
     def listing(

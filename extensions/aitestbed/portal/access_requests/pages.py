@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from aitestbed.portal import models, schemas
 from aitestbed.portal.access_requests import logic
-from aitestbed.portal.access_requests.api import run
+from aitestbed.portal.access_requests.api import create_and_notify, run
 from aitestbed.portal.deps import RowId
 from aitestbed.portal.directory import has_active_project
 from aitestbed.portal.pages import (
@@ -72,7 +72,7 @@ def access_pages_router() -> APIRouter:
                 422,
             )
         try:
-            run(request, lambda s: logic.create(s, user.name, body))
+            create_and_notify(request, user.name, body)
         except HTTPException as refused:
             return access_view(request, user, str(refused.detail), refused.status_code)
         return RedirectResponse(f"{request.app.state.prefix}access", status_code=303)
