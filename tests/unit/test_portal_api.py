@@ -166,6 +166,8 @@ def test_openapi_documents_every_api_route(client):
         "api/internal/sessions/{record_id}/stop",
         "api/internal/users/{user}/standing",
         "api/internal/users/{user}/sso-grants",
+        "api/internal/users/{user}/notices",
+        "api/session-revocations",
         "api/access-requests",
         "api/access-requests/{request_id}",
         "api/access-requests/{request_id}/approve",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Literal
 from urllib.parse import quote
 
@@ -12,9 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from aitestbed.policy.airlock import MAX_FILES, MAX_PATH
-from aitestbed.portal import models
+from aitestbed.portal import models, schemas
 from aitestbed.portal.airlock import logic
-from aitestbed.portal.deps import CurrentUser, DbSession
+from aitestbed.portal.deps import CurrentUser, DbSession, RowId
+from aitestbed.portal.schemas import UtcDateTime
 
 PROJECT_SLUG = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
@@ -40,7 +41,7 @@ class ExportFileOut(BaseModel):
     findings: list[FindingOut]
     state: str = Field(description="pending, approved or declined.")
     decided_by: str | None
-    decided_at: datetime | None
+    decided_at: UtcDateTime | None
     note: str
     downloaded: bool
 
@@ -50,7 +51,7 @@ class ExportOut(BaseModel):
     project: str
     requester: str
     reason: str
-    created_at: datetime
+    created_at: UtcDateTime
     files: list[ExportFileOut]
 
 
@@ -115,7 +116,7 @@ def visible_requests(session: Session, user: str, steward: bool) -> list[models.
 
 
 def airlock_api_router() -> APIRouter:
-    router = APIRouter(prefix="/api/airlock", tags=["airlock"])
+    router = APIRouter(prefix="/api/airlock", tags=["airlock"], responses=schemas.ERRORS)
 
     @router.post("/requests", response_model=ExportOut, status_code=201)
     def ask(body: ExportIn, request: Request, identity: CurrentUser, session: DbSession):
@@ -143,7 +144,7 @@ def airlock_api_router() -> APIRouter:
         return [export_out(r) for r in visible_requests(session, identity.name, steward)]
 
     @router.get("/requests/{request_id}", response_model=ExportOut)
-    def one(request_id: int, request: Request, identity: CurrentUser, session: DbSession):
+    def one(request_id: RowId, request: Request, identity: CurrentUser, session: DbSession):
         row = logic.load_request(session, request_id)
         steward = logic.is_steward(session, identity, settings_of(request))
         if row is None or not (steward or row.requester == identity.name):
@@ -152,8 +153,8 @@ def airlock_api_router() -> APIRouter:
 
     @router.post("/requests/{request_id}/files/{file_id}/decision", response_model=ExportOut)
     def decide(
-        request_id: int,
-        file_id: int,
+        request_id: RowId,
+        file_id: RowId,
         body: DecisionIn,
         request: Request,
         identity: CurrentUser,
@@ -177,7 +178,11 @@ def airlock_api_router() -> APIRouter:
 
     @router.get("/requests/{request_id}/files/{file_id}/download")
     def download(
-        request_id: int, file_id: int, request: Request, identity: CurrentUser, session: DbSession
+        request_id: RowId,
+        file_id: RowId,
+        request: Request,
+        identity: CurrentUser,
+        session: DbSession,
     ) -> Response:
         """The approved file, for the requester, once."""
         try:
