@@ -19,7 +19,7 @@ import threading
 import pytest
 import requests
 from aitestbed.hub.demo import start_hub
-from aitestbed.hub.policy_spawner import UNAVAILABLE
+from aitestbed.hub.project_gate import UNAVAILABLE
 
 from tests.faults.invariants import Deployment
 from tests.harness import running_portal, wait_until
@@ -242,6 +242,7 @@ def test_portal_killed_during_a_job_submission_and_before_an_admission(deploymen
         headers=_headers(deployment, "bob"),
         timeout=60,
     )
+    # The project gate is the first to ask the portal before a start: its sentence.
     assert (refused.status_code, refused.json()["message"]) == (503, UNAVAILABLE)
     wait_until(
         lambda: requests.get(f"{portal.portal_url}api/health", timeout=5).status_code == 200,
