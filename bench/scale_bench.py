@@ -31,14 +31,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import json
 import os
 import platform
-import pwd
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,7 +49,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.datasets_bench import TAGS, WORDS  # noqa: E402
-from tests.harness import free_port  # noqa: E402
+from tests.postgres import private_postgres  # noqa: E402
 
 RESULTS_DIR = REPO / "bench" / "results"
 SETTINGS = REPO / "hub_config" / "settings.yaml"
@@ -71,54 +68,6 @@ QUERIES = {
 
 
 # -- databases -----------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def private_postgres() -> Iterator[str]:
-    """A PostgreSQL server on a free loopback port for this run (as the tests start one)."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        raise SystemExit("PostgreSQL is not installed: run scripts/setup.sh --test.")
-    bindir = Path(found[-1]).parent
-    base = Path(tempfile.mkdtemp(prefix="aitestbed-scale-pg-"))
-    data, sockets = base / "data", base / "sock"
-    sockets.mkdir()
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres")
-        for path in (base, sockets):
-            os.chown(path, user.pw_uid, user.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    run = {"check": True, "capture_output": True, "text": True, "timeout": 120}
-    subprocess.run(
-        [*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
-        **run,
-    )
-    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        [
-            *as_user,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-w",
-            "start",
-            "-l",
-            str(base / "server.log"),
-        ],
-        **run,
-    )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    finally:
-        with contextlib.suppress(subprocess.SubprocessError):
-            subprocess.run(
-                [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], **run
-            )
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def fresh_database(kind: str, server: str | None, workdir: Path, name: str) -> str:
