@@ -370,3 +370,22 @@ def test_a_name_that_maps_to_a_system_account_is_refused_at_login(sso):
     )
     assert _hub_user(portal, operator, "munge").status_code == 404
     assert session.get(f"{portal.url}/hub/api/user", timeout=30).status_code == 403
+
+
+def test_course_groups_come_with_every_login(sso):
+    """With single sign-on the authenticator sets the hub groups at each login: the course
+    groups the staff's role filters on come from the portal beside the provider's groups
+    (the demo course dl-101: ingrid teaches it, sam studies in it)."""
+    portal, provider = sso
+    operator = _operator(portal, provider)
+    provider.set_user("ingrid", "ingrid-pw", ["aitestbed-users", "gpu-users"])
+    provider.set_user("sam", "sam-pw", ["aitestbed-users"])
+    provider_login(portal.url, "ingrid", "ingrid-pw")
+    provider_login(portal.url, "sam", "sam-pw")
+    ingrid = _hub_user(portal, operator, "ingrid").json()
+    # The provider's mapped groups (gpu, verified) stay beside the course groups.
+    assert sorted(ingrid["groups"]) == ["course.dl-101", "gpu", "staff.dl-101", "verified"]
+    assert sorted(_hub_user(portal, operator, "sam").json()["groups"]) == [
+        "course.dl-101",
+        "verified",
+    ]

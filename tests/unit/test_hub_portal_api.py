@@ -92,21 +92,22 @@ async def test_standing_and_sso_grants_through_the_internal_api(portal):
 
     assert await client.apply_sso_grants(
         "dana", instructor=True, projects=[("acme-vision", "member"), ("no-such", "member")]
-    ) == {"added": ["acme-vision"], "removed": [], "updated": []}
+    ) == {"added": ["acme-vision"], "removed": [], "updated": [], "course_groups": []}
     assert _memberships(engine, "dana") == [("acme-vision", "member", "sso")]
     assert await client.standing("dana") is True
     # The same grants again change nothing; a new role is an update; none is a removal.
     same = await client.apply_sso_grants(
         "dana", instructor=True, projects=[("acme-vision", "member")]
     )
-    assert same == {"added": [], "removed": [], "updated": []}
+    assert same == {"added": [], "removed": [], "updated": [], "course_groups": []}
     assert await client.apply_sso_grants(
         "dana", instructor=True, projects=[("acme-vision", "manager")]
-    ) == {"added": [], "removed": [], "updated": ["acme-vision"]}
+    ) == {"added": [], "removed": [], "updated": ["acme-vision"], "course_groups": []}
     assert await client.apply_sso_grants("dana", instructor=False, projects=[]) == {
         "added": [],
         "removed": ["acme-vision"],
         "updated": [],
+        "course_groups": [],
     }
     assert _memberships(engine, "dana") == []
     assert await client.standing("dana") is False
@@ -115,8 +116,16 @@ async def test_standing_and_sso_grants_through_the_internal_api(portal):
         "added": [],
         "removed": [],
         "updated": [],
+        "course_groups": [],
     }
     assert [m[0] for m in _memberships(engine, "bob")] == ["acme-vision", "uni-nlp"]
+    # With single sign-on the authenticator sets the hub groups at each login: the portal
+    # answers the groups of the user's courses (the demo course dl-101: ingrid teaches it,
+    # sam studies in it).
+    ingrid = await client.apply_sso_grants("ingrid", instructor=True, projects=[])
+    assert ingrid["course_groups"] == ["course.dl-101", "staff.dl-101"]
+    sam = await client.apply_sso_grants("sam", instructor=False, projects=[])
+    assert sam["course_groups"] == ["course.dl-101"]
 
 
 async def test_the_directory_answers_only_the_hub_and_names_bad_fields(portal):

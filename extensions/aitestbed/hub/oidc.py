@@ -498,8 +498,13 @@ class PortalOIDCAuthenticator(GenericOAuthenticator):
         except (PortalUnavailable, PortalRefused) as error:
             self.log.error("Single sign-on: could not update %s in the portal: %s", name, error)
             raise web.HTTPError(503, PORTAL_UNAVAILABLE) from None
+        course_groups = changes.pop("course_groups", [])
         if any(changes.values()):
             self.log.info("Single sign-on: project memberships of %s: %s", name, changes)
+        if self.manage_groups and auth_model.get("groups") is not None:
+            # The authenticator sets the user's hub groups at each login: the provider's,
+            # plus the groups of the user's courses (their staff's hub rights filter on them).
+            auth_model["groups"] = sorted(set(auth_model["groups"]) | set(course_groups))
 
 
 def _mark_refusal(handler) -> None:

@@ -179,7 +179,8 @@ class HubPortalClient:
     ) -> dict[str, list[str]]:
         """Make ``user``'s single sign-on memberships exactly ``projects`` ((slug, role)).
 
-        Returns what changed (``added``, ``removed``, ``updated`` project slugs)."""
+        Returns what changed (``added``, ``removed``, ``updated`` project slugs) and the
+        hub groups of the user's courses (``course_groups``)."""
         answer = await self._call(
             "PUT",
             f"api/internal/users/{quote(user, safe='')}/sso-grants",
@@ -188,7 +189,9 @@ class HubPortalClient:
                 "projects": [{"project": slug, "role": role} for slug, role in projects],
             },
         )
-        return {key: answer[key] for key in ("added", "removed", "updated")}
+        return {
+            key: answer.get(key, []) for key in ("added", "removed", "updated", "course_groups")
+        }
 
 
 @functools.cache

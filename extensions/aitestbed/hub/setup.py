@@ -403,7 +403,8 @@ def setup_portal(c: Any, settings: Settings) -> None:
     c.JupyterHub.services = service_list + metrics
     c.JupyterHub.load_roles = roles + metrics_roles
     if settings.authentication.kind != "oidc":
-        # With single sign-on the authenticator manages groups (manage_groups) and JupyterHub
-        # refuses load_groups at start; course groups under SSO are an open question
-        # (see the merge note of feature/sso).
+        # With single sign-on the authenticator manages the hub groups (manage_groups) and
+        # JupyterHub refuses load_groups: there the course groups come with each login (the
+        # portal answers them with the SSO grants, hub/oidc.py); the staff role creates its
+        # group at start either way.
         c.JupyterHub.load_groups = course_groups(settings.courses)

@@ -21,8 +21,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 
-from aitestbed.portal import schemas
+from aitestbed.portal import models, schemas
 from aitestbed.portal.db import transaction
 from aitestbed.portal.deps import DbSession
 from aitestbed.portal.directory import apply_sso_grants, has_active_project
@@ -76,6 +77,30 @@ class SsoChanges(BaseModel):
     added: list[str]
     removed: list[str]
     updated: list[str]
+    course_groups: list[str] = Field(
+        default_factory=list,
+        description="The hub groups of the user's courses (course.<slug>, and staff.<slug> "
+        "for instructors and assistants): with single sign-on the authenticator manages the "
+        "user's hub groups, so it adds these to the provider's.",
+    )
+
+
+def course_groups_of(session, user: str) -> list[str]:
+    """The hub groups of ``user``'s courses (see ``aitestbed.hub.course_rbac``)."""
+    rows = session.execute(
+        select(models.Project.slug, models.Membership.course_role)
+        .join(models.Membership, models.Membership.project_id == models.Project.id)
+        .join(models.User, models.User.id == models.Membership.user_id)
+        .where(
+            models.User.name == user,
+            models.Project.kind == "course",
+            models.Membership.course_role.is_not(None),
+        )
+    ).all()
+    return sorted(
+        {f"course.{slug}" for slug, _ in rows}
+        | {f"staff.{slug}" for slug, role in rows if role in ("instructor", "assistant")}
+    )
 
 
 def directory_router() -> APIRouter:
@@ -115,6 +140,7 @@ def directory_router() -> APIRouter:
                 instructor=body.instructor,
                 projects=[(grant.project, grant.role) for grant in body.projects],
             )
-        return SsoChanges(user=user, **changes)
+            groups = course_groups_of(session, user)
+        return SsoChanges(user=user, **changes, course_groups=groups)
 
     return router
