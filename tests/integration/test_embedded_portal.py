@@ -7,6 +7,7 @@ jupyterhub-singleuser (JupyterLab) started by the portal's local spawner.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import subprocess
 import sys
@@ -107,6 +108,13 @@ def test_login_start_server_reach_it_call_portal_and_stop(portal):
 def test_session_token_reaches_portal_from_inside_the_session(portal):
     """The notebook package finds the portal and its token in the session's environment."""
     session = portal.login("bob", USERS["bob"])
+    # Every image runs from this machine's one environment: a card lists a framework only
+    # as far as it is there (the kernel below imports the rest).
+    form = session.get(f"{portal.url}/hub/spawn", timeout=60).text
+    for image in SETTINGS["images"]:
+        for name in image["frameworks"]:
+            missing = importlib.util.find_spec(IMPORT_NAMES.get(name, name)) is None
+            assert (f"{name} (not installed on this machine)" in form) == missing, name
     _start_server(portal, session, "bob", project="uni-nlp")
     try:
         # A real kernel in bob's session: the code uses only what the session's

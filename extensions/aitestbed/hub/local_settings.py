@@ -14,7 +14,7 @@ default does not isolate users (it is for one trusted team or a course on one se
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aitestbed.policy.gpus import GpuDevice, visible_devices
@@ -126,3 +126,29 @@ def materials_command(
     """The session's command with the course's materials pulled first (in the session, by
     ``aitestbed.notebook.materials`` with nbgitpuller); an argument list, never a shell."""
     return [python, "-m", "aitestbed.notebook.materials", repo, branch, str(folder), "--", *command]
+
+
+# Framework names on the image cards and the modules that provide them.
+FRAMEWORK_MODULES = {
+    "scikit-learn": "sklearn",
+    "pytorch": "torch",
+    "tensorflow": "tensorflow",
+    "keras": "keras",
+    "torchvision": "torchvision",
+    "jax": "jax",
+}
+NOT_INSTALLED = " (not installed on this machine)"
+
+
+def framework_module(framework: str) -> str:
+    return FRAMEWORK_MODULES.get(framework, framework.replace("-", "_"))
+
+
+def framework_labels(
+    frameworks: Sequence[str], installed: Callable[[str], bool]
+) -> tuple[str, ...]:
+    """The embedded default runs every image from one environment: a framework a card
+    lists but the environment lacks is said so on the card, not promised."""
+    return tuple(
+        name if installed(framework_module(name)) else name + NOT_INSTALLED for name in frameworks
+    )

@@ -15,6 +15,8 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
+from importlib.util import find_spec
 from pathlib import Path
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
@@ -22,6 +24,7 @@ from tornado import web
 from traitlets import Dict, Unicode
 
 from aitestbed.hub.local_settings import (
+    framework_labels,
     link_datasets,
     link_project_folder,
     local_datasets_environment,
@@ -34,6 +37,14 @@ from aitestbed.policy.gpus import GpuDevice
 from aitestbed.policy.model import FlavorSpec, ImageSpec
 from aitestbed.policy.mounts import DatasetMount
 from aitestbed.policy.safezone import OUTBOX_FOLDER, SAFE_MODE_ARGS, safe_mode_environment
+
+
+def module_installed(module: str) -> bool:
+    """Whether this environment (the sessions' too, in the embedded default) has ``module``."""
+    try:
+        return find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def session_path(environment_bin: Path, inherited: str | None) -> str:
@@ -123,6 +134,14 @@ class PortalLocalSpawner(PolicySpawnerMixin, SimpleLocalProcessSpawner):
         env = super().get_env()
         env.update(self.session_environment)
         return env
+
+    def images_as_offered(self, images):
+        """Every image runs from this machine's one environment: frameworks it lacks are
+        marked on the cards (``local_settings.framework_labels``)."""
+        return [
+            replace(image, frameworks=framework_labels(image.frameworks, module_installed))
+            for image in images
+        ]
 
     def user_env(self, env):
         env = super().user_env(env)

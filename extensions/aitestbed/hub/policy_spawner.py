@@ -211,6 +211,11 @@ class PolicySpawnerMixin(LoggingConfigurable):
         result = self.capacity(running, list(flavors.values()))
         return await result if inspect.isawaitable(result) else result
 
+    def images_as_offered(self, images: list[ImageSpec]) -> list[ImageSpec]:
+        """The image cards as this installation can honour them (subclasses: the embedded
+        default says which listed frameworks its one environment lacks)."""
+        return images
+
     async def render_options_form(self) -> str:
         try:
             context = await self.portal().spawn_context(self.user.name)
@@ -218,7 +223,7 @@ class PolicySpawnerMixin(LoggingConfigurable):
             return f"<div class='alert alert-danger'>{UNAVAILABLE}</div>"
         projects, flavors, images, running = parse_context(context)
         self.gpu_places = context.get("gpu_places") or {}
-        options = spawn_options(projects, flavors, images, date.today())
+        options = spawn_options(projects, flavors, self.images_as_offered(images), date.today())
         capacity = await self.free_capacity(options, running)
         return render_spawn_form(
             options,
