@@ -609,3 +609,40 @@ def test_the_hubs_pages_carry_the_same_top_bar():
 
     template = (REPO / "extensions/aitestbed/hub/templates/page.html").read_text()
     assert re.findall(r'id="nav-([a-z]+)"', template) == EVERYONE_NAV + OPERATOR_NAV
+
+
+def test_console_shows_who_is_starting_and_the_gpu_places(engine):
+    """Live capacity: the GPU flavors' free places on this machine's devices, and the
+    sessions the hub is starting (waiting for a start slot or starting)."""
+    from aitestbed.gpu_inventory import SimulatedSource
+
+    users = [
+        {"name": "alice", "servers": {"": {"pending": "spawn", "ready": False}}},
+        {"name": "bob", "servers": {"": {"pending": None, "ready": True}}},
+        {"name": "dora", "servers": {"lab": {"pending": "spawn", "ready": False}}},
+    ]
+
+    async def hub_users():
+        return users
+
+    app = create_app(
+        engine=engine,
+        identity=TableIdentity(),
+        prefix=PREFIX,
+        hub_users=hub_users,
+        gpu_source=SimulatedSource(2),
+    )
+    with TestClient(app) as client:
+        html = as_user(client, "t-olivia").get(PREFIX + "console").text
+    assert "Starting now (2, waiting for a start slot or starting): alice, dora/lab." in html
+    table = html[html.index('id="gpu-capacity"') :].split("</table>")[0]
+    assert re.search(r"<td>a100x1</td><td class=\"num\">2</td><td class=\"num\">2</td>", table)
+
+    async def hub_down():
+        raise OSError("connection refused")
+
+    app = create_app(engine=engine, identity=TableIdentity(), prefix=PREFIX, hub_users=hub_down)
+    with TestClient(app) as client:
+        html = as_user(client, "t-olivia").get(PREFIX + "console").text
+    assert "Starting sessions: unknown (the hub does not answer now)." in html
+    assert 'id="gpu-capacity"' not in html  # no devices assigned by the portal here

@@ -8,8 +8,23 @@ from fastapi import APIRouter, Request
 from sqlalchemy import func, select
 
 from aitestbed.portal import models
+from aitestbed.portal.courses.classroom import active_hub_users
 from aitestbed.portal.pages import PageUser, operator_page_user, pending_requests, render
+from aitestbed.portal.sessions import gpu_inventory, gpu_places
 from aitestbed.portal.usage import ACTIVE_JOB_STATES
+
+
+def starting_servers(users: list[dict] | None) -> list[str] | None:
+    """Who is starting a server now (waiting in the hub's start queue or starting): the
+    hub's users whose server is pending a spawn; None when the hub's list is unknown."""
+    if users is None:
+        return None
+    return sorted(
+        f"{user['name']}/{name}" if name else user["name"]
+        for user in users
+        for name, server in (user.get("servers") or {}).items()
+        if server.get("pending") == "spawn"
+    )
 
 
 def running_by_flavor(session) -> list[tuple[str, str, int, float]]:
@@ -34,6 +49,8 @@ def console_pages_router() -> APIRouter:
         if not isinstance(user, PageUser):
             return user
         today = date.today()
+        starting = starting_servers(await active_hub_users(request.app.state))
+        inventory = gpu_inventory(request)
         with request.app.state.sessions() as session:
             projects = list(session.scalars(select(models.Project)))
             datasets = session.scalar(
@@ -51,6 +68,11 @@ def console_pages_router() -> APIRouter:
                 ),
             }
             in_use = running_by_flavor(session)
+            places = (
+                {}
+                if inventory is None
+                else gpu_places(session, inventory, session.scalars(select(models.Flavor)))
+            )
             jobs = dict(
                 session.execute(
                     select(models.Job.state, func.count())
@@ -65,6 +87,8 @@ def console_pages_router() -> APIRouter:
             title="Operator console",
             current="console",
             in_use=in_use,
+            starting=starting,
+            gpu_places=sorted(places.items()),
             jobs_pending=jobs.get("PENDING", 0),
             jobs_running=jobs.get("RUNNING", 0),
             **counts,
