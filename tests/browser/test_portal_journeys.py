@@ -22,7 +22,7 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed"),
 ]
 WAIT_MS = 90_000
-USERS = {"olivia": "olivia-pw", "dora": "dora-pw", "erin": "erin-pw"}
+USERS = {"olivia": "olivia-pw", "dora": "dora-pw", "erin": "erin-pw", "alice": "alice-pw"}
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +210,36 @@ def test_operator_runs_the_console_through_the_navigation(portal, page, check_pa
     check_page(page, "operator-jobs")
     nav(page, "Datasets")
     check_page(page, "operator-datasets")
+
+
+def test_startup_engineer_finds_quota_datasets_jobs_and_starts(portal, page, check_page):
+    """alice, manager of acme-vision: the spawn page's quota, her project's GPU-hours used,
+    the datasets she may use, a job she submitted, then a session, all from the top bar."""
+    token = api_token(portal, "alice")
+    # Her home exists once she has had a session; a job runs in it.
+    (portal.settings_path.parent / "state" / "homes" / "alice").mkdir(parents=True)
+    job = requests.post(
+        f"{portal.portal_url}api/jobs",
+        json={"project": "acme-vision", "name": "from-notebook", "command": ["true"]},
+        headers={"Authorization": f"token {token}"},
+        timeout=60,
+    )
+    assert job.status_code == 201, job.text
+    log_in(page, portal, "alice")
+    page.wait_for_url(re.compile(r".*/hub/spawn"), timeout=WAIT_MS)  # she lands where she starts
+    expect(page.locator("#spawn_form")).to_contain_text("GPU-hours left")
+    check_page(page, "engineer-spawn-page", include="#spawn_form")
+    nav(page, "Usage")
+    expect(page.locator("#usage-table")).to_contain_text("acme-vision")
+    expect(page.locator("#usage-table")).to_contain_text("GPU-hours used / budget")
+    check_page(page, "engineer-usage")
+    nav(page, "Datasets")
+    expect(page.locator("#dataset-iris")).to_be_visible()
+    check_page(page, "engineer-datasets")
+    nav(page, "Jobs")
+    expect(page.locator(f"#job-{job.json()['id']}")).to_contain_text("from-notebook")
+    check_page(page, "engineer-jobs")
+    nav(page, "Sessions")
+    page.locator("#spawn_form [type=submit]").click()
+    page.wait_for_url(re.compile(rf"^{re.escape(portal.url)}/user/alice/"), timeout=WAIT_MS)
+    expect(page.locator("#jp-main-dock-panel, .jp-LabShell").first).to_be_visible(timeout=WAIT_MS)
