@@ -238,6 +238,7 @@ def create_app(
     airlock: AirlockSettings | None = None,
     notifier: Notifier | None = None,
     timezone: str = "UTC",
+    datasets_mount: str | None = None,
     known_users: frozenset[str] | None = None,
     hub_users: Callable[[], Coroutine[Any, Any, list[dict]]] | None = None,
     homes_dir: pathlib.Path | None = None,
@@ -282,6 +283,7 @@ def create_app(
     app.state.timezone = timezone  # the site's: course slots and times shown to users
     app.state.known_users = known_users  # who can log in (None: whoever the provider knows)
     app.state.site_name = site_name
+    app.state.datasets_mount = datasets_mount  # where sessions see datasets (None: /datasets)
     app.state.gpu_source = gpu_source
     if dataset_roots is None:
         dataset_roots = [state_dir / "datasets"] if state_dir else []

@@ -166,6 +166,8 @@ def serve(settings: Settings) -> None:  # pragma: no cover - exercised by integr
         ),
         notifier=Notifier(settings.notifications) if notifications_set(settings) else None,
         timezone=settings.site.timezone,
+        # The embedded default links each dataset into the home (hub/local_settings.py).
+        datasets_mount="~/datasets" if settings.site.mode == "embedded" else None,
         known_users=frozenset(u.name for u in settings.authentication.demo_users)
         if settings.authentication.kind == "demo"
         else None,

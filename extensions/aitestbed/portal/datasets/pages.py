@@ -49,6 +49,13 @@ def _catalog_rows(session):
     )
 
 
+def sessions_see(request: Request, slug: str) -> str:
+    """Where this site's sessions find a dataset: ``~/datasets/<slug>`` in the embedded
+    default, ``/datasets/<slug>`` in a pod (``create_app(datasets_mount=...)``)."""
+    root = getattr(request.app.state, "datasets_mount", None)
+    return f"{root}/{slug}" if root else mount_path(slug)
+
+
 def datasets_pages_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
@@ -61,7 +68,8 @@ def datasets_pages_router() -> APIRouter:
             viewer = viewer_of(session, user.identity)
             rows = candidate_datasets(session, viewer.projects)
             items = [
-                (row, use_decision(rule_for(row), viewer), mount_path(row.slug)) for row in rows
+                (row, use_decision(rule_for(row), viewer), sessions_see(request, row.slug))
+                for row in rows
             ]
             audit(
                 session,
@@ -97,7 +105,7 @@ def datasets_pages_router() -> APIRouter:
                 projects=projects,
                 problem=problem,
                 notice=notice,
-                mount_path=mount_path,
+                mount_path=lambda slug: sessions_see(request, slug),
             )
 
     @router.get("/catalog")
