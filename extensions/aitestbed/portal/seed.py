@@ -62,11 +62,9 @@ FLAVOR_FIELDS = (
 IMAGE_FIELDS = ("display_name", "description", "image", "frameworks", "cuda", "gpu_capable")
 
 
-def _sync_project(session: Session, spec: site_settings.Project) -> None:
-    project = session.scalar(select(models.Project).where(models.Project.slug == spec.slug))
-    if project is None:
-        project = models.Project(slug=spec.slug)
-        session.add(project)
+def apply_project(project: models.Project, spec: site_settings.Project) -> None:
+    """Write a project document (settings or console) onto its row: title, allocation and
+    the flavors and images its members may start."""
     allocation = spec.allocation
     project.title = spec.title
     project.description = spec.description
@@ -78,6 +76,14 @@ def _sync_project(session: Session, spec: site_settings.Project) -> None:
     project.slurm_account = allocation.slurm_account
     project.allowed_flavors = list(spec.flavors) if spec.flavors is not None else None
     project.allowed_images = list(spec.images) if spec.images is not None else None
+
+
+def _sync_project(session: Session, spec: site_settings.Project) -> None:
+    project = session.scalar(select(models.Project).where(models.Project.slug == spec.slug))
+    if project is None:
+        project = models.Project(slug=spec.slug)
+        session.add(project)
+    apply_project(project, spec)
     project.source = "settings"  # listed in the file: the file owns it from now on
     session.flush()
     by_user_id = {m.user_id: m for m in project.memberships}

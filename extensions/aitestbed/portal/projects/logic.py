@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from aitestbed import settings as site_settings
 from aitestbed.portal import models
-from aitestbed.portal.seed import get_or_create_user
+from aitestbed.portal.seed import apply_project, get_or_create_user
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 EDITABLE_MEMBERSHIPS = (models.MembershipSource.OPERATOR, models.MembershipSource.REQUEST)
@@ -81,20 +81,6 @@ def _validated(session: Session, doc: Any) -> site_settings.Project:
     )
 
 
-def _apply(project: models.Project, spec: site_settings.Project) -> None:
-    allocation = spec.allocation
-    project.title = spec.title
-    project.description = spec.description
-    project.gpu_hours_budget = allocation.gpu_hours
-    project.max_concurrent_gpus = allocation.max_concurrent_gpus
-    project.storage_quota_gb = allocation.storage_quota_gb
-    project.valid_from = allocation.valid_from
-    project.valid_until = allocation.valid_until
-    project.slurm_account = allocation.slurm_account
-    project.allowed_flavors = list(spec.flavors) if spec.flavors is not None else None
-    project.allowed_images = list(spec.images) if spec.images is not None else None
-
-
 def load(session: Session, slug: str) -> models.Project:
     project = session.scalar(
         select(models.Project)
@@ -126,7 +112,7 @@ def create(session: Session, doc: Any) -> models.Project:
     if session.scalar(select(models.Project.id).where(models.Project.slug == spec.slug)):
         raise ProjectError(409, [("slug", f"A project {spec.slug!r} exists already.")])
     project = models.Project(slug=spec.slug, source="api")
-    _apply(project, spec)
+    apply_project(project, spec)
     try:
         with session.begin_nested():  # two operators creating the same slug at once
             session.add(project)
@@ -150,7 +136,7 @@ def change(session: Session, slug: str, changes: dict[str, Any]) -> models.Proje
             doc.pop(key, None)  # null: every flavor or image of the catalog
         else:
             doc[key] = value
-    _apply(project, _validated(session, doc))
+    apply_project(project, _validated(session, doc))
     session.flush()
     return project
 
